@@ -1,0 +1,86 @@
+"""Pieces shared by every message: schema version, base config, identifiers, parties."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from uk_election_ids.election_ids import IdBuilder
+
+# Bumped on any change a consumer could notice; consumers reject versions they do not know.
+SCHEMA_VERSION: Literal["1"] = "1"
+SchemaVersion = Literal["1"]
+
+
+class Message(BaseModel):
+    """Base of every message: strict about unknown fields so a typo is a rejection, not a loss."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_election_id(value: str) -> str:
+    try:
+        builder = IdBuilder.from_id(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not a Democracy Club election id: {value!r} ({exc})") from exc
+    if builder.election_group_id != value:
+        raise ValueError(f"{value!r} is a ballot id, not an election id")
+    return value
+
+
+def _check_ballot_id(value: str) -> str:
+    try:
+        builder = IdBuilder.from_id(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not a Democracy Club ballot id: {value!r} ({exc})") from exc
+    if builder.ballot_id != value:
+        raise ValueError(f"{value!r} is not a ballot id")
+    return value
+
+
+ElectionId = Annotated[
+    str,
+    AfterValidator(_check_election_id),
+    Field(description="Democracy Club election id, e.g. parl.2024-07-04", examples=["parl.2024-07-04"]),
+]
+BallotId = Annotated[
+    str,
+    AfterValidator(_check_ballot_id),
+    Field(
+        description="Democracy Club ballot id, e.g. parl.houghton-and-sunderland-south.2024-07-04",
+        examples=["parl.houghton-and-sunderland-south.2024-07-04"],
+    ),
+]
+ConstituencyId = Annotated[
+    str,
+    Field(
+        pattern=r"^[ENSW]\d{8}$",
+        description="ONS constituency id (2024 boundaries), e.g. E14001290",
+        examples=["E14001290"],
+    ),
+]
+PartyCode = Annotated[
+    str,
+    Field(min_length=1, max_length=16, description="Party abbreviation as the Commons Library uses it"),
+]
+AwareDatetime = Annotated[dt.datetime, Field(description="ISO 8601 with a UTC offset")]
+
+
+def election_date(election_id: str) -> dt.date:
+    """The polling day of a Democracy Club election id."""
+    return dt.date.fromisoformat(election_id.rsplit(".", 1)[-1])
+
+
+def ballot_id_for(election_id: str, constituency_slug: str) -> str:
+    """Build a ballot id with uk-election-ids, which checks the slug and the election type."""
+    election_type = election_id.split(".", 1)[0]
+    return IdBuilder(election_type, election_date(election_id)).with_division(constituency_slug).ballot_id
+
+
+class Party(Message):
+    """A party as the Electoral Commission registers it; independents have no EC id."""
+
+    ec_id: str | None = Field(None, description="Electoral Commission id, e.g. PP53; none for Ind")
+    abbreviation: PartyCode
+    name: str = Field(min_length=1)

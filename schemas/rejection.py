@@ -1,0 +1,37 @@
+"""A rejected message, as published to the dead-letter topic with the original bytes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.common import Message, SchemaVersion
+
+
+class RejectionReason(StrEnum):
+    MALFORMED_JSON = "malformed_json"
+    SCHEMA_VIOLATION = "schema_violation"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    FIGURES_DO_NOT_ADD_UP = "figures_do_not_add_up"
+    UNKNOWN_CONSTITUENCY = "unknown_constituency"
+    UNKNOWN_CANDIDATE = "unknown_candidate"
+    DECLARED_BEFORE_POLLS_CLOSED = "declared_before_polls_closed"
+    WRONG_ELECTION = "wrong_election"
+    REVISION_CONFLICT = "revision_conflict"
+
+
+class Rejection(Message):
+    schema_version: SchemaVersion = "1"
+    message_type: Literal["rejection"] = "rejection"
+    reason: RejectionReason
+    detail: str = Field(description="Readable reason, for the person on the desk")
+    original_b64: str = Field(description="The message value exactly as received, base64")
+    original_key: str | None = None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    rejected_at: dt.datetime
+    election_id: str = Field(description="The election the worker was processing")

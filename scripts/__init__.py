@@ -1,0 +1,1 @@
+"""Command-line tools: local services, replay of the night, benchmarks."""

@@ -1,0 +1,53 @@
+"""The one settings object, read from the environment (see the README's table)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything a worker, the replay and the service helpers can be told from outside."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    # Connections
+    kafka_bootstrap_servers: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers")
+    redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL for the tallies")
+
+    # Local services started by scripts/services.py (no Docker)
+    kafka_port: int = Field(19092, description="Port of the local Kafka broker")
+    kafka_controller_port: int = Field(19093, description="Port of the local KRaft controller")
+    kafka_heap: str = Field("512m", description="JVM heap of the local broker (-Xmx)")
+    redis_port: int = Field(16379, description="Port of the local redis-server")
+    run_dir: Path = Field(PROJECT_ROOT / ".run", description="Data, logs and pid files of local services")
+
+    # The election
+    election_id: str = Field("parl.2024-07-04", description="Democracy Club election id being processed")
+    data_dir: Path = Field(PROJECT_ROOT / "data" / "ge2024", description="Reference files of the election")
+
+    # Topics
+    topic_declarations: str = Field("declarations", description="Input: declarations, keyed by constituency")
+    topic_accepted: str = Field("declarations-accepted", description="Internal: validated declarations")
+    topic_dead_letter: str = Field("declarations-dead-letter", description="Rejected messages, with reasons")
+    topic_results: str = Field("results", description="Output: one enriched result per applied revision")
+    topic_state: str = Field("state-of-parties", description="Output: snapshot after each change")
+    topic_alerts: str = Field("alerts", description="Output: alerts for newsrooms and apps")
+    topic_partitions: int = Field(4, description="Partitions of the declarations topics")
+
+    # Worker
+    app_id: str = Field("election-night", description="Faust app id (consumer group)")
+    web_port: int = Field(6066, description="Port of the worker's web server")
+    redis_key_prefix: str = Field("", description="Extra Redis key prefix (tests isolate with it)")
+    batch_size: int = Field(200, description="Most declarations applied in one Redis round trip")
+    batch_within_s: float = Field(0.05, description="Longest wait to fill a batch, seconds")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
