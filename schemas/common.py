@@ -42,7 +42,9 @@ def _check_ballot_id(value: str) -> str:
 ElectionId = Annotated[
     str,
     AfterValidator(_check_election_id),
-    Field(description="Democracy Club election id, e.g. parl.2024-07-04", examples=["parl.2024-07-04"]),
+    Field(
+        description="Democracy Club election id, e.g. parl.2024-07-04", examples=["parl.2024-07-04"]
+    ),
 ]
 BallotId = Annotated[
     str,
@@ -62,7 +64,9 @@ ConstituencyId = Annotated[
 ]
 PartyCode = Annotated[
     str,
-    Field(min_length=1, max_length=16, description="Party abbreviation as the Commons Library uses it"),
+    Field(
+        min_length=1, max_length=16, description="Party abbreviation as the Commons Library uses it"
+    ),
 ]
 AwareDatetime = Annotated[dt.datetime, Field(description="ISO 8601 with a UTC offset")]
 
@@ -75,7 +79,11 @@ def election_date(election_id: str) -> dt.date:
 def ballot_id_for(election_id: str, constituency_slug: str) -> str:
     """Build a ballot id with uk-election-ids, which checks the slug and the election type."""
     election_type = election_id.split(".", 1)[0]
-    return IdBuilder(election_type, election_date(election_id)).with_division(constituency_slug).ballot_id
+    return (
+        IdBuilder(election_type, election_date(election_id))
+        .with_division(constituency_slug)
+        .ballot_id
+    )
 
 
 class Party(Message):

@@ -8,6 +8,7 @@ from typing import Literal, Self
 
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+from uk_election_ids.slugger import slugify
 
 from schemas.common import (
     BallotId,
@@ -18,8 +19,6 @@ from schemas.common import (
     SchemaVersion,
     ballot_id_for,
 )
-from uk_election_ids.slugger import slugify
-
 
 # The validation agent maps this error type to its own rejection reason.
 FIGURES_ERROR = "figures_do_not_add_up"
