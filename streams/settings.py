@@ -25,23 +25,45 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(19093, description="Port of the local KRaft controller")
     kafka_heap: str = Field("512m", description="JVM heap of the local broker (-Xmx)")
     redis_port: int = Field(16379, description="Port of the local redis-server")
-    run_dir: Path = Field(PROJECT_ROOT / ".run", description="Data, logs and pid files of local services")
+    run_dir: Path = Field(
+        PROJECT_ROOT / ".run",
+        description="Data, logs and pid files of local services",
+    )
 
     # The election
-    election_id: str = Field("parl.2024-07-04", description="Democracy Club election id being processed")
-    data_dir: Path = Field(PROJECT_ROOT / "data" / "ge2024", description="Reference files of the election")
+    election_id: str = Field(
+        "parl.2024-07-04",
+        description="Democracy Club election id being processed",
+    )
+    data_dir: Path = Field(
+        PROJECT_ROOT / "data" / "ge2024",
+        description="Reference files of the election",
+    )
 
     # Topics
-    topic_declarations: str = Field("declarations", description="Input: declarations, keyed by constituency")
-    topic_accepted: str = Field("declarations-accepted", description="Internal: validated declarations")
-    topic_dead_letter: str = Field("declarations-dead-letter", description="Rejected messages, with reasons")
-    topic_results: str = Field("results", description="Output: one enriched result per applied revision")
+    topic_declarations: str = Field(
+        "declarations",
+        description="Input: declarations, keyed by constituency",
+    )
+    topic_accepted: str = Field(
+        "declarations-accepted",
+        description="Internal: validated declarations",
+    )
+    topic_dead_letter: str = Field(
+        "declarations-dead-letter",
+        description="Rejected messages, with reasons",
+    )
+    topic_results: str = Field(
+        "results",
+        description="Output: one enriched result per applied revision",
+    )
     topic_state: str = Field("state-of-parties", description="Output: snapshot after each change")
     topic_alerts: str = Field("alerts", description="Output: alerts for newsrooms and apps")
     topic_partitions: int = Field(4, description="Partitions of the declarations topics")
 
     # Worker
     app_id: str = Field("election-night", description="Faust app id (consumer group)")
+    web_host: str = Field("127.0.0.1", description="Address the worker's web server binds")
     web_port: int = Field(6066, description="Port of the worker's web server")
     redis_key_prefix: str = Field("", description="Extra Redis key prefix (tests isolate with it)")
     batch_size: int = Field(200, description="Most declarations applied in one Redis round trip")

@@ -1,0 +1,40 @@
+"""The Faust application: one app per election, configured from the settings object."""
+
+from __future__ import annotations
+
+import faust
+
+from streams.settings import get_settings
+
+settings = get_settings()
+
+app = faust.App(
+    settings.app_id,
+    broker=["kafka://" + server for server in settings.kafka_bootstrap_servers.split(",")],
+    store="memory://",
+    # Every value is bytes on the wire; our pydantic models do the (de)serialising, so
+    # a malformed message reaches validation instead of crashing Faust's codec.
+    key_serializer="raw",
+    value_serializer="raw",
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=1,
+    topic_allow_declare=True,
+    consumer_auto_offset_reset="earliest",
+    producer_acks=-1,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    web_in_thread=False,
+    # Commit often: a crash then redelivers little, and redelivery changes nothing anyway.
+    broker_commit_every=100,
+    broker_commit_interval=1.0,
+    autodiscover=False,
+)
+
+# The agents and views register themselves on import; importing them here keeps
+# `faust -A streams.app worker` the one way to run everything.
+from streams import validation_agent, web  # noqa: E402, F401
+
+
+def main() -> None:
+    """Console entry point: `election-worker` runs a Faust worker with the settings' web port."""
+    app.main()

@@ -1,0 +1,68 @@
+"""Web views of the worker: health, outcome counters, Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.app import app
+from streams.counters import COUNTERS_KEY, parse_counters
+from streams.resources import election_namespace, redis_client
+from streams.settings import get_settings
+
+settings = get_settings()
+
+
+async def _redis_answers() -> str | None:
+    try:
+        await asyncio.wait_for(redis_client().ping(), timeout=2)
+    except Exception as exc:  # any failure is the answer we report
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+async def _kafka_answers() -> str | None:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=3000
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout=4)
+        await asyncio.wait_for(admin.describe_cluster(), timeout=4)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await admin.close()
+    return None
+
+
+@app.page("/health")
+class Health(View):
+    """Whether this worker can reach Kafka and Redis; 503 when it cannot."""
+
+    async def get(self, request: Request) -> Response:
+        kafka_error, redis_error = await asyncio.gather(_kafka_answers(), _redis_answers())
+        body = {
+            "kafka": {"ok": kafka_error is None, "error": kafka_error},
+            "redis": {"ok": redis_error is None, "error": redis_error},
+            "election_id": settings.election_id,
+        }
+        status = 200 if kafka_error is None and redis_error is None else 503
+        return self.json(body, status=status)
+
+
+@app.page("/counters")
+class Counters(View):
+    """Outcome of every consumed message, by stage, across all workers of the election."""
+
+    async def get(self, request: Request) -> Response:
+        raw = await redis_client().hgetall(election_namespace() + COUNTERS_KEY)
+        return self.json(parse_counters(raw))
+
+
+@app.page("/metrics")
+class Metrics(View):
+    async def get(self, request: Request) -> Response:
+        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
