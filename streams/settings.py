@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     app_id: str = Field("election-night", description="Faust app id (consumer group)")
     web_host: str = Field("127.0.0.1", description="Address the worker's web server binds")
     web_port: int = Field(6066, description="Port of the worker's web server")
+    cors_allow_origin: str = Field(
+        "*", description="Access-Control-Allow-Origin for graphics clients ('' for none)"
+    )
     redis_key_prefix: str = Field("", description="Extra Redis key prefix (tests isolate with it)")
     batch_size: int = Field(200, description="Most declarations applied in one Redis round trip")
     batch_within_s: float = Field(0.05, description="Longest wait to fill a batch, seconds")

@@ -1,0 +1,51 @@
+"""The state of the parties as a rich table, shared by the night runner and the terminal view."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from schemas.results import StateOfParties
+
+
+def _signed(value: int) -> str:
+    return f"{value:+d}" if value else "0"
+
+
+def state_table(state: StateOfParties, limit: int | None = None) -> Table:
+    """Seats, change, votes and share per party, with the majority line in the title."""
+    declared = f"{state.seats_declared}/{state.total_seats} declared"
+    leader = (
+        f"{state.majority_party} majority"
+        if state.majority_party
+        else f"{state.majority_line} for a majority"
+    )
+    table = Table(
+        title=f"State of the parties: {declared}, {leader}",
+        caption=f"sequence {state.sequence}"
+        + (f", as of {state.as_of:%a %d %b %H:%M}" if state.as_of else ""),
+    )
+    for heading in ("Party", "Seats", "Change", "Gains", "Losses", "Votes", "Share", "+/-"):
+        table.add_column(heading, justify="left" if heading == "Party" else "right")
+    parties = state.parties if limit is None else state.parties[:limit]
+    for tally in parties:
+        share_change = (
+            f"{tally.share_change * 100:+.1f}" if tally.share_change is not None else "n/a"
+        )
+        style = "bold" if tally.seats >= state.majority_line else ""
+        table.add_row(
+            Text(f"{tally.party} {tally.name}", style=style),
+            str(tally.seats),
+            _signed(tally.seats_change),
+            str(tally.gains),
+            str(tally.losses),
+            f"{tally.votes:,}",
+            f"{tally.share * 100:.1f}%",
+            share_change,
+        )
+    turnout = f"{state.turnout * 100:.1f}%" if state.turnout is not None else "n/a"
+    table.add_section()
+    table.add_row(
+        "Total", str(state.seats_declared), "", "", "", f"{state.total_votes:,}", "", turnout
+    )
+    return table

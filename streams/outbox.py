@@ -1,0 +1,149 @@
+"""The outbox in Redis: outputs (results, snapshots, alerts) queued once, then drained to Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+OUTBOX = "outbox"
+OUTBOX_SEQ = "outbox:seq"
+ANNOUNCED = "publisher:announced"
+PUBLISHED = "publisher:published"
+ANNOUNCED_IDS = "outbox:ids"
+LOCK = "publisher:lock"
+
+# Queues one change's outputs atomically: the cursor check makes a second announcer (or a
+# retry after a crash) a no-op, and the id set keeps an alert id from ever being queued twice.
+_ANNOUNCE = """
+local ns = ARGV[1]
+local change_seq = tonumber(ARGV[2])
+local announced = tonumber(redis.call('GET', ns .. 'publisher:announced') or '0')
+if announced >= change_seq then
+  return {0, announced}
+end
+local queued = 0
+local i = 3
+while i <= #ARGV do
+  local output_id, topic, key, value = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if redis.call('SADD', ns .. 'outbox:ids', output_id) == 1 then
+    local n = redis.call('INCR', ns .. 'outbox:seq')
+    redis.call('XADD', ns .. 'outbox', n .. '-0',
+      'output_id', output_id, 'topic', topic, 'key', key, 'value', value)
+    queued = queued + 1
+  end
+  i = i + 4
+end
+redis.call('SET', ns .. 'publisher:announced', change_seq)
+return {queued, change_seq}
+"""
+
+# Renew the lock only if we still hold it, so a worker that stalled cannot steal it back.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Output:
+    """One message to publish: `output_id` is its dedupe id (an alert id, or result/seat/rev)."""
+
+    output_id: str
+    topic: str
+    key: str
+    value: bytes
+
+
+@dataclass(frozen=True)
+class QueuedOutput:
+    sequence: int
+    output: Output
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Outbox:
+    """All outbox keys of one election namespace."""
+
+    def __init__(self, redis: Redis, namespace: str) -> None:
+        self.redis = redis
+        self.ns = namespace
+        self._announce = redis.register_script(_ANNOUNCE)
+        self._renew = redis.register_script(_RENEW)
+
+    async def announce(self, change_seq: int, outputs: Sequence[Output]) -> int:
+        """Queue a change's outputs unless that change was already announced; returns count."""
+        args: list[str | bytes | int] = [self.ns, change_seq]
+        for output in outputs:
+            args += [output.output_id, output.topic, output.key, output.value]
+        queued, _ = await self._announce(keys=[], args=args)
+        return int(queued)
+
+    async def announced(self) -> int:
+        return int(await self.redis.get(self.ns + ANNOUNCED) or 0)
+
+    async def published(self) -> int:
+        return int(await self.redis.get(self.ns + PUBLISHED) or 0)
+
+    async def mark_published(self, sequence: int) -> None:
+        # Never move the cursor backwards: a slow old leader must not undo a newer one.
+        await self.redis.eval(
+            "local c = tonumber(redis.call('GET', KEYS[1]) or '0') "
+            "if tonumber(ARGV[1]) > c then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
+            1,
+            self.ns + PUBLISHED,
+            sequence,
+        )
+
+    async def read(self, after: int, count: int = 500) -> list[QueuedOutput]:
+        entries: Any = await self.redis.xrange(self.ns + OUTBOX, min=f"({after}-0", count=count)
+        return [self._queued(entry_id, fields) for entry_id, fields in entries]
+
+    async def wait_for(
+        self, after: int, block_ms: int, count: int = 500, redis: Redis | None = None
+    ) -> list[QueuedOutput]:
+        """Entries after `after`, blocking up to block_ms for new ones (for live streams)."""
+        client = redis or self.redis
+        answer: Any = await client.xread(
+            {self.ns + OUTBOX: f"{after}-0"}, count=count, block=block_ms
+        )
+        if not answer:
+            return []
+        _, entries = answer[0]
+        return [self._queued(entry_id, fields) for entry_id, fields in entries]
+
+    @staticmethod
+    def _queued(entry_id: Any, fields: Any) -> QueuedOutput:
+        decoded = {_decode(k): v for k, v in fields.items()}
+        value = decoded["value"]
+        return QueuedOutput(
+            sequence=int(_decode(entry_id).split("-", 1)[0]),
+            output=Output(
+                output_id=_decode(decoded["output_id"]),
+                topic=_decode(decoded["topic"]),
+                key=_decode(decoded["key"]),
+                value=value if isinstance(value, bytes) else value.encode(),
+            ),
+        )
+
+    async def acquire_lock(self, token: str, ttl_ms: int) -> bool:
+        """Take or keep the single-publisher lock of this election."""
+        if await self.redis.set(self.ns + LOCK, token, nx=True, px=ttl_ms):
+            return True
+        return bool(await self._renew(keys=[self.ns + LOCK], args=[token, ttl_ms]))
+
+    async def release_lock(self, token: str) -> None:
+        await self.redis.eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+            "return 0",
+            1,
+            self.ns + LOCK,
+            token,
+        )
