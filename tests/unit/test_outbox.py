@@ -1,0 +1,50 @@
+"""The outbox queues each change's outputs once and each output id once, whatever retries."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from streams.outbox import Outbox, Output
+
+
+@pytest.fixture
+def outbox() -> Outbox:
+    return Outbox(fakeredis.FakeAsyncRedis(), "test:election:parl.2024-07-04:")
+
+
+def alert(output_id: str) -> Output:
+    return Output(output_id=output_id, topic="alerts", key=output_id, value=b"{}")
+
+
+async def test_a_change_announced_twice_is_queued_once(outbox: Outbox) -> None:
+    assert await outbox.announce(1, [alert("a"), alert("b")]) == 2
+    assert await outbox.announce(1, [alert("a"), alert("b")]) == 0
+    assert [q.output.output_id for q in await outbox.read(after=0)] == ["a", "b"]
+    assert await outbox.announced() == 1
+
+
+async def test_an_alert_id_is_never_queued_twice_even_from_another_change(outbox: Outbox) -> None:
+    await outbox.announce(1, [alert("a")])
+    assert await outbox.announce(2, [alert("a"), alert("c")]) == 1
+    assert [q.sequence for q in await outbox.read(after=0)] == [1, 2]
+
+
+async def test_reading_resumes_after_a_sequence(outbox: Outbox) -> None:
+    await outbox.announce(1, [alert("a"), alert("b"), alert("c")])
+    assert [q.output.output_id for q in await outbox.read(after=1)] == ["b", "c"]
+    assert [q.output.output_id for q in await outbox.wait_for(2, block_ms=10)] == ["c"]
+
+
+async def test_the_published_cursor_never_moves_back(outbox: Outbox) -> None:
+    await outbox.mark_published(5)
+    await outbox.mark_published(3)
+    assert await outbox.published() == 5
+
+
+async def test_only_one_publisher_holds_the_lock(outbox: Outbox) -> None:
+    assert await outbox.acquire_lock("worker-1", 10_000)
+    assert not await outbox.acquire_lock("worker-2", 10_000)
+    assert await outbox.acquire_lock("worker-1", 10_000)  # renewal by the holder
+    await outbox.release_lock("worker-1")
+    assert await outbox.acquire_lock("worker-2", 10_000)
