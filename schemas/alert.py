@@ -17,6 +17,19 @@ class AlertPriority(StrEnum):
     NORMAL = "normal"
     LOW = "low"
 
+    @property
+    def rank(self) -> int:
+        """0 for flash, 3 for low: sorting by rank puts the loudest first."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {
+    AlertPriority.FLASH: 0,
+    AlertPriority.HIGH: 1,
+    AlertPriority.NORMAL: 2,
+    AlertPriority.LOW: 3,
+}
+
 
 class AlertType(StrEnum):
     EXIT_POLL = "exit_poll"
@@ -31,6 +44,7 @@ class AlertType(StrEnum):
     ATTENDING_CABINET_MINISTER_DEFEATED = "attending_cabinet_minister_defeated"
     SHADOW_CABINET_DEFEATED = "shadow_cabinet_defeated"
     PARTY_LEADER_RESULT = "party_leader_result"
+    FORMER_PARTY_LEADER_RESULT = "former_party_leader_result"
     SEAT_GAIN = "seat_gain"
     SHOCK_GAIN = "shock_gain"
     NARROW_MARGIN = "narrow_margin"
@@ -61,5 +75,10 @@ class Alert(Message):
     party: str | None = None
     triggered_by: AlertTrigger | None = None
     figures: dict[str, int | float | str | None] = Field(default_factory=dict)
-    supersedes: list[str] = Field(default_factory=list, description="Alert ids this amends")
+    supersedes: list[str] = Field(
+        default_factory=list, description="Alert ids this amends or retracts"
+    )
+    replaces_type: AlertType | None = Field(
+        None, description="For an amended or retracted alert: the type of the alert it replaces"
+    )
     sequence: NonNegativeInt | None = Field(None, description="Position in the alerts outbox")

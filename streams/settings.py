@@ -72,6 +72,24 @@ class Settings(BaseSettings):
     batch_size: int = Field(200, description="Most declarations applied in one Redis round trip")
     batch_within_s: float = Field(0.05, description="Longest wait to fill a batch, seconds")
 
+    # Alerts
+    alert_priorities: dict[str, str] = Field(
+        default_factory=dict,
+        description='Priority per alert type over the defaults, as JSON: {"seat_gain": "normal"}',
+    )
+    alert_shock_majority_share: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="A gain is a shock when the notional 2019 majority share was at least this",
+    )
+    alert_narrow_margin_votes: int = Field(
+        100, ge=0, description="A seat won by fewer votes than this is a narrow-margin alert"
+    )
+    watchlist_file: Path | None = Field(
+        None, description="People of note (CSV); default data_dir/watchlist.csv"
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -1,0 +1,74 @@
+"""Alert detectors: pure functions from an applied change (or the exit poll) to alerts.
+
+One module per family: `national` (exit poll, first and last seats, majority and the moments
+before it), `people` (the watchlist), `seats` (gains, shocks, margins, recounts) and
+`revisions` (amend or retract what a correction or recount changed).
+"""
+
+from __future__ import annotations
+
+from schemas.alert import Alert
+from schemas.exit_poll import ExitPoll
+from streams.alert_rules.base import (
+    DEFAULT_PRIORITIES,
+    AlertPolicy,
+    AppliedChange,
+    alert_id,
+    fact_id,
+    in_order,
+)
+from streams.alert_rules.national import (
+    cannot_be_overtaken,
+    declaration_count_alerts,
+    exit_poll_alerts,
+    has_majority,
+    largest_party_certain,
+    milestone_alerts,
+)
+from streams.alert_rules.people import people_alerts
+from streams.alert_rules.revisions import outcome_alerts, revised_alerts
+from streams.alert_rules.seats import recount_alerts, seat_alerts
+from streams.reference import Register
+from streams.watchlist import Watchlist
+
+__all__ = [
+    "DEFAULT_PRIORITIES",
+    "AlertPolicy",
+    "AppliedChange",
+    "alert_id",
+    "cannot_be_overtaken",
+    "declaration_count_alerts",
+    "detect_change",
+    "detect_exit_poll",
+    "fact_id",
+    "has_majority",
+    "largest_party_certain",
+    "milestone_alerts",
+    "outcome_alerts",
+    "people_alerts",
+    "recount_alerts",
+    "revised_alerts",
+    "seat_alerts",
+]
+
+
+def detect_change(
+    change: AppliedChange, register: Register, watchlist: Watchlist, policy: AlertPolicy
+) -> list[Alert]:
+    """Every alert one applied revision raises, loudest first; the same change, the same list.
+
+    A recount notice names no winner, so it leaves the seat's earlier alerts standing: they
+    are compared with the result that follows it (see AppliedChange.last_declared).
+    """
+    result = change.result
+    alerts = declaration_count_alerts(change, register, policy)
+    alerts += milestone_alerts(change, register, policy)
+    alerts += recount_alerts(result, policy)
+    if result.winner is not None:
+        alerts += revised_alerts(result, change.baseline, register, watchlist, policy)
+    return in_order(alerts)
+
+
+def detect_exit_poll(poll: ExitPoll, register: Register, policy: AlertPolicy) -> list[Alert]:
+    """The exit poll's alert; the same poll always gives the same id."""
+    return in_order(exit_poll_alerts(poll, register, policy))

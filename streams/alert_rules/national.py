@@ -1,0 +1,266 @@
+"""National milestones: exit poll, first and last seats, the majority and the moments before it.
+
+The majority line is the register's (326 of 650) and it does not move for the Speaker: the
+Speaker's seat counts as the Speaker's (party 'Spk'), never as a party's, so no party can
+reach the line with it, and an undeclared Chorley still counts among the seats to declare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from schemas.alert import Alert, AlertType
+from schemas.exit_poll import ExitPoll
+from schemas.results import PartyTally, SeatResult, StateOfParties
+from streams import alert_text
+from streams.alert_rules.base import (
+    AlertPolicy,
+    AppliedChange,
+    alert_id,
+    fact_id,
+    louder,
+    party_names,
+    seat_alert,
+)
+from streams.reference import Register
+
+# Independents are not one party: they can be a rival in the arithmetic (a bloc is the worst
+# case) but never "the largest party".
+NOT_A_PARTY = "Ind"
+
+Milestone = Callable[[StateOfParties, str, Register], bool]
+
+
+def exit_poll_alerts(poll: ExitPoll, register: Register, policy: AlertPolicy) -> list[Alert]:
+    """The exit poll is published: one alert, the same id however often it is re-read."""
+    text = alert_text.exit_poll_text(poll, party_names(register), register.majority_line)
+    top = max(poll.projections, key=lambda p: (p.seats, p.party != "Others"))
+    figures: dict[str, int | float | str | None] = {
+        f"seats_{p.party}": p.seats for p in poll.projections
+    }
+    figures["largest_party"] = top.party
+    figures["projected_majority"] = (
+        2 * top.seats - poll.total_seats if top.seats >= register.majority_line else None
+    )
+    figures["majority_line"] = register.majority_line
+    return [
+        Alert(
+            alert_id=fact_id(
+                poll.election_id, AlertType.EXIT_POLL, None, poll.published_at.isoformat()
+            ),
+            election_id=poll.election_id,
+            type=AlertType.EXIT_POLL,
+            priority=policy.priority(AlertType.EXIT_POLL),
+            headline=text.headline,
+            body=text.body,
+            occurred_at=poll.published_at,
+            party=top.party,
+            figures=figures,
+        )
+    ]
+
+
+def _tally(state: StateOfParties, party: str) -> PartyTally | None:
+    return next((t for t in state.parties if t.party == party), None)
+
+
+def _seats(state: StateOfParties, party: str) -> int:
+    tally = _tally(state, party)
+    return tally.seats if tally else 0
+
+
+def undeclared(state: StateOfParties) -> int:
+    return max(state.total_seats - state.seats_declared, 0)
+
+
+def _contender(party: str, register: Register) -> bool:
+    return party not in (register.speaker_party, NOT_A_PARTY)
+
+
+def nearest_rival(state: StateOfParties, party: str, register: Register) -> PartyTally | None:
+    """The other party with most seats; the Speaker is nobody's rival."""
+    rivals = [
+        t for t in state.parties if t.party not in (party, register.speaker_party) and t.seats
+    ]
+    return max(rivals, key=lambda t: (t.seats, t.party), default=None)
+
+
+def has_majority(state: StateOfParties, party: str, register: Register) -> bool:
+    return _contender(party, register) and _seats(state, party) >= register.majority_line
+
+
+def cannot_be_overtaken(state: StateOfParties, party: str, register: Register) -> bool:
+    """No other party can finish with more seats, even winning every seat left (a tie at worst)."""
+    if not _contender(party, register) or _seats(state, party) == 0:
+        return False
+    rival = nearest_rival(state, party, register)
+    return _seats(state, party) >= (rival.seats if rival else 0) + undeclared(state)
+
+
+def largest_party_certain(state: StateOfParties, party: str, register: Register) -> bool:
+    """Strictly ahead of what any other party could reach: the largest party, with no tie."""
+    if not _contender(party, register) or _seats(state, party) == 0:
+        return False
+    rival = nearest_rival(state, party, register)
+    return _seats(state, party) > (rival.seats if rival else 0) + undeclared(state)
+
+
+MILESTONES: dict[AlertType, Milestone] = {
+    AlertType.MAJORITY_WON: has_majority,
+    AlertType.LARGEST_PARTY_CERTAIN: largest_party_certain,
+    AlertType.CANNOT_BE_OVERTAKEN: cannot_be_overtaken,
+}
+
+
+def milestone_alerts(change: AppliedChange, register: Register, policy: AlertPolicy) -> list[Alert]:
+    """Each milestone fires once, on the change that crosses it; a correction that uncrosses
+    it (the party falls back below) retracts it."""
+    alerts: list[Alert] = []
+    before, after = change.state_before, change.state_after
+    parties = sorted({t.party for t in before.parties} | {t.party for t in after.parties})
+    for alert_type, holds in MILESTONES.items():
+        for party in parties:
+            was, now = holds(before, party, register), holds(after, party, register)
+            if now and not was:
+                alerts.append(_milestone(alert_type, party, change, register, policy))
+            elif was and not now:
+                alerts.append(_milestone_withdrawn(alert_type, party, change, register, policy))
+    return alerts
+
+
+def _milestone_figures(
+    state: StateOfParties, party: str, register: Register
+) -> dict[str, int | float | str | None]:
+    rival = nearest_rival(state, party, register)
+    return {
+        "seats": _seats(state, party),
+        "majority_line": register.majority_line,
+        "total_seats": state.total_seats,
+        "seats_declared": state.seats_declared,
+        "seats_to_declare": undeclared(state),
+        "nearest_rival": rival.party if rival else None,
+        "nearest_rival_seats": rival.seats if rival else 0,
+        "state_sequence": state.sequence,
+    }
+
+
+def _milestone(
+    alert_type: AlertType,
+    party: str,
+    change: AppliedChange,
+    register: Register,
+    policy: AlertPolicy,
+) -> Alert:
+    state, result = change.state_after, change.result
+    names = party_names(register)
+    figures = _milestone_figures(state, party, register)
+    figures["delivered_by"] = result.constituency_id
+    if alert_type is AlertType.MAJORITY_WON:
+        text = alert_text.majority_won_text(
+            party, _seats(state, party), result, register.majority_line, state.total_seats, names
+        )
+    else:
+        text = alert_text.leader_safe_text(
+            party,
+            _seats(state, party),
+            str(figures["nearest_rival"]) if figures["nearest_rival"] else None,
+            int(figures["nearest_rival_seats"] or 0),
+            undeclared(state),
+            alert_type is AlertType.LARGEST_PARTY_CERTAIN,
+            result,
+            names,
+        )
+    return seat_alert(
+        alert_id=fact_id(result.election_id, alert_type, None, party),
+        alert_type=alert_type,
+        policy=policy,
+        result=result,
+        text=text,
+        figures=figures,
+        party=party,
+    )
+
+
+def _milestone_withdrawn(
+    alert_type: AlertType,
+    party: str,
+    change: AppliedChange,
+    register: Register,
+    policy: AlertPolicy,
+) -> Alert:
+    result = change.result
+    root = fact_id(result.election_id, alert_type, None, party)
+    name = alert_text.party_name(party, party_names(register))
+    original = f"{name}: {alert_type.value.replace('_', ' ')}"
+    reason = f"{name} now have {_seats(change.state_after, party)} seats"
+    text = alert_text.retracted_text(original, reason, result)
+    alert = seat_alert(
+        alert_id=alert_id(root, "retracted", result.constituency_id, result.revision),
+        alert_type=AlertType.RETRACTED,
+        policy=policy,
+        result=result,
+        text=text,
+        figures=_milestone_figures(change.state_after, party, register),
+        party=party,
+    )
+    # A withdrawal is as loud as what it withdraws, or the people told are never untold.
+    priority = louder(policy.priority(AlertType.RETRACTED), policy.priority(alert_type))
+    return alert.model_copy(
+        update={"supersedes": [root], "replaces_type": alert_type, "priority": priority}
+    )
+
+
+def declaration_count_alerts(
+    change: AppliedChange, register: Register, policy: AlertPolicy
+) -> list[Alert]:
+    """The first seat to declare and the last one, from the count of seats declared."""
+    before, after, result = change.state_before, change.state_after, change.result
+    names = party_names(register)
+    alerts: list[Alert] = []
+    figures: dict[str, int | float | str | None] = {
+        "seats_declared": after.seats_declared,
+        "total_seats": after.total_seats,
+        "winning_party": result.winning_party,
+        "majority": result.majority,
+    }
+    if before.seats_declared == 0 and after.seats_declared >= 1:
+        alerts.append(
+            _count_alert(
+                AlertType.FIRST_DECLARATION,
+                result,
+                alert_text.first_declaration_text(result, names),
+                figures,
+                policy,
+            )
+        )
+    total = register.total_seats
+    if before.seats_declared < total <= after.seats_declared:
+        alerts.append(
+            _count_alert(
+                AlertType.LAST_DECLARATION,
+                result,
+                alert_text.last_declaration_text(result, total, names),
+                figures,
+                policy,
+            )
+        )
+    return alerts
+
+
+def _count_alert(
+    alert_type: AlertType,
+    result: SeatResult,
+    text: alert_text.AlertText,
+    figures: dict[str, int | float | str | None],
+    policy: AlertPolicy,
+) -> Alert:
+    return seat_alert(
+        # Once a night: the id names the election and the moment, not the seat.
+        alert_id=fact_id(result.election_id, alert_type),
+        alert_type=alert_type,
+        policy=policy,
+        result=result,
+        text=text,
+        figures=figures,
+        party=result.winning_party,
+    )

@@ -1,0 +1,152 @@
+"""Corrections and recounts: a seat's alerts now, against its alerts at the earlier revision.
+
+Both sides come from the same pure detectors, so the difference is a diff by id. An alert that
+no longer holds is retracted; one that holds with other figures is amended; one that holds
+only now is sent under an id derived from the new revision, because the outbox never sends an
+id twice and the same fact may have been sent, then retracted, at an earlier revision.
+Every alert of a chain names the chain's first id in `supersedes`, so a consumer keeps the
+latest alert per first id.
+"""
+
+from __future__ import annotations
+
+from schemas.alert import Alert, AlertType
+from schemas.results import SeatResult
+from streams import alert_text
+from streams.alert_rules.base import (
+    AlertPolicy,
+    alert_id,
+    louder,
+    party_names,
+    quieter,
+    seat_alert,
+)
+from streams.alert_rules.people import people_alerts
+from streams.alert_rules.seats import seat_alerts
+from streams.reference import Register
+from streams.watchlist import Watchlist
+
+
+def outcome_alerts(
+    result: SeatResult, register: Register, watchlist: Watchlist, policy: AlertPolicy
+) -> list[Alert]:
+    """Everything one revision of a seat says about who won: gains, margins, people."""
+    return seat_alerts(result, register, policy) + people_alerts(
+        result, register, watchlist, policy
+    )
+
+
+def revised_alerts(
+    result: SeatResult,
+    baseline: SeatResult | None,
+    register: Register,
+    watchlist: Watchlist,
+    policy: AlertPolicy,
+) -> list[Alert]:
+    """The seat's outcome alerts at `result`, as news relative to `baseline`."""
+    now = outcome_alerts(result, register, watchlist, policy)
+    if baseline is None:
+        return now
+    before = {a.alert_id: a for a in outcome_alerts(baseline, register, watchlist, policy)}
+    alerts: list[Alert] = []
+    for alert in now:
+        old = before.get(alert.alert_id)
+        if old is None:
+            alerts.append(_newly_true(alert, result))
+        elif old.figures != alert.figures:
+            alerts.append(_amended(old, alert, result, policy))
+    current = {a.alert_id for a in now}
+    alerts.extend(
+        _retracted(old, result, register, policy)
+        for old_id, old in before.items()
+        if old_id not in current
+    )
+    return alerts
+
+
+def _newly_true(alert: Alert, result: SeatResult) -> Alert:
+    return alert.model_copy(
+        update={
+            "alert_id": alert_id(alert.alert_id, "revised", result.revision),
+            "supersedes": [alert.alert_id],
+        }
+    )
+
+
+def _changes(old: Alert, new: Alert) -> list[str]:
+    changed = []
+    for key in sorted(set(old.figures) | set(new.figures)):
+        was, now = old.figures.get(key), new.figures.get(key)
+        if was != now and key != "winner_person_id":
+            changed.append(f"{key.replace('_', ' ')} {_shown(was)} → {_shown(now)}")
+    return changed
+
+
+def _shown(value: int | float | str | None) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return value
+
+
+def _amended(old: Alert, new: Alert, result: SeatResult, policy: AlertPolicy) -> Alert:
+    text = alert_text.amended_text(
+        alert_text.AlertText(new.headline, new.body), _changes(old, new), result
+    )
+    original = policy.priority(new.type)
+    if old.figures.get("winner_person_id") != new.figures.get("winner_person_id"):
+        # Someone else won: as loud as the original, so everyone who heard it hears this.
+        priority = original
+    else:
+        # Only the figures moved: never louder than the original or than amendments are set.
+        priority = quieter(policy.priority(AlertType.AMENDED), original)
+    return new.model_copy(
+        update={
+            "alert_id": alert_id(old.alert_id, "amended", result.revision),
+            "type": AlertType.AMENDED,
+            "priority": priority,
+            "headline": text.headline,
+            "body": text.body,
+            "supersedes": [old.alert_id],
+            "replaces_type": new.type,
+        }
+    )
+
+
+def _retracted(old: Alert, result: SeatResult, register: Register, policy: AlertPolicy) -> Alert:
+    names = party_names(register)
+    if result.winner is None:
+        reason = "no winner is declared"
+    elif old.figures.get("winner_person_id") not in (None, result.winner.person_id):
+        reason = f"{alert_text.described(result.winner)} is now the winner"
+    else:
+        label = result.result_label or alert_text.party_name(result.winning_party, names)
+        majority = "" if result.majority is None else f", majority {result.majority:,}"
+        reason = f"the result is now {label}{majority}"
+    text = alert_text.retracted_text(old.headline, reason, result)
+    alert = seat_alert(
+        alert_id=alert_id(old.alert_id, "retracted", result.revision),
+        alert_type=AlertType.RETRACTED,
+        policy=policy,
+        result=result,
+        text=text,
+        figures={
+            "winner": result.winner.name if result.winner else None,
+            "winner_person_id": result.winner.person_id if result.winner else None,
+            "winning_party": result.winning_party,
+            "majority": result.majority,
+        },
+        person_id=old.person_id,
+        party=old.party,
+    )
+    # As loud as what it withdraws, or the people told the first time are never untold.
+    return alert.model_copy(
+        update={
+            "priority": louder(policy.priority(AlertType.RETRACTED), policy.priority(old.type)),
+            "supersedes": [old.alert_id],
+            "replaces_type": old.type,
+        }
+    )
