@@ -65,9 +65,8 @@ def _declared(result: SeatResult) -> str:
     return f"Declared {clock(result.declared_at)}."
 
 
-def _label(result: SeatResult, names: Mapping[str, str]) -> str:
-    if result.result_label:
-        return result.result_label
+def outcome_label(result: SeatResult, names: Mapping[str, str]) -> str:
+    """'Labour gain from Conservative' in full names (the result's own label uses codes)."""
     winner = party_name(result.winning_party, names)
     if result.gain:
         return f"{winner} gain from {party_name(result.previous_party, names)}"
@@ -107,7 +106,7 @@ def exit_poll_text(poll: ExitPoll, names: Mapping[str, str], majority_line: int)
 
 
 def first_declaration_text(result: SeatResult, names: Mapping[str, str]) -> AlertText:
-    label = _label(result, names)
+    label = outcome_label(result, names)
     winner = f" {described(result.winner)} elected," if result.winner else ""
     return AlertText(
         headline=fit(
@@ -124,7 +123,7 @@ def first_declaration_text(result: SeatResult, names: Mapping[str, str]) -> Aler
 def last_declaration_text(
     result: SeatResult, total_seats: int, names: Mapping[str, str]
 ) -> AlertText:
-    label = _label(result, names)
+    label = outcome_label(result, names)
     return AlertText(
         headline=fit(
             f"All {total_seats} seats declared; the last is {result.constituency_name}, {label}",
@@ -156,13 +155,12 @@ def majority_won_text(
     when = clock(result.declared_at)
     return AlertText(
         headline=fit(
-            f"{name} win a Commons majority: {result.constituency_name} takes them to "
-            f"{seats} seats at {when}",
-            f"{name} win a Commons majority with {result.constituency_name} at {when}",
-            f"{name} win a Commons majority",
+            f"Majority for {name}: {result.constituency_name} makes it {seats} seats at {when}",
+            f"Majority for {name}: {result.constituency_name}, {when}",
+            f"Majority for {name}",
         ),
         body=(
-            f"{name} reach {seats} seats, at or above the {majority_line} needed for a "
+            f"{name} now hold {seats} seats, reaching the {majority_line} needed for a "
             f"majority, with {result.constituency_name} declared at {when}. "
             + speaker_note(majority_line, total_seats)
         ),
@@ -224,7 +222,7 @@ def person_result_text(
         body = f"{person.name} ({party}), {person.role}, {verb} {seat}"
         if winner.votes is not None:
             body += f" with {votes(winner.votes)} votes"
-        body += f"; {_label(result, names)}, {_majority_clause(result)}. {_declared(result)}"
+        body += f"; {outcome_label(result, names)}, {_majority_clause(result)}. {_declared(result)}"
         return AlertText(headline, body)
     headline = fit(
         f"{who} loses {seat} to {described(winner)}, {_majority_clause(result)}",
@@ -238,7 +236,7 @@ def person_result_text(
     body += f" Elected: {described(winner)}"
     if winner.votes is not None:
         body += f" with {votes(winner.votes)} votes"
-    body += f"; {_label(result, names)}, {_majority_clause(result)}. {_declared(result)}"
+    body += f"; {outcome_label(result, names)}, {_majority_clause(result)}. {_declared(result)}"
     return AlertText(headline, body)
 
 
@@ -262,11 +260,11 @@ def seat_gain_text(result: SeatResult, names: Mapping[str, str]) -> AlertText:
     elected = f"{result.winner.name} elected, " if result.winner else ""
     return AlertText(
         headline=fit(
-            f"{winner} gain {result.constituency_name} from {loser}, {_majority_clause(result)}",
-            f"{winner} gain {result.constituency_name} from {loser}",
+            f"{result.constituency_name}: {winner} gain from {loser}, {_majority_clause(result)}",
+            f"{result.constituency_name}: {winner} gain from {loser}",
         ),
         body=(
-            f"{result.constituency_name}: {_label(result, names)}; {elected}"
+            f"{result.constituency_name}: {outcome_label(result, names)}; {elected}"
             f"{_majority_clause(result)}. {_declared(result)}"
         ),
     )
@@ -280,13 +278,13 @@ def shock_gain_text(
     points = f"{notional_majority_share * 100:.1f}"
     return AlertText(
         headline=fit(
-            f"{winner} take {result.constituency_name}, overturning a {points}-point "
-            f"{loser} lead from 2019",
-            f"{winner} take {result.constituency_name} from {loser}, a {points}-point lead",
+            f"Shock in {result.constituency_name}: {winner} gain from {loser}, who led by "
+            f"{points} points in 2019",
+            f"Shock in {result.constituency_name}: {winner} gain from {loser}",
         ),
         body=(
             f"{loser} led {result.constituency_name} by {points} points of the vote in the "
-            f"notional 2019 result on the new boundaries; {winner} gain it, "
+            f"notional 2019 result on the new boundaries. Now {outcome_label(result, names)}, "
             f"{_majority_clause(result)}. {_declared(result)}"
         ),
     )
@@ -294,16 +292,15 @@ def shock_gain_text(
 
 def narrow_margin_text(result: SeatResult, names: Mapping[str, str]) -> AlertText:
     assert result.majority is not None and result.winner is not None
-    winner = party_name(result.winning_party, names)
     margin = "on a tie settled by lot" if result.tie else f"by {votes(result.majority)} votes"
     return AlertText(
         headline=fit(
-            f"{winner} win {result.constituency_name} {margin}",
+            f"{result.constituency_name} won {margin}: {outcome_label(result, names)}",
             f"{result.constituency_name} won {margin}",
         ),
         body=(
             f"{described(result.winner)} wins {result.constituency_name} {margin}; "
-            f"{_label(result, names)}. {_declared(result)}"
+            f"{outcome_label(result, names)}. {_declared(result)}"
         ),
     )
 

@@ -46,7 +46,9 @@ TYPE_ORDER = {alert_type: index for index, alert_type in enumerate(AlertType)}
 class AlertPolicy:
     """The alert settings the detectors obey: priorities and the two thresholds."""
 
-    priorities: Mapping[AlertType, AlertPriority] = DEFAULT_PRIORITIES
+    priorities: Mapping[AlertType, AlertPriority] = field(
+        default_factory=lambda: DEFAULT_PRIORITIES
+    )
     shock_majority_share: float = 0.25
     narrow_margin_votes: int = 100
 

@@ -123,7 +123,7 @@ def _retracted(old: Alert, result: SeatResult, register: Register, policy: Alert
     elif old.figures.get("winner_person_id") not in (None, result.winner.person_id):
         reason = f"{alert_text.described(result.winner)} is now the winner"
     else:
-        label = result.result_label or alert_text.party_name(result.winning_party, names)
+        label = alert_text.outcome_label(result, names)
         majority = "" if result.majority is None else f", majority {result.majority:,}"
         reason = f"the result is now {label}{majority}"
     text = alert_text.retracted_text(old.headline, reason, result)
