@@ -60,10 +60,10 @@ def declaration_times(data_dir: Path, register: Register) -> dict[str, dt.dateti
             if ons_id is None:
                 raise AssertionError(f"declaration-times.csv: unknown seat {name!r}")
             times[ons_id] = _clock_to_datetime(clock)
-    for row in _rows(data_dir / "HoC-GE2024-winning-members-time-recorded.csv"):
-        if row["ons_id"] not in times:
-            recorded = dt.datetime.strptime(row["time_recorded"], "%m/%d/%y %H:%M")
-            times[row["ons_id"]] = recorded.replace(tzinfo=BST)
+    for winner in _rows(data_dir / "HoC-GE2024-winning-members-time-recorded.csv"):
+        if winner["ons_id"] not in times:
+            recorded = dt.datetime.strptime(winner["time_recorded"], "%m/%d/%y %H:%M")
+            times[winner["ons_id"]] = recorded.replace(tzinfo=BST)
     return times
 
 
@@ -185,7 +185,14 @@ class NightTally:
     state: StateOfParties | None = None
 
     def __post_init__(self) -> None:
-        self.state = self._state(None, None)
+        if self.state is None:
+            self.state = self._state(None, None)
+
+    def clone(self) -> NightTally:
+        """A tally to try corrections on without disturbing this one (results are frozen)."""
+        return NightTally(
+            self.register, dict(self.seats), dict(self.declared), self.sequence, self.state
+        )
 
     def apply(self, declaration: Declaration) -> AppliedChange:
         previous = self.seats.get(declaration.constituency_id)
@@ -256,3 +263,36 @@ class NightTally:
 def replay(tally: NightTally, declarations: list[Declaration]) -> Iterator[AppliedChange]:
     for declaration in declarations:
         yield tally.apply(declaration)
+
+
+def revised(
+    declaration: Declaration,
+    revision: int,
+    kind: DeclarationKind = DeclarationKind.CORRECTION,
+    votes: dict[int, int] | None = None,
+    minutes_later: int = 60,
+) -> Declaration:
+    """Another revision of a seat: new votes by person id (the most votes is elected), or for
+    a rush or recount notice the same candidates without votes."""
+    counted = {c.person_id: c.votes or 0 for c in declaration.candidates} | (votes or {})
+    top = max(counted.values())
+    full = kind in (DeclarationKind.RESULT, DeclarationKind.CORRECTION)
+    candidates = [
+        c.model_dump()
+        | {
+            "votes": counted[c.person_id] if full else None,
+            "elected": kind is not DeclarationKind.RECOUNT and counted[c.person_id] == top,
+        }
+        for c in declaration.candidates
+    ]
+    # Validated like a real message, so a test cannot feed the detectors an impossible one.
+    return Declaration.model_validate(
+        declaration.model_dump()
+        | {
+            "kind": kind,
+            "revision": revision,
+            "declared_at": declaration.declared_at + dt.timedelta(minutes=minutes_later),
+            "candidates": candidates,
+            "valid_votes": sum(counted.values()) if full else declaration.valid_votes,
+        }
+    )
