@@ -1,0 +1,561 @@
+"""The live results page in a real browser: against a fake API now, against the worker later."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request
+from pydantic import BaseModel
+
+from schemas.alert import Alert, AlertPriority, AlertType
+from schemas.results import CandidateResult, PartyTally, SeatResult, StateOfParties
+from streams.app import app as faust_app
+from streams.live_page import HexMap, LivePage, LivePageStatic
+from streams.reference import Register, load_register
+from tests.integration.browser import chromium, chromium_missing_reason
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = ROOT / "data" / "ge2024"
+ARTIFACTS = ROOT / "artifacts"
+ELECTION_ID = "parl.2024-07-04"
+BST = dt.timezone(dt.timedelta(hours=1))
+VIEWPORT = {"width": 1920, "height": 1080}  # the newsroom wall screens
+PUSHED_SEATS = 420  # enough to fill most of the map, as at about 3am
+EVIL_NAME = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+pytestmark = pytest.mark.skipif(chromium_missing_reason() is not None, reason="no Chromium")
+
+
+# ---- fixtures built from the real 2024 results ----
+
+
+def _candidate_rows() -> dict[str, list[dict[str, str]]]:
+    rows: dict[str, list[dict[str, str]]] = defaultdict(list)
+    with (DATA_DIR / "HoC-GE2024-results-by-candidate.csv").open(encoding="utf-8-sig") as handle:
+        for row in csv.DictReader(handle):
+            rows[row["ONS ID"]].append(row)
+    return rows
+
+
+def _read(name: str) -> list[dict[str, str]]:
+    with (DATA_DIR / name).open(encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def real_seat_results(register: Register) -> list[SeatResult]:
+    """All 650 seats as the worker would publish them, in the order the Library recorded them."""
+    candidates = _candidate_rows()
+    seats = {row["ONS ID"]: row for row in _read("HoC-GE2024-results-by-constituency.csv")}
+    recorded = {
+        row["ons_id"]: dt.datetime.strptime(row["time_recorded"], "%m/%d/%y %H:%M").replace(
+            tzinfo=BST
+        )
+        for row in _read("HoC-GE2024-winning-members-time-recorded.csv")
+    }
+    order = sorted(seats, key=lambda ons: (recorded[ons], seats[ons]["Constituency name"]))
+    results = []
+    for sequence, ons_id in enumerate(order, start=1):
+        row = seats[ons_id]
+        ref = register.constituencies[ons_id]
+        ranked = sorted(candidates[ons_id], key=lambda c: -int(c["Votes"]))
+        standing = [
+            CandidateResult(
+                person_id=int(c["DC Person ID"]),
+                name=f"{c['Candidate first name']} {c['Candidate surname']}",
+                party=c["Party abbreviation"],
+                party_name=c["Party name"],
+                votes=int(c["Votes"]),
+                share=float(c["Share"]),
+                share_change=float(c["Change"]) if c["Change"] else None,
+                elected=index == 0,
+            )
+            for index, c in enumerate(ranked)
+        ]
+        electorate, valid = int(row["Electorate"]), int(row["Valid votes"])
+        invalid = int(row["Invalid votes"])
+        gain = " gain from " in row["Result"]
+        results.append(
+            SeatResult(
+                election_id=ELECTION_ID,
+                ballot_id=ref.ballot_id,
+                constituency_id=ons_id,
+                constituency_name=row["Constituency name"],
+                kind="result",
+                revision=1,
+                declared_at=recorded[ons_id],
+                sequence=sequence,
+                figures_pending=False,
+                recount=False,
+                winning_party=standing[0].party,
+                winner=standing[0],
+                previous_party=ref.notional_2019_winner,
+                gain=gain,
+                result_label=row["Result"],
+                electorate=electorate,
+                valid_votes=valid,
+                rejected_ballots=invalid,
+                turnout=(valid + invalid) / electorate,
+                majority=int(row["Majority"]),
+                majority_share=int(row["Majority"]) / valid,
+                candidates=standing,
+            )
+        )
+    return results
+
+
+def state_after(declared: list[SeatResult]) -> StateOfParties:
+    """The state of the parties once these seats have declared, tallied as the worker does."""
+    seats: dict[str, int] = defaultdict(int)
+    gains: dict[str, int] = defaultdict(int)
+    losses: dict[str, int] = defaultdict(int)
+    votes: dict[str, int] = defaultdict(int)
+    notional: dict[str, float] = defaultdict(float)
+    names: dict[str, str] = {}
+    for seat in declared:
+        assert seat.winning_party is not None
+        seats[seat.winning_party] += 1
+        if seat.gain and seat.previous_party:
+            gains[seat.winning_party] += 1
+            losses[seat.previous_party] += 1
+        for c in seat.candidates:
+            names.setdefault(c.party, c.party_name)
+            votes[c.party] += c.votes or 0
+            if c.share is not None and c.share_change is not None:
+                notional[c.party] += (c.share - c.share_change) * (seat.valid_votes or 0)
+    total_votes = sum(votes.values())
+    parties = [
+        PartyTally(
+            party=party,
+            name=names.get(party, party),
+            seats=seats[party],
+            gains=gains[party],
+            losses=losses[party],
+            seats_change=gains[party] - losses[party],
+            votes=votes[party],
+            share=votes[party] / total_votes if total_votes else 0.0,
+            share_change=(votes[party] - notional[party]) / total_votes if total_votes else None,
+        )
+        for party in sorted(set(votes) | set(seats))
+    ]
+    largest = max(parties, key=lambda p: p.seats, default=None)
+    electorate = sum(seat.electorate or 0 for seat in declared)
+    turnout_votes = sum((seat.valid_votes or 0) + (seat.rejected_ballots or 0) for seat in declared)
+    return StateOfParties(
+        election_id=ELECTION_ID,
+        sequence=len(declared),
+        as_of=declared[-1].declared_at if declared else None,
+        seats_declared=len(declared),
+        seats_with_figures=len(declared),
+        total_votes=total_votes,
+        electorate_declared=electorate,
+        turnout=turnout_votes / electorate if electorate else None,
+        largest_party=largest.party if largest and largest.seats else None,
+        majority_party=largest.party if largest and largest.seats >= 326 else None,
+        last_constituency_id=declared[-1].constituency_id if declared else None,
+        parties=[p for p in parties if p.seats or p.votes],
+    )
+
+
+def alert_for(seat: SeatResult, kind: AlertType, priority: AlertPriority, headline: str) -> Alert:
+    return Alert(
+        alert_id=f"{kind.value}:{seat.constituency_id}:{seat.revision}",
+        election_id=ELECTION_ID,
+        type=kind,
+        priority=priority,
+        headline=headline,
+        body=f"{seat.result_label}: majority {seat.majority:,}.",
+        occurred_at=seat.declared_at,
+        constituency_id=seat.constituency_id,
+        constituency_name=seat.constituency_name,
+        party=seat.winning_party,
+        sequence=seat.sequence,
+    )
+
+
+@pytest.fixture(scope="module")
+def results() -> list[SeatResult]:
+    return real_seat_results(load_register(DATA_DIR))
+
+
+# ---- a fake of the API contract that streams/api.py implements ----
+
+
+class FakeLiveApi:
+    """Snapshots at /api/state, /api/seats, /api/alerts and an SSE stream the test pushes into.
+
+    The page and its files are served by the real `streams.live_page` views, so what the
+    browser loads is exactly what the worker serves.
+    """
+
+    def __init__(self) -> None:
+        self.state = StateOfParties(election_id=ELECTION_ID, sequence=0)
+        self.seats: dict[str, SeatResult] = {}
+        self.alerts: dict[str, Alert] = {}
+        self._clients: set[asyncio.Queue[bytes | None]] = set()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+
+    def stop(self) -> None:
+        def hang_up() -> None:
+            for queue in self._clients:
+                queue.put_nowait(None)
+
+        self._loop.call_soon_threadsafe(hang_up)
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def publish(self, event: str, message: BaseModel) -> None:
+        """Update the snapshot and send one SSE event, as the worker does after each change."""
+        self._loop.call_soon_threadsafe(self._publish, event, message)
+
+    def clients(self) -> int:
+        return len(self._clients)
+
+    def _publish(self, event: str, message: BaseModel) -> None:
+        if isinstance(message, StateOfParties):
+            self.state = message
+        elif isinstance(message, SeatResult):
+            self.seats[message.constituency_id] = message
+        elif isinstance(message, Alert):
+            self.alerts[message.alert_id] = message
+        chunk = f"event: {event}\ndata: {message.model_dump_json()}\n\n".encode()
+        for queue in self._clients:
+            queue.put_nowait(chunk)
+
+    async def _start(self) -> None:
+        api = web.Application()
+        for view in (LivePage, LivePageStatic, HexMap):
+            api.router.add_get(view.view_path, _page_handler(faust_app.web.views[view.view_path]))
+        api.router.add_get("/api/state", self._state)
+        api.router.add_get("/api/seats", self._seats)
+        api.router.add_get("/api/alerts", self._alerts)
+        api.router.add_get("/api/events", self._events)
+        self._runner = web.AppRunner(api)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.base_url = f"http://{host}:{port}"
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state.model_dump(mode="json"))
+
+    async def _seats(self, request: web.Request) -> web.Response:
+        return web.json_response({k: v.model_dump(mode="json") for k, v in self.seats.items()})
+
+    async def _alerts(self, request: web.Request) -> web.Response:
+        return web.json_response([a.model_dump(mode="json") for a in self.alerts.values()])
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # Subscribed before the headers go out: the page counts as live once it sees them.
+        self._clients.add(queue)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        try:
+            await response.prepare(request)
+            await response.write(b": subscribed\n\n")
+            while (chunk := await queue.get()) is not None:
+                await response.write(chunk)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._clients.discard(queue)
+        return response
+
+
+def _page_handler(view: Any) -> Callable[[web.Request], Any]:
+    async def handle(request: web.Request) -> Any:
+        return await view(request)
+
+    return handle
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeLiveApi]:
+    server = FakeLiveApi()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ---- the browser ----
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserContext]:
+    with chromium(viewport=VIEWPORT, timezone_id="Europe/London") as context:
+        yield context
+
+
+class PageProblems:
+    """Console errors and uncaught exceptions seen while a test drove the page."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+        page.on("requestfailed", self._failed)
+
+    def _failed(self, request: Request) -> None:
+        # A reload aborts the open event stream; that is the browser's doing, not the page's.
+        if request.failure != "net::ERR_ABORTED":
+            self.errors.append(f"failed: {request.url} {request.failure}")
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Iterator[Page]:
+    page = browser.new_page()
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+def open_live_page(page: Page, base_url: str) -> PageProblems:
+    problems = PageProblems(page)
+    page.goto(base_url + "/")
+    # Ready means: snapshot applied, hex map drawn and the event stream open.
+    page.wait_for_function(
+        "() => window.liveResults && window.liveResults.model.ready"
+        " && document.querySelectorAll('[data-testid=hex]').length > 0"
+        " && document.getElementById('connection').dataset.status === 'live'",
+        timeout=30_000,
+    )
+    return problems
+
+
+# ---- checks shared by the dev-mode tests and the test against the worker ----
+
+
+def assert_page_shows(page: Page, state: dict[str, Any], seats: dict[str, dict[str, Any]]) -> None:
+    """The page agrees with the API's snapshot: map, seat bar, table, counter, majority line."""
+    winners = {ons: s["winning_party"] for ons, s in seats.items() if s.get("winning_party")}
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=hex][data-party]').length === n",
+        arg=len(winners),
+        timeout=15_000,
+    )
+    shown = page.eval_on_selector_all(
+        "[data-testid=hex][data-party]", "hexes => hexes.map(h => [h.dataset.ons, h.dataset.party])"
+    )
+    assert dict(shown) == winners
+
+    total = state["total_seats"]
+    assert page.get_by_test_id("seats-declared").inner_text() == (
+        f"{state['seats_declared']}/{total}"
+    )
+
+    with_seats = {p["party"]: p["seats"] for p in state["parties"] if p["seats"]}
+    # Segment widths animate; let them settle before measuring them against the bar.
+    page.wait_for_timeout(800)
+    segments = page.eval_on_selector_all(
+        "[data-testid=seat-bar-segment]",
+        "segs => segs.map(s => [s.dataset.party, +s.dataset.seats,"
+        " s.getBoundingClientRect().width])",
+    )
+    assert {party: won for party, won, _ in segments} == with_seats
+    assert sum(won for _, won, _ in segments) == sum(with_seats.values())
+    bar = page.get_by_test_id("seat-bar").bounding_box()
+    line = page.get_by_test_id("majority-line").bounding_box()
+    assert bar is not None and line is not None
+    for party, won, width in segments:
+        assert width == pytest.approx(bar["width"] * won / total, abs=1.5), party
+    line_centre = line["x"] + line["width"] / 2 - bar["x"]
+    assert line_centre / bar["width"] == pytest.approx(
+        state["majority_line"] / total, abs=1 / bar["width"]
+    )
+
+    rows = page.eval_on_selector_all(
+        "[data-testid=party-row]",
+        "rows => rows.map(r => [r.dataset.party,"
+        " +r.querySelector('[data-field=seats]').dataset.value])",
+    )
+    table = dict(rows)
+    for party, won in with_seats.items():
+        # A party with seats has its own row, unless it is one of those summed into "Others".
+        assert table.get(party) in (won, None), party
+    assert sum(table.values()) == sum(with_seats.values())
+
+
+# ---- dev mode: the fake API ----
+
+
+def test_page_follows_pushed_results(
+    fake_api: FakeLiveApi, page: Page, results: list[SeatResult]
+) -> None:
+    problems = open_live_page(page, fake_api.base_url)
+    assert page.get_by_test_id("hex").count() == 650
+    assert page.locator("[data-testid=hex][data-party]").count() == 0
+
+    pushed = results[:PUSHED_SEATS]
+    first = pushed[0]
+    fake_api.publish(
+        "alert",
+        alert_for(
+            first,
+            AlertType.FIRST_DECLARATION,
+            AlertPriority.HIGH,
+            f"First declaration: {first.constituency_name}",
+        ),
+    )
+    for count, seat in enumerate(pushed, start=1):
+        fake_api.publish("result", seat)
+        fake_api.publish("state", state_after(pushed[:count]))
+    shock = next(seat for seat in reversed(pushed) if seat.gain)
+    fake_api.publish(
+        "alert",
+        alert_for(
+            shock,
+            AlertType.SHOCK_GAIN,
+            AlertPriority.FLASH,
+            f"{shock.result_label} in {shock.constituency_name}",
+        ),
+    )
+
+    state = state_after(pushed).model_dump(mode="json")
+    seats = {s.constituency_id: s.model_dump(mode="json") for s in pushed}
+    assert_page_shows(page, state, seats)
+    assert page.locator("[data-testid=hex][data-party]").count() == PUSHED_SEATS
+
+    ticker = page.get_by_test_id("ticker-item")
+    assert ticker.first.get_attribute("data-ons") == pushed[-1].constituency_id
+    assert pushed[-1].constituency_name in ticker.first.inner_text()
+
+    banners = page.get_by_test_id("alert-banner")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=alert-banner]').length === 2"
+    )
+    assert banners.first.get_attribute("data-priority") == "flash"
+    assert shock.constituency_name in banners.first.inner_text()
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(500)  # let the last bar and hex transitions finish
+    page.screenshot(path=str(ARTIFACTS / "live-page.png"))
+    assert problems.errors == []
+
+    # A reload rebuilds everything from the snapshot alone.
+    page.reload()
+    page.wait_for_function("() => window.liveResults && window.liveResults.model.ready")
+    assert_page_shows(page, state, seats)
+    assert problems.errors == []
+
+
+def test_names_are_shown_literally(
+    fake_api: FakeLiveApi, page: Page, results: list[SeatResult]
+) -> None:
+    problems = open_live_page(page, fake_api.base_url)
+    seat = results[0]
+    assert seat.winner is not None
+    evil_winner = seat.winner.model_copy(update={"name": EVIL_NAME})
+    evil = seat.model_copy(
+        update={
+            "constituency_name": "<b>Bold</b> & " + seat.constituency_name,
+            "winner": evil_winner,
+            "candidates": [evil_winner, *seat.candidates[1:]],
+        }
+    )
+    fake_api.publish("result", evil)
+    fake_api.publish("state", state_after([evil]))
+    fake_api.publish(
+        "alert", alert_for(evil, AlertType.SEAT_GAIN, AlertPriority.NORMAL, EVIL_NAME[:140])
+    )
+
+    item = page.get_by_test_id("ticker-item").first
+    item.wait_for()
+    assert EVIL_NAME in item.inner_text()
+    assert "<b>Bold</b> & " in item.inner_text()
+    page.get_by_test_id("alert-banner").first.wait_for()
+    assert EVIL_NAME in page.get_by_test_id("alert-banner").first.inner_text()
+    title = page.locator(f"[data-testid=hex][data-ons={seat.constituency_id}] title")
+    assert title.text_content() is not None
+    assert "<b>Bold</b>" not in (title.text_content() or "")  # the map uses its own names
+    assert page.locator("#ticker script, #ticker img, #ticker b, #alerts img").count() == 0
+    assert page.evaluate("() => window.__pwned") is None
+    assert problems.errors == []
+
+
+def test_static_files_are_local_and_limited(fake_api: FakeLiveApi) -> None:
+    """Nothing outside the page's own three files is served from /static/."""
+    with urllib.request.urlopen(fake_api.base_url + "/") as response:
+        html = response.read().decode()
+        policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "http://" not in html and "https://" not in html
+    for name in ("../live_page.py", "..%2Flive_page.py", "index.htm", ""):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(fake_api.base_url + "/static/" + name)
+        assert err.value.code == 404
+
+
+# ---- against the real worker during a replay ----
+
+
+@pytest.fixture
+def base_url() -> str:
+    """The worker's web address; set LIVE_PAGE_BASE_URL while a replay runs (e.g. :6066)."""
+    url = os.environ.get("LIVE_PAGE_BASE_URL")
+    if not url:
+        pytest.skip("LIVE_PAGE_BASE_URL not set: no worker to test against")
+    return url.rstrip("/")
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.mark.integration
+def test_page_follows_the_worker(base_url: str, page: Page) -> None:
+    """During a replay the page keeps up; once declarations pause it matches the API exactly."""
+    problems = open_live_page(page, base_url)
+    deadline = time.monotonic() + float(os.environ.get("LIVE_PAGE_TIMEOUT_S", "900"))
+    # Wait for a quiet moment (or the last seat) so page and API can be compared exactly.
+    previous = -1
+    while True:
+        state = _get_json(base_url + "/api/state")
+        if state["seats_declared"] > 0 and (
+            state["sequence"] == previous or state["seats_declared"] == state["total_seats"]
+        ):
+            break
+        assert time.monotonic() < deadline, "the replay never paused or finished"
+        previous = state["sequence"]
+        time.sleep(3)
+    seats = _get_json(base_url + "/api/seats")
+    page.wait_for_function(
+        "seq => (window.liveResults.model.state || {}).sequence >= seq",
+        arg=state["sequence"],
+        timeout=30_000,
+    )
+    assert_page_shows(page, state, seats)
+    assert page.get_by_test_id("ticker-item").count() > 0
+    assert problems.errors == []
