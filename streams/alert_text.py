@@ -74,13 +74,13 @@ def outcome_label(result: SeatResult, names: Mapping[str, str]) -> str:
 
 
 def _placing(person: CandidateResult | None, result: SeatResult) -> str:
-    """'came second with 11,217 votes, 630 behind' when figures are in; else nothing."""
+    """'second with 11,217 votes, 630 behind' when figures are in; else nothing."""
     if person is None or person.votes is None or result.winner is None:
         return ""
     ranked = sorted(result.candidates, key=lambda c: c.votes or 0, reverse=True)
     position = next(i for i, c in enumerate(ranked, start=1) if c.person_id == person.person_id)
     behind = (result.winner.votes or 0) - person.votes
-    return f"came {ordinal(position)} with {votes(person.votes)} votes, {votes(behind)} behind"
+    return f"{ordinal(position)} with {votes(person.votes)} votes, {votes(behind)} behind"
 
 
 # --- national moments ------------------------------------------------------------------------
@@ -94,7 +94,9 @@ def exit_poll_text(poll: ExitPoll, names: Mapping[str, str], majority_line: int)
         outlook = f"{party_name(top.party, names)} majority of {2 * top.seats - poll.total_seats}"
     else:
         outlook = f"hung parliament, {party_name(top.party, names)} short of {majority_line}"
-    everyone = "; ".join(f"{party_name(p.party, names)} {p.seats}" for p in ranked)
+    # Others last: it is not a party, however many seats it is given.
+    listing = sorted(ranked, key=lambda p: (p.party == "Others", -p.seats, p.party))
+    everyone = "; ".join(f"{party_name(p.party, names)} {p.seats}" for p in listing)
     return AlertText(
         headline=fit(f"Exit poll: {listed}; {outlook}", f"Exit poll: {listed}"),
         body=(
@@ -194,7 +196,7 @@ def leader_safe_text(
         body=(
             f"{name} have {seats} seats; the nearest rival, {rival_name}, has {rival_seats} "
             f"with {undeclared} seats still to declare, so {outcome}. Settled by "
-            f"{result.constituency_name}, {_declared(result)}"
+            f"{result.constituency_name}, declared at {clock(result.declared_at)}."
         ),
     )
 
@@ -231,8 +233,8 @@ def person_result_text(
         f"{person.name} loses {seat}",
     )
     placing = _placing(standing, result)
-    body = f"{person.name} ({party}), {person.role}, is defeated in {seat}"
-    body += f" and {placing}." if placing else "."
+    body = f"{person.name} ({party}), {person.role}, loses {seat}"
+    body += f": {placing}." if placing else "."
     body += f" Elected: {described(winner)}"
     if winner.votes is not None:
         body += f" with {votes(winner.votes)} votes"
@@ -284,7 +286,7 @@ def shock_gain_text(
         ),
         body=(
             f"{loser} led {result.constituency_name} by {points} points of the vote in the "
-            f"notional 2019 result on the new boundaries. Now {outcome_label(result, names)}, "
+            f"notional 2019 result on the new boundaries. Result: {outcome_label(result, names)}, "
             f"{_majority_clause(result)}. {_declared(result)}"
         ),
     )

@@ -126,6 +126,11 @@ def fact_id(
     return alert_id(election_id, alert_type.value, constituency_id, subject)
 
 
+def rounded(share: float | None) -> float | None:
+    """Shares to four places: enough for a tenth of a point, and stable to compare."""
+    return None if share is None else round(share, 4)
+
+
 def party_names(register: Register) -> dict[str, str]:
     return {code: party.name for code, party in register.parties.items()}
 

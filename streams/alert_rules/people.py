@@ -7,7 +7,7 @@ from typing import NamedTuple
 from schemas.alert import Alert, AlertType
 from schemas.results import SeatResult
 from streams import alert_text
-from streams.alert_rules.base import AlertPolicy, fact_id, party_names, seat_alert
+from streams.alert_rules.base import AlertPolicy, fact_id, party_names, rounded, seat_alert
 from streams.reference import Register
 from streams.watchlist import PersonOfNote, WatchCategory, Watchlist
 
@@ -77,7 +77,7 @@ def _person_alert(
         "category": person.category.value,
         "role": person.role,
         "votes": standing.votes if standing else None,
-        "share": standing.share if standing else None,
+        "share": rounded(standing.share) if standing else None,
         "winner": result.winner.name,
         "winner_person_id": result.winner.person_id,
         "winner_party": result.winner.party,

@@ -6,7 +6,14 @@ from schemas.alert import Alert, AlertType
 from schemas.declaration import DeclarationKind
 from schemas.results import SeatResult
 from streams import alert_text
-from streams.alert_rules.base import AlertPolicy, alert_id, fact_id, party_names, seat_alert
+from streams.alert_rules.base import (
+    AlertPolicy,
+    alert_id,
+    fact_id,
+    party_names,
+    rounded,
+    seat_alert,
+)
 from streams.reference import Register
 
 Figures = dict[str, int | float | str | None]
@@ -20,7 +27,7 @@ def _figures(result: SeatResult) -> Figures:
         "winning_party": result.winning_party,
         "previous_party": result.previous_party,
         "majority": result.majority,
-        "majority_share": result.majority_share,
+        "majority_share": rounded(result.majority_share),
         "winner_votes": winner.votes if winner else None,
     }
 

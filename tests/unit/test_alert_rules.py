@@ -142,7 +142,7 @@ def test_the_former_prime_minister_loses_south_west_norfolk(
     assert alert.occurred_at == dt.datetime(2024, 7, 5, 7, 0, tzinfo=BST)
     for fact in ("Liz Truss", "South West Norfolk", "Terry Jermy", "Labour", "630"):
         assert fact in alert.headline
-    assert "07:00 BST" in alert.body and "came second" in alert.body
+    assert "07:00 BST" in alert.body and "second with 11,217 votes, 630 behind" in alert.body
     assert alert.triggered_by is not None
     assert alert.triggered_by.constituency_id == SOUTH_WEST_NORFOLK
     assert alert.triggered_by.revision == 1

@@ -1,0 +1,69 @@
+"""Replay the 2024 night through the alert detectors and print the alerts by type, with counts."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from schemas.alert import Alert, AlertPriority, AlertType
+from streams.alert_rules import AlertPolicy, detect_change, detect_exit_poll
+from streams.reference import load_register
+from streams.settings import get_settings
+from streams.watchlist import check_against_register, load_watchlist, watchlist_path
+
+# The night is built by the alert tests' own small tally until scripts/night_builder.py and
+# streams/tally.py land; the detectors do not care who built the changes.
+from tests.unit.alert_fixtures import NightTally, exit_poll, night_declarations
+
+
+def alerts_of_the_night(data_dir: Path, watchlist_file: Path, policy: AlertPolicy) -> list[Alert]:
+    register = load_register(data_dir)
+    watchlist = load_watchlist(watchlist_file)
+    problems = check_against_register(watchlist, register)
+    if problems:
+        raise SystemExit("watchlist does not match the register:\n" + "\n".join(problems))
+    alerts = detect_exit_poll(exit_poll(data_dir, register), register, policy)
+    tally = NightTally(register)
+    for declaration in night_declarations(data_dir, register):
+        alerts += detect_change(tally.apply(declaration), register, watchlist, policy)
+    return alerts
+
+
+def _line(alert: Alert) -> str:
+    when = alert.occurred_at.strftime("%a %H:%M")
+    return f"  {when}  [{alert.priority}] {alert.headline}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--all", action="store_true", help="print every alert's headline")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    policy = AlertPolicy.from_settings(settings)
+    alerts = alerts_of_the_night(settings.data_dir, watchlist_path(settings), policy)
+
+    by_type = Counter(a.type for a in alerts)
+    print(f"{len(alerts)} alerts, {len({a.alert_id for a in alerts})} distinct ids\n")
+    print("By type:")
+    for alert_type in AlertType:
+        if by_type[alert_type]:
+            priority = policy.priority(alert_type)
+            print(f"  {alert_type.value:<38} {by_type[alert_type]:>4}  ({priority})")
+    by_priority = Counter(a.priority for a in alerts)
+    print("\nBy priority: " + ", ".join(f"{p} {by_priority[p]}" for p in AlertPriority))
+
+    shown = [a for a in alerts if args.all or a.type is not AlertType.SEAT_GAIN]
+    if not args.all:
+        shown = [
+            a
+            for a in shown
+            if a.priority is AlertPriority.FLASH or a.type is not AlertType.SHOCK_GAIN
+        ]
+    print("\nThe night" + ("" if args.all else " (without seat and shock gains)") + ":")
+    for alert in shown:
+        print(_line(alert))
+
+
+if __name__ == "__main__":
+    main()
