@@ -76,7 +76,11 @@ class Alert(Message):
     triggered_by: AlertTrigger | None = None
     figures: dict[str, int | float | str | None] = Field(default_factory=dict)
     supersedes: list[str] = Field(
-        default_factory=list, description="Alert ids this amends or retracts"
+        default_factory=list,
+        description=(
+            "For an amendment, a retraction, or a fact told again after a correction: the id "
+            "the fact was first told under; keep the latest alert per first id"
+        ),
     )
     replaces_type: AlertType | None = Field(
         None, description="For an amended or retracted alert: the type of the alert it replaces"

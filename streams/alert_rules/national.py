@@ -86,6 +86,7 @@ def nearest_rival(state: StateOfParties, party: str, register: Register) -> Part
 
 
 def has_majority(state: StateOfParties, party: str, register: Register) -> bool:
+    """At or over the register's line (326 of 650); the Speaker's seat is nobody's."""
     return _contender(party, register) and _seats(state, party) >= register.majority_line
 
 

@@ -591,3 +591,13 @@ def test_in_any_order_each_milestone_fires_once_at_the_right_seat(
     [majority] = of_type(alerts, AlertType.MAJORITY_WON)
     assert majority.constituency_id == delivering
     assert len({a.alert_id for a in alerts}) == len(alerts)
+
+
+def test_alerts_survive_the_wire(
+    night: Night, register: Register, watchlist: Watchlist, policy: AlertPolicy
+) -> None:
+    original = seat_declaration(night, SOUTH_WEST_NORFOLK)
+    correction = revised(original, 2, votes={TRUSS: 11847, JERMY: 11217})
+    retractions = detect_change(night.tally.clone().apply(correction), register, watchlist, policy)
+    for alert in night.alerts + retractions:
+        assert Alert.model_validate_json(alert.model_dump_json()) == alert
