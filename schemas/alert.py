@@ -78,8 +78,9 @@ class Alert(Message):
     supersedes: list[str] = Field(
         default_factory=list,
         description=(
-            "For an amendment, a retraction, or a fact told again after a correction: the id "
-            "the fact was first told under; keep the latest alert per first id"
+            "For an amendment, a retraction, or a fact told again after a correction: every id "
+            "the fact may have been told under before, the first one first; delete them all, "
+            "or keep the latest alert per first id"
         ),
     )
     replaces_type: AlertType | None = Field(

@@ -4,8 +4,12 @@ Both sides come from the same pure detectors, so the difference is a diff by id.
 no longer holds is retracted; one that holds with other figures is amended; one that holds
 only now is sent under an id derived from the new revision, because the outbox never sends an
 id twice and the same fact may have been sent, then retracted, at an earlier revision.
-Every alert of a chain names the chain's first id in `supersedes`, so a consumer keeps the
-latest alert per first id.
+
+Which of a fact's ids were really sent depends on revisions this change cannot see, so
+`supersedes` names every id the fact could have been told under at an earlier revision: the
+first id first, then the amended, re-told and withdrawn ids of revisions 1 to n-1. A consumer
+that deletes what an alert supersedes is then always right (deleting an id it never had is
+harmless), and one that keys by `supersedes[0]` keeps one alert per fact.
 """
 
 from __future__ import annotations
@@ -25,6 +29,17 @@ from streams.alert_rules.people import people_alerts
 from streams.alert_rules.seats import seat_alerts
 from streams.reference import Register
 from streams.watchlist import Watchlist
+
+# What an id is derived for; "revised" is a fact told again under a new id after a correction.
+AMENDED, RETOLD, RETRACTED = "amended", "revised", "retracted"
+
+
+def earlier_ids(first_id: str, revision: int) -> list[str]:
+    """Every id a fact first told as `first_id` may carry from revisions before `revision`."""
+    ids = [first_id]
+    for earlier in range(1, revision):
+        ids += [alert_id(first_id, kind, earlier) for kind in (AMENDED, RETOLD, RETRACTED)]
+    return ids
 
 
 def outcome_alerts(
@@ -67,8 +82,8 @@ def revised_alerts(
 def _newly_true(alert: Alert, result: SeatResult) -> Alert:
     return alert.model_copy(
         update={
-            "alert_id": alert_id(alert.alert_id, "revised", result.revision),
-            "supersedes": [alert.alert_id],
+            "alert_id": alert_id(alert.alert_id, RETOLD, result.revision),
+            "supersedes": earlier_ids(alert.alert_id, result.revision),
         }
     )
 
@@ -105,12 +120,12 @@ def _amended(old: Alert, new: Alert, result: SeatResult, policy: AlertPolicy) ->
         priority = quieter(policy.priority(AlertType.AMENDED), original)
     return new.model_copy(
         update={
-            "alert_id": alert_id(old.alert_id, "amended", result.revision),
+            "alert_id": alert_id(old.alert_id, AMENDED, result.revision),
             "type": AlertType.AMENDED,
             "priority": priority,
             "headline": text.headline,
             "body": text.body,
-            "supersedes": [old.alert_id],
+            "supersedes": earlier_ids(old.alert_id, result.revision),
             "replaces_type": new.type,
         }
     )
@@ -128,7 +143,7 @@ def _retracted(old: Alert, result: SeatResult, register: Register, policy: Alert
         reason = f"the result is now {label}{majority}"
     text = alert_text.retracted_text(old.headline, reason, result)
     alert = seat_alert(
-        alert_id=alert_id(old.alert_id, "retracted", result.revision),
+        alert_id=alert_id(old.alert_id, RETRACTED, result.revision),
         alert_type=AlertType.RETRACTED,
         policy=policy,
         result=result,
@@ -146,7 +161,7 @@ def _retracted(old: Alert, result: SeatResult, register: Register, policy: Alert
     return alert.model_copy(
         update={
             "priority": louder(policy.priority(AlertType.RETRACTED), policy.priority(old.type)),
-            "supersedes": [old.alert_id],
+            "supersedes": earlier_ids(old.alert_id, result.revision),
             "replaces_type": old.type,
         }
     )

@@ -338,7 +338,7 @@ def test_a_correction_that_hands_truss_the_seat_retracts_the_gain_and_her_defeat
         AlertType.FORMER_PRIME_MINISTER_DEFEATED,
     }
     for alert_type, alert in retracted.items():
-        assert alert.supersedes == [earlier[alert_type]]
+        assert alert.supersedes[0] == earlier[alert_type]
         assert alert.triggered_by is not None and alert.triggered_by.revision == 2
         assert "Liz Truss (Conservative) is now the winner" in alert.body
     # A withdrawal reaches everyone the flash did.
@@ -364,7 +364,7 @@ def test_a_correction_that_changes_the_winner_amends_what_still_holds(
         AlertType.FORMER_PRIME_MINISTER_DEFEATED,
     }
     for alert_type, alert in amended.items():
-        assert alert.supersedes == [earlier[alert_type]]
+        assert alert.supersedes[0] == earlier[alert_type]
         assert alert.alert_id not in earlier.values()
         assert alert.figures["winner_person_id"] == MCKENZIE
     truss = amended[AlertType.FORMER_PRIME_MINISTER_DEFEATED]
@@ -396,7 +396,10 @@ def test_a_flip_and_a_flip_back_reinstate_under_new_ids(
     for alert in back:
         # The outbox never sends an id twice, so a fact told again needs a new one.
         assert alert.alert_id != earlier[alert.type]
-        assert alert.supersedes == [earlier[alert.type]]
+        assert alert.supersedes[0] == earlier[alert.type]
+        # The withdrawal shown since revision 2 is taken down by the fact told again.
+        withdrawal = next(a for a in flipped if a.replaces_type is alert.type)
+        assert withdrawal.alert_id in alert.supersedes
     every_id = [a.alert_id for a in night.alerts + flipped + back]
     assert len(every_id) == len(set(every_id))
 
@@ -414,6 +417,30 @@ def test_a_correction_of_figures_only_amends_quietly(
     assert truss.figures["majority"] == 640
     assert "majority 630 → 640" in truss.body
     assert amended[AlertType.SEAT_GAIN].priority is AlertPriority.LOW
+
+
+def test_a_second_amendment_supersedes_the_first(
+    night: Night, register: Register, watchlist: Watchlist, policy: AlertPolicy
+) -> None:
+    original = seat_declaration(night, SOUTH_WEST_NORFOLK)
+    tally = night.tally.clone()
+    first = by_replaced(
+        detect_change(
+            tally.apply(revised(original, 2, votes={JERMY: 11857})), register, watchlist, policy
+        )
+    )
+    second = by_replaced(
+        detect_change(
+            tally.apply(revised(original, 3, votes={JERMY: 11867}, minutes_later=90)),
+            register,
+            watchlist,
+            policy,
+        )
+    )
+    for alert_type, alert in second.items():
+        assert alert.figures["majority"] == 650
+        assert alert.supersedes[0] == first[alert_type].supersedes[0]
+        assert first[alert_type].alert_id in alert.supersedes
 
 
 def test_a_recount_notice_then_a_different_winner(
@@ -453,11 +480,10 @@ def test_a_recount_notice_then_a_different_winner(
     )
     by_type = {(a.type, a.replaces_type): a for a in after}
     # Conservative hold by 15 now: the gain and shock go, the narrow margin stays amended.
-    assert by_type[(AlertType.RETRACTED, AlertType.SEAT_GAIN)].supersedes == [
-        earlier[AlertType.SEAT_GAIN]
-    ]
+    retracted = by_type[(AlertType.RETRACTED, AlertType.SEAT_GAIN)]
+    assert retracted.supersedes[0] == earlier[AlertType.SEAT_GAIN]
     amended = by_type[(AlertType.AMENDED, AlertType.NARROW_MARGIN)]
-    assert amended.supersedes == [earlier[AlertType.NARROW_MARGIN]]
+    assert amended.supersedes[0] == earlier[AlertType.NARROW_MARGIN]
     assert amended.figures["winning_party"] == "Con" and amended.figures["majority"] == 15
 
 
@@ -485,7 +511,7 @@ def test_a_rush_then_the_figures(
     )
     amended = by_replaced(of_type(figures, AlertType.AMENDED))
     assert amended[AlertType.FORMER_PRIME_MINISTER_DEFEATED].figures["majority"] == 630
-    assert amended[AlertType.FORMER_PRIME_MINISTER_DEFEATED].supersedes == [truss.alert_id]
+    assert amended[AlertType.FORMER_PRIME_MINISTER_DEFEATED].supersedes[0] == truss.alert_id
     assert amended[AlertType.FORMER_PRIME_MINISTER_DEFEATED].priority is AlertPriority.NORMAL
 
 
