@@ -18,7 +18,7 @@ class Rule(NamedTuple):
 
 
 # Cabinet members and ministers who only attend cabinet are told apart: newsrooms count
-# them differently ("eight" or "twelve" cabinet ministers out), so both counts must be possible.
+# cabinet losses with or without the attending ministers, so both counts must be possible.
 RULES: dict[WatchCategory, Rule] = {
     WatchCategory.PRIME_MINISTER: Rule(AlertType.PRIME_MINISTER_RESULT, False),
     WatchCategory.FORMER_PRIME_MINISTER: Rule(AlertType.FORMER_PRIME_MINISTER_DEFEATED, True),
