@@ -217,7 +217,8 @@
 
   /** Rows of the table: the leading parties by name, the rest summed into one "Others" row. */
   function tableRows(parties) {
-    const ordered = orderParties(parties);
+    // A party with neither seats nor votes yet (a pre-filled tally before midnight) is noise.
+    const ordered = orderParties(parties).filter((p) => (p.seats || 0) > 0 || (p.votes || 0) > 0);
     const named = [];
     const rest = [];
     ordered.forEach((p) => {
@@ -515,6 +516,7 @@
     const ticker = $('ticker');
     ticker.replaceChildren(...items);
     // Show only whole items: a half-cut line reads as a glitch on a wall screen.
+    if (!document.documentElement.classList.contains('fit')) return;
     const bottom = ticker.getBoundingClientRect().bottom;
     items.forEach((item) => {
       item.hidden = item.getBoundingClientRect().bottom > bottom + 1;
@@ -669,7 +671,32 @@
     await loadSnapshotUntilDone();
   }
 
+  const DESIGN_WIDTH = 1920;
+  const DESIGN_HEIGHT = 1080;
+  const FIT_MIN_WIDTH = 960;
+
+  /** Scale the 1920×1080 design to fill a landscape screen, stretching the spare side. */
+  function fitStage() {
+    const width = window.innerWidth;
+    const height = window.innerHeight;
+    const stage = $('stage');
+    const fit = width >= FIT_MIN_WIDTH && width >= height;
+    document.documentElement.classList.toggle('fit', fit);
+    if (!fit) {
+      stage.style.transform = '';
+      stage.style.width = '';
+      stage.style.height = '';
+      return;
+    }
+    const scale = Math.min(width / DESIGN_WIDTH, height / DESIGN_HEIGHT);
+    stage.style.width = (width / scale) + 'px';
+    stage.style.height = (height / scale) + 'px';
+    stage.style.transform = 'scale(' + scale + ')';
+  }
+
+  fitStage();
   window.addEventListener('resize', () => {
+    fitStage();
     // Segment labels and the number of ticker lines that fit depend on the screen's size.
     dirty.state = true;
     dirty.ticker = true;

@@ -247,7 +247,10 @@ class FakeLiveApi:
     async def _start(self) -> None:
         api = web.Application()
         for view in (LivePage, LivePageStatic, HexMap):
-            api.router.add_get(view.view_path, _page_handler(faust_app.web.views[view.view_path]))
+            # Fresh instances: `web.views` is keyed by path, and Faust's own index view
+            # replaces ours at "/" there once its blueprints are applied.
+            handler = _page_handler(view(faust_app, web=faust_app.web))
+            api.router.add_get(view.view_path, handler)
         api.router.add_get("/api/state", self._state)
         api.router.add_get("/api/seats", self._seats)
         api.router.add_get("/api/alerts", self._alerts)

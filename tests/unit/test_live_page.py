@@ -105,6 +105,7 @@ console.log(JSON.stringify({
     { party: 'A', seats: 3, votes: 9, share: 0.5 },
     { party: 'B', seats: 0, votes: 1, share: 0.001 },
     { party: 'C', seats: 0, votes: 1, share: 0.001 },
+    { party: 'D', seats: 0, votes: 0, share: 0 },
   ]).map((r) => r.party),
 }));
 """
