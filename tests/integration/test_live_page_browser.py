@@ -216,11 +216,7 @@ class FakeLiveApi:
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
 
     def stop(self) -> None:
-        def hang_up() -> None:
-            for queue in self._clients:
-                queue.put_nowait(None)
-
-        self._loop.call_soon_threadsafe(hang_up)
+        self.hang_up()
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -232,6 +228,16 @@ class FakeLiveApi:
 
     def clients(self) -> int:
         return len(self._clients)
+
+    def hang_up(self) -> None:
+        """End every open event stream, as a worker restart would; browsers reconnect."""
+
+        def end_streams() -> None:
+            for queue in self._clients:
+                queue.put_nowait(None)
+            self._clients.clear()
+
+        self._loop.call_soon_threadsafe(end_streams)
 
     def _publish(self, event: str, message: BaseModel) -> None:
         if isinstance(message, StateOfParties):
@@ -280,7 +286,8 @@ class FakeLiveApi:
         )
         try:
             await response.prepare(request)
-            await response.write(b": subscribed\n\n")
+            # Reconnect quickly after a hang-up (the browser's default wait is about 3 s).
+            await response.write(b"retry: 300\n: subscribed\n\n")
             while (chunk := await queue.get()) is not None:
                 await response.write(chunk)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -504,6 +511,39 @@ def test_names_are_shown_literally(
     assert "<b>Bold</b>" not in (title.text_content() or "")  # the map uses its own names
     assert page.locator("#ticker script, #ticker img, #ticker b, #alerts img").count() == 0
     assert page.evaluate("() => window.__pwned") is None
+    assert problems.errors == []
+
+
+def test_page_catches_up_after_reconnecting(
+    fake_api: FakeLiveApi, page: Page, results: list[SeatResult]
+) -> None:
+    """Results published while the stream was down arrive through the snapshot on reconnect."""
+    problems = open_live_page(page, fake_api.base_url)
+    first, second = results[:5], results[:12]
+    rush = first[-1].model_copy(
+        update={"figures_pending": True, "candidates": [], "majority": None, "sequence": 4}
+    )
+    fake_api.publish("result", rush)
+    for seat in first:
+        fake_api.publish("result", seat)
+    fake_api.publish("state", state_after(first))
+    page.wait_for_function("() => document.querySelectorAll('[data-party][data-ons]').length >= 5")
+
+    fake_api.hang_up()
+    page.wait_for_function("() => document.getElementById('connection').dataset.status !== 'live'")
+    for seat in second[len(first) :]:
+        fake_api.publish("result", seat)  # nobody is listening: only the snapshot has these
+    fake_api.publish("state", state_after(second))
+
+    page.wait_for_function("() => document.getElementById('connection').dataset.status === 'live'")
+    assert_page_shows(
+        page,
+        state_after(second).model_dump(mode="json"),
+        {s.constituency_id: s.model_dump(mode="json") for s in second},
+    )
+    # The full result replaced the rush that came before it.
+    item = page.locator(f"[data-testid=ticker-item][data-ons={first[-1].constituency_id}]")
+    assert "Figures to follow" not in item.inner_text()
     assert problems.errors == []
 
 
