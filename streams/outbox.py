@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ ANNOUNCED = "publisher:announced"
 PUBLISHED = "publisher:published"
 ANNOUNCED_IDS = "outbox:ids"
 LOCK = "publisher:lock"
+EPOCH = "outbox:epoch"
 
 # Queues one change's outputs atomically: the cursor check makes a second announcer (or a
 # retry after a crash) a no-op, and the id set keeps an alert id from ever being queued twice.
@@ -132,6 +134,12 @@ class Outbox:
                 value=value if isinstance(value, bytes) else value.encode(),
             ),
         )
+
+    async def epoch(self) -> str:
+        """This outbox's identity: a reset starts a new epoch, so Kafka messages of an earlier
+        night (whose sequence numbers restart at 1) are never mistaken for ones already sent."""
+        await self.redis.set(self.ns + EPOCH, uuid.uuid4().hex, nx=True)
+        return _decode(await self.redis.get(self.ns + EPOCH) or b"")
 
     async def acquire_lock(self, token: str, ttl_ms: int) -> bool:
         """Take or keep the single-publisher lock of this election."""

@@ -48,3 +48,10 @@ async def test_only_one_publisher_holds_the_lock(outbox: Outbox) -> None:
     assert await outbox.acquire_lock("worker-1", 10_000)  # renewal by the holder
     await outbox.release_lock("worker-1")
     assert await outbox.acquire_lock("worker-2", 10_000)
+
+
+async def test_the_epoch_is_stable_until_a_reset(outbox: Outbox) -> None:
+    first = await outbox.epoch()
+    assert first and await outbox.epoch() == first
+    await outbox.redis.flushall()
+    assert await outbox.epoch() != first
