@@ -1,0 +1,120 @@
+"""Integration fixtures: a real Kafka broker and a real Redis, and per-test isolation on them.
+
+Resolution order: KAFKA_BOOTSTRAP_SERVERS / REDIS_URL from the environment; else
+testcontainers when a Docker engine answers; else the project's own local services
+(scripts/services.py). With ELECTION_REQUIRE_SERVICES=1 or CI set, failing to get them
+fails the run with the reason; integration tests never skip there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+
+@dataclass(frozen=True)
+class Services:
+    kafka_bootstrap: str
+    redis_url: str
+    source: str
+
+
+def _must_have_services() -> bool:
+    return os.environ.get("ELECTION_REQUIRE_SERVICES") == "1" or bool(os.environ.get("CI"))
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=2)
+        return bool(client.ping())
+    except Exception:  # no engine, no socket, no permission: all mean "not here"
+        return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    kafka_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    redis_env = os.environ.get("REDIS_URL")
+    if kafka_env and redis_env:
+        yield Services(kafka_env, redis_env, "environment")
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.redis import RedisContainer
+
+        with KafkaContainer().with_kraft() as kafka, RedisContainer() as redis_container:
+            host = redis_container.get_container_host_ip()
+            port = redis_container.get_exposed_port(6379)
+            yield Services(
+                kafka.get_bootstrap_server(), f"redis://{host}:{port}/0", "testcontainers"
+            )
+        return
+    from scripts.services import ServiceError, start_services
+
+    try:
+        urls = start_services()
+    except ServiceError as error:
+        reason = f"no Kafka/Redis for integration tests: {error}"
+        if _must_have_services():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    yield Services(urls.kafka_bootstrap_servers, urls.redis_url, "local services")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(services: Services) -> str:
+    return services.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def redis_url(services: Services) -> str:
+    return services.redis_url
+
+
+@pytest.fixture
+def unique_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Create topics only this test sees: `unique_topic("declarations", partitions=4)`."""
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    created: list[str] = []
+
+    def create(name_hint: str, partitions: int = 1) -> str:
+        name = f"test-{name_hint}-{uuid.uuid4().hex[:10]}"
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        created.append(name)
+        return name
+
+    yield create
+    # Best effort: the names are unique, so a leftover cannot leak into another test.
+    with contextlib.suppress(Exception):
+        admin.delete_topics(created)
+    admin.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix only this test uses; its keys are deleted afterwards."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.unlink(*keys)
+    client.close()
