@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-.venv/bin/python -m scripts.services start
-eval "$(.venv/bin/python -m scripts.services start 2>/dev/null | sed 's/^/export /')"
+# start prints KAFKA_BOOTSTRAP_SERVERS=... and REDIS_URL=... once both answer.
+services_env="$(.venv/bin/python -m scripts.services start)"
+eval "$(printf '%s\n' "$services_env" | sed 's/^/export /')"
 export ELECTION_REQUIRE_SERVICES=1
 
 .venv/bin/ruff check .
