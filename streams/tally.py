@@ -1,0 +1,224 @@
+"""Tally rules: what one declaration adds to the national picture, and the seat's result."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping
+
+from schemas.declaration import Declaration, DeclarationKind
+from schemas.results import CandidateResult, PartyTally, SeatResult, StateOfParties
+from streams.reference import ConstituencyRef, Register
+
+Contribution = dict[str, int]
+
+SEQUENCE = "meta:sequence"
+
+
+def _party_votes(declaration: Declaration) -> dict[str, int]:
+    votes: dict[str, int] = defaultdict(int)
+    for candidate in declaration.candidates:
+        votes[candidate.party.abbreviation] += candidate.votes or 0
+    return dict(votes)
+
+
+def winning_party(declaration: Declaration) -> str | None:
+    winner = declaration.winner
+    return winner.party.abbreviation if winner else None
+
+
+def seat_contribution(
+    declaration: Declaration, ref: ConstituencyRef, previous: Contribution | None
+) -> Contribution:
+    """Integer counters this seat adds to the national tallies; exact to subtract and re-add.
+
+    A recount notice changes no number: the seat keeps what it contributed before. The
+    Speaker's seat counts for party `Spk`, so it is never a gain for the Speaker's old party.
+    """
+    if declaration.kind is DeclarationKind.RECOUNT:
+        return dict(previous or {})
+    winner = winning_party(declaration)
+    assert winner is not None  # the schema guarantees one elected candidate
+    counters: Contribution = defaultdict(int)
+    counters[f"party:{winner}:seats"] += 1
+    counters["total:declared"] += 1
+    if winner != ref.notional_2019_winner:
+        counters[f"party:{winner}:gains"] += 1
+        counters[f"party:{ref.notional_2019_winner}:losses"] += 1
+    if declaration.has_full_figures:
+        valid = declaration.valid_votes or 0
+        counters["total:with_figures"] += 1
+        counters["total:votes"] += valid
+        counters["total:electorate"] += declaration.electorate or 0
+        counters["total:rejected"] += declaration.rejected_ballots or 0
+        for party, votes in _party_votes(declaration).items():
+            counters[f"party:{party}:votes"] += votes
+        # Notional 2019 votes on this seat's 2024 turnout, so the national share change in
+        # declared seats stays a sum that subtract-old/add-new keeps exact.
+        for party, share in ref.notional_2019_shares.items():
+            counters[f"party:{party}:n19"] += round(share * valid)
+    return {key: value for key, value in counters.items() if value}
+
+
+def _result_label(winner: str, previous: str) -> str:
+    return f"{winner} hold" if winner == previous else f"{winner} gain from {previous}"
+
+
+def seat_result(
+    declaration: Declaration,
+    ref: ConstituencyRef,
+    sequence: int,
+    previous: SeatResult | None = None,
+) -> SeatResult:
+    """The seat as graphics show it after this revision."""
+    common = {
+        "election_id": declaration.election_id,
+        "ballot_id": declaration.ballot_id,
+        "constituency_id": declaration.constituency_id,
+        "constituency_name": ref.name,
+        "kind": declaration.kind,
+        "revision": declaration.revision,
+        "declared_at": declaration.declared_at,
+        "sequence": sequence,
+        "previous_party": ref.notional_2019_winner,
+    }
+    if declaration.kind is DeclarationKind.RECOUNT:
+        if previous is not None:
+            # The figures announced before stand until the recount's result replaces them.
+            return previous.model_copy(update={**common, "recount": True})
+        return SeatResult(**common, figures_pending=True, recount=True)
+
+    winner = declaration.winner
+    assert winner is not None
+    party = winner.party.abbreviation
+    full = declaration.has_full_figures
+    valid = declaration.valid_votes or 0
+    shares_19 = ref.notional_2019_shares
+    candidates = []
+    for candidate in sorted(
+        declaration.candidates, key=lambda c: (-(c.votes or 0), c.name, c.person_id)
+    ):
+        share = (candidate.votes or 0) / valid if full and valid else None
+        abbreviation = candidate.party.abbreviation
+        change = (
+            share - shares_19[abbreviation]
+            if share is not None and abbreviation in shares_19
+            else None
+        )
+        candidates.append(
+            CandidateResult(
+                person_id=candidate.person_id,
+                name=candidate.name,
+                party=abbreviation,
+                party_name=candidate.party.name,
+                votes=candidate.votes if full else None,
+                share=share,
+                share_change=change,
+                elected=candidate.elected,
+            )
+        )
+    majority = majority_share = turnout = swing = None
+    swing_from = None
+    tie = declaration.tie_declared
+    if full and len(candidates) >= 2:
+        first, second = candidates[0], candidates[1]
+        majority = (first.votes or 0) - (second.votes or 0)
+        majority_share = majority / valid if valid else None
+        tie = tie or majority == 0
+        swing, swing_from = _swing(party, second.party, candidates, shares_19)
+    elif full:
+        majority = candidates[0].votes
+        majority_share = 1.0 if valid else None
+    if full and declaration.electorate:
+        # The Commons Library's turnout: valid votes over the electorate.
+        turnout = valid / declaration.electorate
+    return SeatResult(
+        **common,
+        figures_pending=not full,
+        recount=False,
+        winning_party=party,
+        winner=next(c for c in candidates if c.elected),
+        tie=tie,
+        gain=party != ref.notional_2019_winner,
+        result_label=_result_label(party, ref.notional_2019_winner),
+        electorate=declaration.electorate if full else None,
+        valid_votes=declaration.valid_votes if full else None,
+        rejected_ballots=declaration.rejected_ballots if full else None,
+        turnout=turnout,
+        majority=majority,
+        majority_share=majority_share,
+        swing=swing,
+        swing_from=swing_from,
+        candidates=candidates,
+    )
+
+
+def _swing(
+    winner: str,
+    runner_up: str,
+    candidates: list[CandidateResult],
+    shares_19: Mapping[str, float],
+) -> tuple[float | None, str | None]:
+    """Butler swing, in points, from the runner-up's party to the winner's, vs notional 2019."""
+    if winner == runner_up or winner not in shares_19 or runner_up not in shares_19:
+        return None, None
+    share_24 = {c.party: c.share or 0.0 for c in candidates}
+    change_winner = share_24.get(winner, 0.0) - shares_19[winner]
+    change_runner_up = share_24.get(runner_up, 0.0) - shares_19[runner_up]
+    return round((change_winner - change_runner_up) / 2 * 100, 2), runner_up
+
+
+def state_of_parties(
+    totals: Mapping[str, int],
+    register: Register,
+    sequence: int,
+    as_of: dt.datetime | None,
+    last_constituency_id: str | None,
+) -> StateOfParties:
+    """The national picture from the flat counters (an empty mapping: nothing declared)."""
+    per_party: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for key, value in totals.items():
+        if key.startswith("party:"):
+            _, party, field = key.split(":", 2)
+            per_party[party][field] += int(value)
+    total_votes = int(totals.get("total:votes", 0))
+    electorate = int(totals.get("total:electorate", 0))
+    tallies = []
+    for party, fields in per_party.items():
+        if not any(fields.get(f) for f in ("seats", "votes", "gains", "losses")):
+            continue  # a party only in the 2019 baseline of seats declared so far
+        share = fields["votes"] / total_votes if total_votes else 0.0
+        share_19 = fields["n19"] / total_votes if total_votes else None
+        known = register.parties.get(party)
+        tallies.append(
+            PartyTally(
+                party=party,
+                name=known.name if known else party,
+                seats=fields["seats"],
+                gains=fields["gains"],
+                losses=fields["losses"],
+                seats_change=fields["gains"] - fields["losses"],
+                votes=fields["votes"],
+                share=share,
+                share_change=share - share_19 if share_19 is not None else None,
+            )
+        )
+    tallies.sort(key=lambda t: (-t.seats, -t.votes, t.party))
+    majority_line = register.majority_line
+    leader = tallies[0] if tallies and tallies[0].seats else None
+    return StateOfParties(
+        election_id=register.election_id,
+        sequence=sequence,
+        as_of=as_of,
+        total_seats=register.total_seats,
+        majority_line=majority_line,
+        seats_declared=int(totals.get("total:declared", 0)),
+        seats_with_figures=int(totals.get("total:with_figures", 0)),
+        total_votes=total_votes,
+        electorate_declared=electorate,
+        turnout=total_votes / electorate if electorate else None,
+        largest_party=leader.party if leader else None,
+        majority_party=leader.party if leader and leader.seats >= majority_line else None,
+        last_constituency_id=last_constituency_id,
+        parties=tallies,
+    )
