@@ -32,7 +32,14 @@ app = faust.App(
 
 # The agents and views register themselves on import; importing them here keeps
 # `faust -A streams.app worker` the one way to run everything.
-from streams import validation_agent, web  # noqa: E402, F401
+from streams import (  # noqa: E402, F401
+    api,
+    live_page,
+    publisher,
+    tally_agent,
+    validation_agent,
+    web,
+)
 
 
 def main() -> None:

@@ -1,0 +1,265 @@
+"""Publisher: turns applied changes into results, snapshots and alerts, each on Kafka once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from schemas.alert import Alert
+from schemas.results import SeatResult, StateOfParties
+from streams import alert_rules
+from streams.alert_rules import AlertPolicy
+from streams.app import app
+from streams.outbox import Outbox, Output, QueuedOutput
+from streams.reference import Register
+from streams.resources import election_namespace, redis_client, register
+from streams.settings import get_settings
+from streams.tally import state_of_parties
+from streams.tally_store import Change, TallyStore
+from streams.watchlist import Watchlist, load_watchlist, watchlist_path
+
+log = logging.getLogger(__name__)
+settings = get_settings()
+
+OUTBOX_SEQ_HEADER = "outbox-seq"
+OUTBOX_EPOCH_HEADER = "outbox-epoch"
+LOCK_TTL_MS = 10_000
+RESYNC_WINDOW = 2_000
+
+
+def outputs_of_change(
+    change: Change,
+    state_before: StateOfParties,
+    register: Register,
+    watchlist: Watchlist,
+    policy: AlertPolicy,
+) -> tuple[list[Output], StateOfParties]:
+    """Everything one applied change publishes, built by pure functions; returns the new state."""
+    if change.exit_poll is not None:
+        alerts = alert_rules.detect_exit_poll(change.exit_poll, register, policy)
+        return [_alert_output(alert) for alert in alerts], state_before
+    assert change.result is not None
+    result: SeatResult = change.result
+    state_after = state_of_parties(
+        change.totals, register, change.sequence, result.declared_at, result.constituency_id
+    )
+    applied = alert_rules.AppliedChange(
+        result=result,
+        previous=change.previous,
+        state_before=state_before,
+        state_after=state_after,
+    )
+    alerts = alert_rules.detect_change(applied, register, watchlist, policy)
+    outputs = [
+        Output(
+            output_id=f"result:{result.constituency_id}:{result.revision}",
+            topic="results",
+            key=result.constituency_id,
+            value=result.model_dump_json().encode(),
+        ),
+        Output(
+            output_id=f"state:{change.sequence}",
+            topic="state",
+            key=register.election_id,
+            value=state_after.model_dump_json().encode(),
+        ),
+    ]
+    outputs += [_alert_output(alert) for alert in alerts]
+    return outputs, state_after
+
+
+def _alert_output(alert: Alert) -> Output:
+    return Output(
+        output_id=f"alert:{alert.alert_id}",
+        topic="alerts",
+        key=alert.alert_id,
+        value=alert.model_dump_json().encode(),
+    )
+
+
+class Publisher:
+    """The one publisher of an election: whoever holds the Redis lock announces and drains."""
+
+    def __init__(self) -> None:
+        self.token = uuid.uuid4().hex
+        self.redis = redis_client()
+        self.ns = election_namespace()
+        self.outbox = Outbox(self.redis, self.ns)
+        self.store = TallyStore(self.redis, settings.election_id, settings.redis_key_prefix)
+        self.topics = {
+            "results": settings.topic_results,
+            "state": settings.topic_state,
+            "alerts": settings.topic_alerts,
+        }
+        self.producer: AIOKafkaProducer | None = None
+        self.leading = False
+        self.state: StateOfParties | None = None
+        self.watchlist = load_watchlist(watchlist_path(settings))
+        self.policy = AlertPolicy.from_settings(settings)
+        self.epoch = ""
+
+    async def tick(self) -> None:
+        if not await self.outbox.acquire_lock(self.token, LOCK_TTL_MS):
+            self.leading = False
+            return
+        if not self.leading:
+            # Just became the publisher: what reached Kafka before a crash is the truth.
+            await self._start_producer()
+            self.epoch = await self.outbox.epoch()
+            await self._resync_from_kafka()
+            self.state = None
+            self.leading = True
+        try:
+            await self._announce()
+            await self._drain()
+        except Exception:
+            # Never let a broker or Redis hiccup kill the worker: what was not marked
+            # published is sent again after a resync, which skips what Kafka already has.
+            log.exception("publisher failed; will resync from Kafka and retry")
+            self.leading = False
+
+    async def _start_producer(self) -> None:
+        if self.producer is None:
+            self.producer = AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+            )
+            await self.producer.start()
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+        await self.outbox.release_lock(self.token)
+
+    async def _announce(self) -> None:
+        announced = await self.outbox.announced()
+        changes = await self.store.changes(after=announced, count=settings.batch_size)
+        if not changes:
+            return
+        if self.state is None:
+            self.state = await self._state_at(announced)
+        reg = register()
+        for change in changes:
+            outputs, self.state = outputs_of_change(
+                change, self.state, reg, self.watchlist, self.policy
+            )
+            await self.outbox.announce(change.sequence, outputs)
+
+    async def _state_at(self, sequence: int) -> StateOfParties:
+        reg = register()
+        if sequence == 0:
+            return state_of_parties({}, reg, 0, None, None)
+        change = await self.store.change(sequence)
+        if change is None or change.result is None:
+            # An exit poll changes no tallies: the state is that of the change before it.
+            return await self._state_at(sequence - 1)
+        return state_of_parties(
+            change.totals,
+            reg,
+            sequence,
+            change.result.declared_at,
+            change.result.constituency_id,
+        )
+
+    async def _drain(self) -> None:
+        assert self.producer is not None
+        published = await self.outbox.published()
+        while True:
+            queued = await self.outbox.read(after=published, count=500)
+            if not queued:
+                return
+            await self._send(queued)
+            published = queued[-1].sequence
+            await self.outbox.mark_published(published)
+
+    async def _send(self, queued: Sequence[QueuedOutput]) -> None:
+        assert self.producer is not None
+        futures = []
+        for item in queued:
+            futures.append(
+                await self.producer.send(
+                    self.topics[item.output.topic],
+                    key=item.output.key.encode(),
+                    value=item.output.value,
+                    headers=[
+                        (OUTBOX_SEQ_HEADER, str(item.sequence).encode()),
+                        (OUTBOX_EPOCH_HEADER, self.epoch.encode()),
+                    ],
+                )
+            )
+        await asyncio.gather(*futures)
+
+    async def _resync_from_kafka(self) -> None:
+        """Move the published cursor to the newest outbox entry already on any output topic."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        try:
+            newest = 0
+            for topic in self.topics.values():
+                partitions = consumer.partitions_for_topic(topic)
+                if partitions is None:
+                    await consumer._client.force_metadata_update()  # topic may be new
+                    partitions = consumer.partitions_for_topic(topic) or set()
+                for partition in partitions:
+                    newest = max(
+                        newest, await _last_outbox_seq(consumer, topic, partition, self.epoch)
+                    )
+            if newest:
+                await self.outbox.mark_published(newest)
+                log.info("publisher resynced: outbox entries up to %d are on Kafka", newest)
+        finally:
+            await consumer.stop()
+
+
+async def _last_outbox_seq(
+    consumer: AIOKafkaConsumer, topic: str, partition: int, epoch: str
+) -> int:
+    """Newest outbox sequence of this epoch among a partition's last messages.
+
+    A window rather than only the last message, so another election or an old night sharing
+    the topic cannot hide what this publisher already sent.
+    """
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    end = (await consumer.end_offsets([tp]))[tp]
+    consumer.seek(tp, max(end - RESYNC_WINDOW, 0))
+    newest = 0
+    while await consumer.position(tp) < end:
+        batch = await consumer.getmany(tp, timeout_ms=5000)
+        records = batch.get(tp, [])
+        if not records:
+            break
+        for record in records:
+            headers = dict(record.headers)
+            if headers.get(OUTBOX_EPOCH_HEADER, b"").decode() == epoch:
+                newest = max(newest, int(headers.get(OUTBOX_SEQ_HEADER, b"0")))
+    return newest
+
+
+_publisher: Publisher | None = None
+
+
+@app.timer(interval=0.1)
+async def publish_outputs() -> None:
+    global _publisher
+    if _publisher is None:
+        _publisher = Publisher()
+    await _publisher.tick()
+
+
+@app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
+async def _release_publisher(app: Any, **kwargs: Any) -> None:
+    if _publisher is not None:
+        await _publisher.stop()
