@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,19 +14,40 @@ from redis.asyncio import Redis
 from schemas.declaration import Declaration, DeclarationKind
 from schemas.exit_poll import ExitPoll
 from schemas.results import SeatResult, StateOfParties
-from streams.reference import Register
+from streams.reference import ReferenceDataError, Register, cached_register
+from streams.settings import get_settings
 from streams.tally import SEQUENCE, seat_contribution, seat_result, state_of_parties
+
+# Key names inside an election's namespace `{key_prefix}election:{election_id}:`.
+SEAT = "seat:"  # + ONS id: hash revision, kind, content_hash, contribution, result, recount
+SEATS = "seats"  # set of ONS ids with a seat hash, so reading every seat needs no SCAN
+TOTALS = "totals"  # hash of flat integer counters, and meta:sequence
+OFFSETS = "offsets"  # hash topic:partition -> last offset applied
+CHANGES = "changes"  # stream, entry id {sequence}-0, read by the publisher
+EXIT_POLL = "exit-poll"  # string: the election's exit poll JSON, once
+COUNTERS = "counters"  # hash stage:outcome -> count (streams.counters.COUNTERS_KEY)
+
+# The stored result JSON is spliced, never decoded, by Lua: Redis's cjson would round
+# floats to 14 digits and turn an empty list into {}. The splice relies on this order.
+_SPLICE_FIELDS = ["sequence", "figures_pending", "recount", "winning_party"]
+_FIELDS = list(SeatResult.model_fields)
+assert _FIELDS[_FIELDS.index("sequence") :][:4] == _SPLICE_FIELDS, "SeatResult field order"
+_SEQUENCE_PLACEHOLDER = '"sequence":0,'
 
 # One declaration, all or nothing. The offset check makes a redelivery after a crash a no-op;
 # the revision check makes duplicates and stale revisions no-ops; an applied revision takes
-# out the seat's old contribution and adds the new, and logs the change for the publisher.
+# out the seat's old contribution, adds the new, and logs the change for the publisher.
 # Outcome counters live here too, so they are exact even across crashes.
+#
+# KEYS: seat, totals, offsets, changes, seats, counters
+# ARGV: topic:partition, offset, revision, content hash, kind, contribution JSON,
+#       result JSON before its sequence value, result JSON after it, ONS id
 _APPLY = """
 local seat_key, totals_key, offsets_key, changes_key, seats_key, counters_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local offset_field, offset = ARGV[1], tonumber(ARGV[2])
 local revision, content_hash, kind = tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local ons_id, declared_at = ARGV[8], ARGV[9]
+local head, tail, ons_id = ARGV[7], ARGV[8], ARGV[9]
 
 local function outcome(name, seq)
   redis.call('HINCRBY', counters_key, 'tally:' .. name, 1)
@@ -51,57 +73,61 @@ end
 local old = {}
 if current[3] then old = cjson.decode(current[3]) end
 local new = old
-if kind ~= 'recount' then new = cjson.decode(ARGV[6]) end
+local encoded_new = current[3] or '{}'
+if kind ~= 'recount' then
+  new = cjson.decode(ARGV[6])
+  encoded_new = ARGV[6]
+end
 for field, value in pairs(old) do redis.call('HINCRBY', totals_key, field, -value) end
 for field, value in pairs(new) do redis.call('HINCRBY', totals_key, field, value) end
 local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
 
+local previous = current[4]
 local result
-if kind == 'recount' and current[4] then
-  -- The figures announced before stand, marked, until the recount's result replaces them.
-  local seat = cjson.decode(current[4])
-  seat.recount = true
-  seat.kind = 'recount'
-  seat.revision = revision
-  seat.declared_at = declared_at
-  seat.sequence = seq
-  result = cjson.encode(seat)
+if kind == 'recount' and previous then
+  -- The figures announced before stand, marked, until the recount's result replaces them:
+  -- this notice's header (ids, kind, revision, time, sequence), then the previous result
+  -- from figures_pending on, with recount set.
+  local pending_at = string.find(previous, ',"figures_pending":', 1, true)
+  local recount_at = string.find(previous, ',"recount":', pending_at, true)
+  local winning_at = string.find(previous, ',"winning_party":', recount_at, true)
+  result = head .. seq .. string.sub(previous, pending_at, recount_at - 1) ..
+    ',"recount":true' .. string.sub(previous, winning_at)
 else
-  result = string.gsub(ARGV[7], '"sequence":0,', '"sequence":' .. seq .. ',', 1)
+  result = head .. seq .. tail
 end
-local encoded_new = '{}'
-if next(new) ~= nil then encoded_new = cjson.encode(new) end
+local recount = '0'
+if kind == 'recount' then recount = '1' end
 redis.call('HSET', seat_key, 'revision', revision, 'content_hash', content_hash, 'kind', kind,
-  'contribution', encoded_new, 'result', result)
+  'contribution', encoded_new, 'result', result, 'recount', recount)
 redis.call('SADD', seats_key, ons_id)
 
 local flat = redis.call('HGETALL', totals_key)
 local totals = {}
 for i = 1, #flat, 2 do totals[flat[i]] = tonumber(flat[i + 1]) end
 redis.call('XADD', changes_key, seq .. '-0', 'seat', ons_id, 'result', result,
-  'previous', current[4] or '', 'totals', cjson.encode(totals))
+  'previous', previous or '', 'totals', cjson.encode(totals))
 return outcome('applied', seq)
 """
 
+# The exit poll, once per election. KEYS: exit poll, totals, offsets, changes, counters.
+# ARGV: topic:partition, offset, exit poll JSON.
 _EXIT_POLL = """
 local exit_poll_key, totals_key, offsets_key, changes_key, counters_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local offset_field, offset = ARGV[1], tonumber(ARGV[2])
+local function outcome(name, seq)
+  redis.call('HINCRBY', counters_key, 'tally:exit_poll_' .. name, 1)
+  return {name, seq}
+end
 local last = redis.call('HGET', offsets_key, offset_field)
-if last and tonumber(last) >= offset then
-  redis.call('HINCRBY', counters_key, 'tally:exit_poll_redelivered', 1)
-  return {'redelivered', 0}
-end
+if last and tonumber(last) >= offset then return outcome('redelivered', 0) end
 redis.call('HSET', offsets_key, offset_field, offset)
-if redis.call('EXISTS', exit_poll_key) == 1 then
-  redis.call('HINCRBY', counters_key, 'tally:exit_poll_duplicate', 1)
-  return {'duplicate', 0}
-end
+if redis.call('EXISTS', exit_poll_key) == 1 then return outcome('duplicate', 0) end
 redis.call('SET', exit_poll_key, ARGV[3])
 local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
 redis.call('XADD', changes_key, seq .. '-0', 'exit_poll', ARGV[3])
-redis.call('HINCRBY', counters_key, 'tally:exit_poll_applied', 1)
-return {'applied', seq}
+return outcome('applied', seq)
 """
 
 
@@ -118,9 +144,15 @@ class PendingApply:
 @dataclass(frozen=True)
 class ApplyOutcome:
     outcome: str  # applied | duplicate | superseded | conflict | redelivered
-    sequence: int | None
+    sequence: int | None  # the change's sequence when applied
     constituency_id: str
     revision: int
+
+
+@dataclass(frozen=True)
+class ExitPollOutcome:
+    outcome: str  # applied | duplicate | redelivered
+    sequence: int | None
 
 
 @dataclass(frozen=True)
@@ -130,7 +162,7 @@ class Change:
     sequence: int
     result: SeatResult | None
     previous: SeatResult | None
-    totals: dict[str, int]
+    totals: dict[str, int]  # after the change, without meta:sequence; {} for the exit poll
     exit_poll: ExitPoll | None = None
 
 
@@ -142,36 +174,73 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class TallyStore:
-    """One election's tallies; every key starts with `{key_prefix}election:{election_id}:`."""
+def _split_result(result: SeatResult) -> tuple[str, str]:
+    """The result JSON around its sequence value, for Lua to put the real sequence in."""
+    assert result.sequence == 0
+    encoded = result.model_dump_json()
+    at = encoded.index(_SEQUENCE_PLACEHOLDER) + len(_SEQUENCE_PLACEHOLDER) - 2
+    return encoded[:at], encoded[at + 1 :]
 
-    def __init__(self, redis: Redis, election_id: str, key_prefix: str = "") -> None:
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+class TallyStoreError(RuntimeError):
+    """Redis refused a step; nothing after it in the batch is known to be applied."""
+
+
+class TallyStore:
+    """One election's tallies; every key starts with `{key_prefix}election:{election_id}:`.
+
+    `register` is the election's reference data; without one, the reference data of the
+    settings' data_dir is used, provided it is of the same election.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        election_id: str,
+        key_prefix: str = "",
+        register: Register | None = None,
+    ) -> None:
         self.redis = redis
         self.election_id = election_id
         self.ns = f"{key_prefix}election:{election_id}:"
-        self._apply = redis.register_script(_APPLY)
-        self._exit_poll = redis.register_script(_EXIT_POLL)
+        self.register = register
+        self._apply_sha = hashlib.sha1(_APPLY.encode()).hexdigest()
 
     def key(self, name: str) -> str:
         return self.ns + name
 
+    def _register(self, register: Register | None) -> Register:
+        chosen = register or self.register
+        if chosen is None:
+            chosen = cached_register(get_settings().data_dir)
+        if chosen.election_id != self.election_id:
+            # Never tally one election's declarations against another's seats.
+            raise ReferenceDataError(
+                f"reference data of {chosen.election_id}, store of {self.election_id}"
+            )
+        return chosen
+
     def _seat_args(self, item: PendingApply, register: Register) -> tuple[list[str], list[Any]]:
         declaration = item.declaration
         ref = register.constituencies[declaration.constituency_id]
-        # A recount notice keeps the old contribution; Lua has it, so nothing is sent.
+        # A recount notice keeps the old contribution, which only Lua has: nothing is sent.
         contribution = (
             {}
             if declaration.kind is DeclarationKind.RECOUNT
             else seat_contribution(declaration, ref, None)
         )
-        result = seat_result(declaration, ref, 0)
+        head, tail = _split_result(seat_result(declaration, ref, 0))
         keys = [
-            self.key(f"seat:{declaration.constituency_id}"),
-            self.key("totals"),
-            self.key("offsets"),
-            self.key("changes"),
-            self.key("seats"),
-            self.key("counters"),
+            self.key(SEAT + declaration.constituency_id),
+            self.key(TOTALS),
+            self.key(OFFSETS),
+            self.key(CHANGES),
+            self.key(SEATS),
+            self.key(COUNTERS),
         ]
         args = [
             f"{item.topic}:{item.partition}",
@@ -180,23 +249,33 @@ class TallyStore:
             content_hash(declaration),
             declaration.kind.value,
             orjson.dumps(contribution),
-            result.model_dump_json(),
+            head,
+            tail,
             declaration.constituency_id,
-            declaration.declared_at.isoformat(),
         ]
         return keys, args
 
     async def apply_batch(
-        self, items: Sequence[PendingApply], register: Register
+        self, items: Sequence[PendingApply], register: Register | None = None
     ) -> list[ApplyOutcome]:
-        """Apply a batch in one round trip; each declaration is its own atomic step."""
+        """Apply a batch in one round trip; each declaration is its own atomic Lua step.
+
+        The pipeline starts with SCRIPT LOAD, so EVALSHA never meets NOSCRIPT after a Redis
+        restart and no SCRIPT EXISTS round trip is needed. If Redis refuses a step, this
+        raises: the batch is redelivered, and the offset check skips what was applied.
+        """
         if not items:
             return []
+        chosen = self._register(register)
         async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.script_load(_APPLY)
             for item in items:
-                keys, args = self._seat_args(item, register)
-                await self._apply(keys=keys, args=args, client=pipe)
-            replies = await pipe.execute()
+                keys, args = self._seat_args(item, chosen)
+                pipe.evalsha(self._apply_sha, len(keys), *keys, *args)
+            replies = await pipe.execute(raise_on_error=False)
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if errors:
+            raise TallyStoreError(f"{len(errors)} of {len(items)} steps failed") from errors[0]
         return [
             ApplyOutcome(
                 outcome=_text(reply[0]),
@@ -204,51 +283,64 @@ class TallyStore:
                 constituency_id=item.declaration.constituency_id,
                 revision=item.declaration.revision,
             )
-            for item, reply in zip(items, replies, strict=True)
+            for item, reply in zip(items, replies[1:], strict=True)
         ]
 
     async def record_exit_poll(
         self, exit_poll: ExitPoll, topic: str, partition: int, offset: int
-    ) -> str:
-        """Log the exit poll once per election; returns applied, duplicate or redelivered."""
-        reply = await self._exit_poll(
-            keys=[
-                self.key("exit-poll"),
-                self.key("totals"),
-                self.key("offsets"),
-                self.key("changes"),
-                self.key("counters"),
-            ],
-            args=[f"{topic}:{partition}", offset, exit_poll.model_dump_json()],
-        )
-        return _text(reply[0])
+    ) -> ExitPollOutcome:
+        """Log the exit poll once per election: applied, then duplicate; or redelivered."""
+        keys = [
+            self.key(EXIT_POLL),
+            self.key(TOTALS),
+            self.key(OFFSETS),
+            self.key(CHANGES),
+            self.key(COUNTERS),
+        ]
+        args: list[str | int] = [f"{topic}:{partition}", offset, exit_poll.model_dump_json()]
+        # Once a night: EVAL with the script's text costs nothing and never meets NOSCRIPT.
+        reply: Any = await self.redis.eval(_EXIT_POLL, len(keys), *keys, *args)  # type: ignore[misc]
+        return ExitPollOutcome(_text(reply[0]), int(reply[1]) or None)
+
+    async def exit_poll(self) -> ExitPoll | None:
+        raw = await self.redis.get(self.key(EXIT_POLL))
+        return ExitPoll.model_validate_json(raw) if raw else None
 
     async def totals(self) -> dict[str, int]:
-        raw = await self.redis.hgetall(self.key("totals"))  # type: ignore[misc]
+        """The flat counters, with meta:sequence."""
+        raw = await self.redis.hgetall(self.key(TOTALS))  # type: ignore[misc]
         return {_text(k): int(v) for k, v in raw.items()}
 
-    async def state(self, register: Register) -> StateOfParties:
-        totals = await self.totals()
+    async def state(self, register: Register | None = None) -> StateOfParties:
+        """The state of the parties now, from one consistent read (MULTI) of totals and log."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.key(TOTALS))
+            # The latest two: one of them is a seat's, since the exit poll comes only once.
+            pipe.xrevrange(self.key(CHANGES), count=2)
+            raw, latest = await pipe.execute()
+        totals = {_text(k): int(v) for k, v in raw.items()}
         sequence = totals.pop(SEQUENCE, 0)
-        latest = await self.changes_before(sequence + 1, 1)
         as_of = last_seat = None
-        if latest and latest[0].result is not None:
-            as_of = latest[0].result.declared_at
-            last_seat = latest[0].result.constituency_id
-        return state_of_parties(totals, register, sequence, as_of, last_seat)
+        for entry_id, fields in latest:
+            change = _change(entry_id, fields)
+            if change.result is not None:
+                as_of, last_seat = change.result.declared_at, change.result.constituency_id
+                break
+        return state_of_parties(totals, self._register(register), sequence, as_of, last_seat)
 
     async def seat(self, ons_id: str) -> SeatResult | None:
-        raw = await self.redis.hget(self.key(f"seat:{ons_id}"), "result")  # type: ignore[misc]
+        raw = await self.redis.hget(self.key(SEAT + ons_id), "result")  # type: ignore[misc]
         return SeatResult.model_validate_json(raw) if raw else None
 
     async def seats(self) -> dict[str, SeatResult]:
-        members = await self.redis.smembers(self.key("seats"))  # type: ignore[misc]
+        """Every seat with an applied revision (a set of ids, then one pipelined read)."""
+        members = await self.redis.smembers(self.key(SEATS))  # type: ignore[misc]
         ons_ids = sorted(_text(m) for m in members)
         if not ons_ids:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for ons_id in ons_ids:
-                pipe.hget(self.key(f"seat:{ons_id}"), "result")
+                pipe.hget(self.key(SEAT + ons_id), "result")
             raws = await pipe.execute()
         return {
             ons_id: SeatResult.model_validate_json(raw)
@@ -257,26 +349,28 @@ class TallyStore:
         }
 
     async def changes(self, after: int, count: int = 500) -> list[Change]:
-        entries: Any = await self.redis.xrange(self.key("changes"), min=f"({after}-0", count=count)
+        """Up to `count` changes with a sequence above `after`, in order."""
+        entries: Any = await self.redis.xrange(self.key(CHANGES), min=f"({after}-0", count=count)
         return [_change(entry_id, fields) for entry_id, fields in entries]
 
     async def changes_before(self, before: int, count: int) -> list[Change]:
+        """Up to `count` changes with a sequence below `before`, newest first."""
         entries: Any = await self.redis.xrevrange(
-            self.key("changes"), max=f"({before}-0", count=count
+            self.key(CHANGES), max=f"({before}-0", count=count
         )
         return [_change(entry_id, fields) for entry_id, fields in entries]
 
     async def change(self, sequence: int) -> Change | None:
         entries: Any = await self.redis.xrange(
-            self.key("changes"), min=f"{sequence}-0", max=f"{sequence}-0"
+            self.key(CHANGES), min=f"{sequence}-0", max=f"{sequence}-0"
         )
         return _change(*entries[0]) if entries else None
 
     async def reset(self) -> int:
-        """Delete this election's keys only; returns how many were removed."""
+        """Delete this election's keys only (outbox included); returns how many were removed."""
         removed = 0
         batch: list[Any] = []
-        async for key in self.redis.scan_iter(match=self.ns + "*", count=1000):
+        async for key in self.redis.scan_iter(match=_glob_escape(self.ns) + "*", count=1000):
             batch.append(key)
             if len(batch) >= 500:
                 removed += await self.redis.unlink(*batch)
@@ -300,3 +394,14 @@ def _change(entry_id: Any, fields: Any) -> Change:
         previous=SeatResult.model_validate_json(previous) if previous else None,
         totals=totals,
     )
+
+
+__all__ = [
+    "ApplyOutcome",
+    "Change",
+    "ExitPollOutcome",
+    "PendingApply",
+    "TallyStore",
+    "TallyStoreError",
+    "content_hash",
+]
