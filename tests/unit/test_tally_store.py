@@ -1,28 +1,324 @@
-"""The tally store's rules, on fakeredis (which runs the same Lua)."""
+"""The tally store's rules on fakeredis, which runs the same Lua; the checks also run on Redis."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import fakeredis
 import pytest
+from redis.asyncio import Redis
 
-from scripts.night_builder import Night, build_night
-from tests import store_checks
-from tests.unit.ge2024 import DATA_DIR
-
-
-@pytest.fixture(scope="module")
-def night() -> Night:
-    return build_night(DATA_DIR)
-
-
-@pytest.mark.parametrize(
-    "check",
-    [
-        store_checks.check_whole_night,
-        store_checks.check_revisions,
-        store_checks.check_two_stores_share_one_election,
-        store_checks.check_elections_side_by_side,
-    ],
+from schemas.declaration import Declaration, DeclarationKind
+from streams.reference import ReferenceDataError
+from streams.tally import seat_result
+from streams.tally_store import PendingApply, TallyStore
+from tests.unit.tally_fixtures import (
+    OFFICIAL_SEATS,
+    OFFICIAL_VALID_VOTES,
+    SOUTH_WEST_NORFOLK,
+    declaration_of,
+    gains_and_losses,
+    night,
+    recount_notice,
+    revised,
+    rush,
+    swapped_top_two,
+    votes_by_party,
 )
-async def test_tally_store(check: store_checks.Check, night: Night) -> None:
-    await check(fakeredis.FakeAsyncRedis(), "unit:", night)
+
+TOPIC = "declarations-accepted"
+ELECTION = "parl.2024-07-04"
+
+Check = Callable[[Redis, str], Awaitable[None]]
+
+
+def _store(redis: Redis, prefix: str) -> TallyStore:
+    return TallyStore(redis, ELECTION, prefix, night().register)
+
+
+def pending(
+    declarations: list[Declaration], first_offset: int = 0, partition: int = 0
+) -> list[PendingApply]:
+    return [PendingApply(d, TOPIC, partition, first_offset + i) for i, d in enumerate(declarations)]
+
+
+async def _apply_all(store: TallyStore, items: list[PendingApply], batch: int = 97) -> Counter[str]:
+    outcomes: Counter[str] = Counter()
+    for start in range(0, len(items), batch):
+        for outcome in await store.apply_batch(items[start : start + batch]):
+            outcomes[outcome.outcome] += 1
+    return outcomes
+
+
+async def _keys(redis: Redis, pattern: str) -> set[bytes]:
+    return {key async for key in redis.scan_iter(match=pattern, count=1000)}
+
+
+async def _seat_hashes(redis: Redis, store: TallyStore) -> dict[str, Any]:
+    return {
+        ons: await redis.hgetall(store.key(f"seat:{ons}"))  # type: ignore[misc]
+        for ons in night().register.constituencies
+    }
+
+
+async def _recount_field(redis: Redis, store: TallyStore) -> Any:
+    return await redis.hget(store.key(f"seat:{SOUTH_WEST_NORFOLK}"), "recount")  # type: ignore[misc]
+
+
+def _without_sequence(totals: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in totals.items() if k != "meta:sequence"}
+
+
+async def check_whole_night(redis: Redis, prefix: str) -> None:
+    """All 650 in batches: the official result, one change per seat, then a redelivery."""
+    store = _store(redis, prefix)
+    declarations = night().declarations
+    assert await _apply_all(store, pending(declarations)) == Counter(applied=650)
+
+    state = await store.state()
+    assert {p.party: p.seats for p in state.parties if p.seats} == OFFICIAL_SEATS
+    assert {p.party: p.votes for p in state.parties} == dict(votes_by_party())
+    gains, losses = gains_and_losses()
+    assert {p.party: p.gains for p in state.parties if p.gains} == dict(gains)
+    assert {p.party: p.losses for p in state.parties if p.losses} == dict(losses)
+    assert state.total_votes == OFFICIAL_VALID_VOTES
+    assert (state.sequence, state.seats_declared, state.majority_party) == (650, 650, "Lab")
+    assert state.last_constituency_id == declarations[-1].constituency_id
+    assert state.as_of == declarations[-1].declared_at
+
+    seats = await store.seats()
+    register = night().register
+    assert seats == {
+        d.constituency_id: seat_result(d, register.constituencies[d.constituency_id], i + 1)
+        for i, d in enumerate(declarations)
+    }
+    assert seats[SOUTH_WEST_NORFOLK].majority == 630
+
+    changes = await store.changes(after=0, count=1000)
+    assert [c.sequence for c in changes] == list(range(1, 651))
+    assert all(c.result is not None and c.result.sequence == c.sequence for c in changes)
+    assert all(c.previous is None and c.exit_poll is None for c in changes)
+    assert [c.result.constituency_id for c in changes if c.result] == [
+        d.constituency_id for d in declarations
+    ]
+    totals = await store.totals()
+    assert changes[-1].totals == _without_sequence(totals)
+
+    # A redelivery of everything after a crash, at the same offsets, changes nothing.
+    hashes = await _seat_hashes(redis, store)
+    assert await _apply_all(store, pending(declarations), batch=200) == Counter(redelivered=650)
+    assert await store.totals() == totals
+    assert await redis.xlen(store.key("changes")) == 650
+    assert await _seat_hashes(redis, store) == hashes
+    counters = await redis.hgetall(store.key("counters"))  # type: ignore[misc]
+    assert counters == {b"tally:applied": b"650", b"tally:redelivered": b"650"}
+
+
+async def check_revisions(redis: Redis, prefix: str) -> None:
+    """A wrong count corrected; duplicate, superseded and conflicting revisions; a recount."""
+    store = _store(redis, prefix)
+    ref = night().register.constituencies[SOUTH_WEST_NORFOLK]
+    result = declaration_of(SOUTH_WEST_NORFOLK)
+    wrong = swapped_top_two(result)  # hands the seat back to the Conservatives
+    right = revised(result, 2, DeclarationKind.CORRECTION)
+    outcomes = await store.apply_batch(pending([wrong, right, wrong, right]))
+    assert [(o.outcome, o.sequence) for o in outcomes] == [
+        ("applied", 1),
+        ("applied", 2),
+        ("superseded", None),
+        ("duplicate", None),
+    ]
+    totals = await store.totals()
+    assert totals["party:Con:seats"] == 0 and totals["party:Lab:seats"] == 1
+    assert totals["party:Con:losses"] == 1 and totals["total:declared"] == 1
+    assert totals["party:Lab:votes"] == 11847  # the old figures taken out, the new added
+    assert totals["total:votes"] == result.valid_votes
+    change = await store.change(2)
+    assert change is not None and change.result is not None and change.previous is not None
+    assert change.previous == seat_result(wrong, ref, 1)
+    assert change.result == seat_result(right, ref, 2)
+
+    # The same revision with other content: a conflict, and nothing changes.
+    [conflict] = await store.apply_batch(
+        pending([right.model_copy(update={"source": "another feed"})], 10)
+    )
+    assert (conflict.outcome, conflict.sequence, conflict.revision) == ("conflict", None, 2)
+    assert await store.totals() == totals
+
+    # A recount notice keeps the figures, exactly, and marks the seat; its result ends it.
+    previous = await store.seat(SOUTH_WEST_NORFOLK)
+    [marked] = await store.apply_batch(pending([recount_notice(result, 3)], 11))
+    assert (marked.outcome, marked.sequence) == ("applied", 3)
+    seat = await store.seat(SOUTH_WEST_NORFOLK)
+    assert seat == seat_result(recount_notice(result, 3), ref, 3, previous=previous)
+    assert seat is not None and seat.recount and seat.majority == 630
+    assert await _recount_field(redis, store) == b"1"
+    assert _without_sequence(await store.totals()) == _without_sequence(totals)
+    [concluded] = await store.apply_batch(pending([revised(result, 4, DeclarationKind.RESULT)], 12))
+    seat = await store.seat(SOUTH_WEST_NORFOLK)
+    assert concluded.sequence == 4 and seat is not None and not seat.recount
+    assert await _recount_field(redis, store) == b"0"
+    assert [c.sequence for c in await store.changes(after=0)] == [1, 2, 3, 4]
+
+
+async def check_out_of_order(redis: Redis, prefix: str) -> None:
+    """The highest revision first: the lower ones that follow are superseded."""
+    store = _store(redis, prefix)
+    result = declaration_of(SOUTH_WEST_NORFOLK)
+    final = revised(swapped_top_two(result), 3, DeclarationKind.CORRECTION)
+    outcomes = await store.apply_batch(
+        pending([final, rush(result, 1), revised(result, 2, DeclarationKind.RESULT)])
+    )
+    assert [o.outcome for o in outcomes] == ["applied", "superseded", "superseded"]
+    only_final = _store(redis, prefix + "alone:")
+    await only_final.apply_batch(pending([final]))
+    assert await store.totals() == await only_final.totals()
+    assert await store.seat(SOUTH_WEST_NORFOLK) == await only_final.seat(SOUTH_WEST_NORFOLK)
+
+
+async def check_recount_before_any_result(redis: Redis, prefix: str) -> None:
+    """Recounts announced before any figures: nothing declared, and the seat stays readable."""
+    store = _store(redis, prefix)
+    result = declaration_of(SOUTH_WEST_NORFOLK)
+    notices = [recount_notice(result, 1), recount_notice(result, 2)]
+    await store.apply_batch(pending(notices))
+    seat = await store.seat(SOUTH_WEST_NORFOLK)
+    assert seat is not None and seat.recount and seat.figures_pending
+    assert seat.winner is None and seat.candidates == [] and seat.revision == 2
+    state = await store.state()
+    assert state.seats_declared == 0 and state.sequence == 2
+    [change] = await store.changes(after=1)
+    assert change.previous is not None and change.previous.revision == 1
+    await store.apply_batch(pending([revised(result, 3, DeclarationKind.RESULT)], 2))
+    assert (await store.state()).seats_declared == 1
+
+
+async def check_two_appliers_equal_one(redis: Redis, prefix: str) -> None:
+    """Two workers on disjoint partitions, concurrently, reach the single worker's tallies."""
+    declarations = night().declarations
+    single = _store(redis, prefix + "single:")
+    await _apply_all(single, pending(declarations))
+    first, second = _store(redis, prefix + "pair:"), _store(redis, prefix + "pair:")
+    even = pending(declarations[0::2], partition=0)
+    odd = pending(declarations[1::2], partition=1)
+    outcomes = await asyncio.gather(_apply_all(first, even, 25), _apply_all(second, odd, 25))
+    assert sum(outcomes, Counter()) == Counter(applied=650)
+    assert await first.totals() == await single.totals()
+    assert await first.seats() == await second.seats()
+    changes = await first.changes(after=0, count=1000)
+    assert [c.sequence for c in changes] == list(range(1, 651))
+    assert changes[-1].totals == _without_sequence(await single.totals())
+
+
+async def check_exit_poll(redis: Redis, prefix: str) -> None:
+    store = _store(redis, prefix)
+    poll = night().exit_poll
+    first = await store.record_exit_poll(poll, TOPIC, 3, 0)
+    assert (first.outcome, first.sequence) == ("applied", 1)
+    assert (await store.record_exit_poll(poll, TOPIC, 3, 0)).outcome == "redelivered"
+    again = await store.record_exit_poll(poll, TOPIC, 3, 1)
+    assert (again.outcome, again.sequence) == ("duplicate", None)
+    assert await store.exit_poll() == poll
+    declaration = night().declarations[0]
+    [applied] = await store.apply_batch(pending([declaration], partition=0))
+    assert applied.sequence == 2
+    exit_change, seat_change = await store.changes(after=0)
+    assert (exit_change.sequence, exit_change.exit_poll, exit_change.result) == (1, poll, None)
+    assert seat_change.result is not None and seat_change.result.sequence == 2
+    state = await store.state()
+    assert state.sequence == 2 and state.last_constituency_id == declaration.constituency_id
+
+
+async def check_change_log_paging(redis: Redis, prefix: str) -> None:
+    store = _store(redis, prefix)
+    await store.apply_batch(pending(night().declarations[:10]))
+    assert [c.sequence for c in await store.changes(after=5, count=3)] == [6, 7, 8]
+    assert await store.changes(after=10) == []
+    change = await store.change(7)
+    assert change is not None and change.result is not None
+    assert change.result.constituency_id == night().declarations[6].constituency_id
+    assert await store.change(11) is None
+    assert [c.sequence for c in await store.changes_before(4, 10)] == [3, 2, 1]
+
+
+async def check_elections_side_by_side(redis: Redis, prefix: str) -> None:
+    """Two elections (and a rehearsal of one) share a Redis; a reset removes only its own."""
+    other_register = dataclasses.replace(night().register, election_id="parl.2029-05-03")
+    live = _store(redis, prefix)
+    rehearsal = _store(redis, prefix + "rehearsal:")
+    other = TallyStore(redis, "parl.2029-05-03", prefix, other_register)
+    await live.apply_batch(pending(night().declarations[:5]))
+    await rehearsal.apply_batch(pending(night().declarations[:2]))
+    await other.apply_batch(pending(night().declarations[:3]))
+    await redis.set(prefix + "unrelated", "1")
+    assert (await live.state()).seats_declared == 5
+    assert (await rehearsal.state()).seats_declared == 2
+    assert (await other.state()).seats_declared == 3
+    assert all(key.startswith(live.ns.encode()) for key in await _keys(redis, live.ns + "*"))
+
+    live_keys = await _keys(redis, live.ns + "*")
+    rehearsal_keys = await _keys(redis, rehearsal.ns + "*")
+    assert await rehearsal.reset() == len(rehearsal_keys) > 0
+    assert (await rehearsal.state()).seats_declared == 0
+    assert await _keys(redis, live.ns + "*") == live_keys
+    removed = await other.reset()
+    assert removed == 3 + 5  # three seats, seats, totals, offsets, changes, counters
+    assert await _keys(redis, other.ns + "*") == set()
+    assert (await live.state()).seats_declared == 5
+    assert await redis.get(prefix + "unrelated") == b"1"
+
+
+CHECKS: list[Check] = [
+    check_whole_night,
+    check_revisions,
+    check_out_of_order,
+    check_recount_before_any_result,
+    check_two_appliers_equal_one,
+    check_exit_poll,
+    check_change_log_paging,
+    check_elections_side_by_side,
+]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+async def test_tally_store(check: Check) -> None:
+    await check(fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()), "unit:")
+
+
+async def test_a_batch_is_one_round_trip() -> None:
+    redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    store = _store(redis, "")
+    pipelines: list[dict[str, Any]] = []
+    make_pipeline = redis.pipeline
+
+    def pipeline(**kwargs: Any) -> Any:
+        pipelines.append(kwargs)
+        return make_pipeline(**kwargs)
+
+    async def no_single_commands(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"a command outside the pipeline: {args[0]}")
+
+    redis.pipeline = pipeline  # type: ignore[method-assign, assignment]
+    redis.execute_command = no_single_commands  # type: ignore[method-assign]
+    outcomes = await store.apply_batch(pending(night().declarations[:200]))
+    assert len(outcomes) == 200 and pipelines == [{"transaction": False}]
+
+
+async def test_a_flushed_script_cache_costs_nothing() -> None:
+    redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    store = _store(redis, "")
+    await store.apply_batch(pending(night().declarations[:1]))
+    await redis.script_flush()  # as after a Redis restart
+    [outcome] = await store.apply_batch(pending(night().declarations[1:2], 1))
+    assert outcome.outcome == "applied" and outcome.sequence == 2
+
+
+async def test_reference_data_of_another_election_is_refused() -> None:
+    redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    store = TallyStore(redis, "parl.2029-05-03", "", night().register)
+    with pytest.raises(ReferenceDataError, match=r"reference data of parl\.2024-07-04"):
+        await store.apply_batch(pending(night().declarations[:1]))

@@ -1,0 +1,38 @@
+"""Delete one election's Redis keys (tallies, change log, outbox); other elections' stay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from redis.asyncio import Redis
+
+from streams.settings import get_settings
+from streams.tally_store import TallyStore
+
+
+async def reset_election(redis_url: str, election_id: str, key_prefix: str = "") -> int:
+    """Remove `{key_prefix}election:{election_id}:*`; returns how many keys were removed."""
+    redis = Redis.from_url(redis_url)
+    try:
+        return await TallyStore(redis, election_id, key_prefix).reset()
+    finally:
+        await redis.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--election", required=True, help="election id, e.g. parl.2024-07-04")
+    parser.add_argument("--redis-url", default=settings.redis_url, help="default: REDIS_URL")
+    parser.add_argument(
+        "--key-prefix", default=settings.redis_key_prefix, help="default: REDIS_KEY_PREFIX"
+    )
+    args = parser.parse_args(argv)
+    removed = asyncio.run(reset_election(args.redis_url, args.election, args.key_prefix))
+    print(f"removed {removed} keys of {args.key_prefix}election:{args.election}:")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
