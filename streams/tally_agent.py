@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Sequence
 
 import faust
 
@@ -22,21 +22,47 @@ from streams.validation_agent import EXIT_POLL_KEY
 settings = get_settings()
 
 
-def _conflict(declaration: Declaration, raw: bytes, event: faust.EventT) -> Rejection:
+def revision_conflict(declaration: Declaration, event: faust.EventT) -> Rejection:
+    message = event.message
     return Rejection(
         reason=RejectionReason.REVISION_CONFLICT,
         detail=(
             f"{declaration.constituency_name} revision {declaration.revision} was already "
             "applied with different content; send a higher revision to change it"
         ),
-        original_b64=base64.b64encode(raw).decode("ascii"),
+        original_b64=base64.b64encode(message.value or b"").decode("ascii"),
         original_key=declaration.constituency_id,
-        source_topic=event.message.topic,
-        source_partition=event.message.partition,
-        source_offset=event.message.offset,
+        source_topic=message.topic,
+        source_partition=message.partition,
+        source_offset=message.offset,
         rejected_at=dt.datetime.now(dt.UTC),
         election_id=settings.election_id,
     )
+
+
+async def _apply(store: TallyStore, events: Sequence[faust.EventT]) -> None:
+    """Apply a run of declarations in one round trip; dead-letter revision conflicts."""
+    if not events:
+        return
+    pending = [
+        PendingApply(
+            Declaration.model_validate_json(event.message.value or b""),
+            event.message.topic,
+            event.message.partition,
+            event.message.offset,
+        )
+        for event in events
+    ]
+    outcomes = await store.apply_batch(pending, register())
+    for item, outcome, event in zip(pending, outcomes, events, strict=True):
+        MESSAGES.labels("tally", outcome.outcome).inc()
+        if outcome.outcome == "conflict":
+            rejection = revision_conflict(item.declaration, event)
+            await topics.dead_letter.send(
+                key=item.declaration.constituency_id.encode(),
+                value=rejection.model_dump_json().encode(),
+                headers={"reason": rejection.reason.value.encode()},
+            )
 
 
 @app.agent(topics.accepted)
@@ -45,35 +71,20 @@ async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
     async for events in stream.take_events(  # type: ignore[attr-defined]
         settings.batch_size, within=settings.batch_within_s
     ):
-        pending: list[tuple[PendingApply, bytes, faust.EventT]] = []
+        run: list[faust.EventT] = []
         for event in events:
-            message = event.message
-            raw: bytes = message.value
-            if message.key == EXIT_POLL_KEY:
-                # Once a night: its own round trip costs nothing on the hot path.
-                await store.record_exit_poll(
-                    ExitPoll.model_validate_json(raw),
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                )
+            if event.message.key != EXIT_POLL_KEY:
+                run.append(event)
                 continue
-            declaration = Declaration.model_validate_json(raw)
-            pending.append(
-                (
-                    PendingApply(declaration, message.topic, message.partition, message.offset),
-                    raw,
-                    event,
-                )
+            # Offsets are recorded in order, so what came before the exit poll goes first.
+            await _apply(store, run)
+            run = []
+            message = event.message
+            outcome = await store.record_exit_poll(
+                ExitPoll.model_validate_json(message.value),
+                message.topic,
+                message.partition,
+                message.offset,
             )
-        # One round trip for the batch; the Lua step counts each outcome atomically.
-        applied = await store.apply_batch([item for item, _, _ in pending], register())
-        for (item, raw, event), result in zip(pending, applied, strict=True):
-            MESSAGES.labels("tally", result.outcome).inc()
-            if result.outcome == "conflict":
-                rejection = _conflict(item.declaration, raw, event)
-                await topics.dead_letter.send(
-                    key=item.declaration.constituency_id.encode(),
-                    value=rejection.model_dump_json().encode(),
-                    headers={"reason": rejection.reason.value.encode()},
-                )
+            MESSAGES.labels("tally", f"exit_poll_{outcome.outcome}").inc()
+        await _apply(store, run)
