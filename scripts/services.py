@@ -358,6 +358,8 @@ def stop_services(settings: Settings | None = None) -> None:
     """Stop what start_services started, by the recorded process ids only."""
     settings = settings or get_settings()
     paths = Paths(settings.run_dir)
+    # The worker `election-night` left running goes first, while Kafka can still see it leave.
+    _stop_pid(settings.run_dir / "worker.pid", "worker")
     _stop_pid(paths.kafka_pid, "kafka")
     _stop_pid(paths.redis_pid, "redis")
 

@@ -27,14 +27,16 @@ def state_table(state: StateOfParties, limit: int | None = None) -> Table:
     )
     for heading in ("Party", "Seats", "Change", "Gains", "Losses", "Votes", "Share", "+/-"):
         table.add_column(heading, justify="left" if heading == "Party" else "right")
-    parties = state.parties if limit is None else state.parties[:limit]
-    for tally in parties:
+    # Seat winners by name; everyone else in one line, as a broadcast graphic would.
+    shown = [t for t in state.parties if t.seats] if limit is None else state.parties[:limit]
+    others = [t for t in state.parties if t not in shown]
+    for tally in shown:
         share_change = (
             f"{tally.share_change * 100:+.1f}" if tally.share_change is not None else "n/a"
         )
         style = "bold" if tally.seats >= state.majority_line else ""
         table.add_row(
-            Text(f"{tally.party} {tally.name}", style=style),
+            Text(f"{tally.name} ({tally.party})", style=style, overflow="ellipsis", no_wrap=True),
             str(tally.seats),
             _signed(tally.seats_change),
             str(tally.gains),
@@ -42,6 +44,19 @@ def state_table(state: StateOfParties, limit: int | None = None) -> Table:
             f"{tally.votes:,}",
             f"{tally.share * 100:.1f}%",
             share_change,
+        )
+    if others:
+        votes = sum(t.votes for t in others)
+        share = votes / state.total_votes if state.total_votes else 0.0
+        table.add_row(
+            f"Others ({len(others)} parties)",
+            "0",
+            "",
+            "",
+            "",
+            f"{votes:,}",
+            f"{share * 100:.1f}%",
+            "",
         )
     turnout = f"{state.turnout * 100:.1f}%" if state.turnout is not None else "n/a"
     table.add_section()

@@ -1,0 +1,216 @@
+"""The whole night in one command: services up, a worker running, the replay, the final state."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.table import Table
+
+from schemas.results import StateOfParties
+from scripts.chaos import ChaosRates
+from scripts.replay import ReplayError, build_outgoing, kafka_sender, replay, summary_table
+from scripts.services import PROJECT_ROOT, ServiceError, read_pid, start_services
+from scripts.state_table import state_table
+from streams.counters import COUNTERS_KEY, parse_counters
+from streams.outbox import OUTBOX_SEQ, PUBLISHED, Outbox
+from streams.reference import ReferenceDataError, load_register
+from streams.settings import Settings, get_settings
+from streams.tally_store import TallyStore
+
+
+def worker_pid_file(settings: Settings) -> Path:
+    return settings.run_dir / "worker.pid"
+
+
+def start_worker(settings: Settings, console: Console) -> int:
+    """Start a Faust worker in the background (once); returns its pid."""
+    pid_file = worker_pid_file(settings)
+    running = read_pid(pid_file)
+    if running is not None:
+        console.print(f"worker already running (pid {running})")
+        return running
+    log_dir = settings.run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = (log_dir / "worker.log").open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "faust",
+            "-A",
+            "streams.app",
+            "worker",
+            "-l",
+            "info",
+            "--web-host",
+            settings.web_host,
+            "--web-port",
+            str(settings.web_port),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    pid_file.write_text(str(process.pid))
+    return process.pid
+
+
+def wait_for_health(settings: Settings, pid: int, timeout_s: float = 120.0) -> None:
+    url = f"http://{settings.web_host}:{settings.web_port}/health"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise ServiceError(
+                f"the worker exited; read {settings.run_dir / 'logs' / 'worker.log'}"
+            ) from None
+        time.sleep(0.5)
+    raise ServiceError(f"the worker did not answer {url} within {timeout_s:.0f}s")
+
+
+async def reset(settings: Settings) -> int:
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        return await TallyStore(redis, settings.election_id, settings.redis_key_prefix).reset()
+    finally:
+        await redis.aclose()
+
+
+async def wait_until_published(
+    settings: Settings, seats: int, console: Console, timeout_s: float = 600.0
+) -> tuple[StateOfParties, dict[str, int], Counter[str]]:
+    """Wait until every seat is tallied and every output of it is on Kafka."""
+    redis = Redis.from_url(settings.redis_url)
+    store = TallyStore(redis, settings.election_id, settings.redis_key_prefix)
+    register = load_register(settings.data_dir)
+    ns = store.ns
+    deadline = time.monotonic() + timeout_s
+    try:
+        with console.status("waiting for the worker to tally and publish ...") as status:
+            while True:
+                state = await store.state(register)
+                queued, published = await redis.mget(ns + OUTBOX_SEQ, ns + PUBLISHED)
+                queued_n, published_n = int(queued or 0), int(published or 0)
+                status.update(
+                    f"tallied {state.seats_declared}/{seats} seats, "
+                    f"published {published_n}/{queued_n} outputs"
+                )
+                announced = await Outbox(redis, ns).announced()
+                if (
+                    state.seats_declared >= seats
+                    and announced >= state.sequence
+                    and published_n >= queued_n > 0
+                ):
+                    break
+                if time.monotonic() > deadline:
+                    raise ServiceError(
+                        f"after {timeout_s:.0f}s only {state.seats_declared} seats tallied; "
+                        f"read {settings.run_dir / 'logs' / 'worker.log'}"
+                    )
+                await asyncio.sleep(0.5)
+        counters = parse_counters(await redis.hgetall(ns + COUNTERS_KEY))
+        alerts: Counter[str] = Counter()
+        for item in await Outbox(redis, ns).read(after=0, count=100_000):
+            if item.output.topic == "alerts":
+                alerts[orjson.loads(item.output.value)["type"]] += 1
+        return state, counters, alerts
+    finally:
+        await redis.aclose()
+
+
+def stop_worker(settings: Settings) -> None:
+    pid_file = worker_pid_file(settings)
+    pid = read_pid(pid_file)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while read_pid(pid_file) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if read_pid(pid_file) is not None:
+            os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def _counts_table(title: str, counts: dict[str, int] | Counter[str]) -> Table:
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for name, count in sorted(counts.items()):
+        table.add_row(name, str(count))
+    table.add_row("total", str(sum(counts.values())))
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="election-night",
+        description="Run election night 2024: services, a worker, the replay, the final state.",
+    )
+    parser.add_argument("--chaos", type=int, metavar="SEED", help="replay with faults")
+    parser.add_argument("--speed", default="max", help="N× real time, or max (default)")
+    parser.add_argument(
+        "--stop-worker", action="store_true", help="stop the worker at the end (default: keep)"
+    )
+    parser.add_argument("--keep-state", action="store_true", help="do not reset the tallies")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    console = Console()
+    try:
+        start_services(settings)
+        if not args.keep_state:
+            removed = asyncio.run(reset(settings))
+            console.print(f"reset {settings.election_id}: removed {removed} keys")
+        pid = start_worker(settings, console)
+        wait_for_health(settings, pid)
+        console.print(
+            f"worker running (pid {pid}): http://{settings.web_host}:{settings.web_port}/"
+        )
+        feed = build_outgoing(settings.data_dir, args.chaos, ChaosRates())
+        speed = None if args.speed == "max" else float(args.speed)
+        with kafka_sender(
+            settings.kafka_bootstrap_servers, settings.topic_declarations, settings.topic_partitions
+        ) as send:
+            report = replay(feed, send, speed)
+        console.print(summary_table(report))
+        state, counters, alerts = asyncio.run(
+            wait_until_published(settings, report.seats_declared, console)
+        )
+    except (ServiceError, ReplayError, ReferenceDataError) as error:
+        print(f"election-night: {error}", file=sys.stderr)
+        return 1
+    console.print(_counts_table("Every message accounted for", counters))
+    console.print(_counts_table("Alerts of the night", alerts))
+    console.print(state_table(state))
+    if args.stop_worker:
+        stop_worker(settings)
+    else:
+        console.print(
+            f"Live page: http://{settings.web_host}:{settings.web_port}/  "
+            "(stop everything with: election-services stop)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
