@@ -1,0 +1,158 @@
+"""The whole 2024 night through the real broker, real worker processes and real Redis."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from schemas.rejection import Rejection
+from scripts.night_builder import Night, build_night
+from scripts.replay import build_outgoing
+from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline
+from tests.unit.ge2024 import (
+    OFFICIAL_SEATS,
+    OFFICIAL_VALID_VOTES,
+    constituency_rows,
+    gains_and_losses,
+    votes_by_party,
+)
+
+
+@pytest.fixture(scope="module")
+def night() -> Night:
+    return build_night(DATA_DIR)
+
+
+@pytest.fixture
+def pipeline(
+    kafka_bootstrap: str, redis_url: str, redis_prefix: str, unique_topic: Callable[..., str]
+) -> Pipeline:
+    return new_pipeline(kafka_bootstrap, redis_url, redis_prefix, unique_topic)
+
+
+def assert_official_result(pipeline: Pipeline, night: Night) -> None:
+    state = pipeline.state(night.register)
+    assert state.seats_declared == 650
+    assert {p.party: p.seats for p in state.parties if p.seats} == OFFICIAL_SEATS
+    assert {p.party: p.votes for p in state.parties if p.votes} == dict(votes_by_party())
+    assert state.total_votes == OFFICIAL_VALID_VOTES
+    gains, losses = gains_and_losses()
+    assert {p.party: p.gains for p in state.parties if p.gains} == dict(gains)
+    assert {p.party: p.losses for p in state.parties if p.losses} == dict(losses)
+    seats = pipeline.seats()
+    rows = constituency_rows()
+    assert len(seats) == 650
+    for ons_id, seat in seats.items():
+        assert seat.winning_party == rows[ons_id]["First party"], seat.constituency_name
+        assert seat.majority == int(rows[ons_id]["Majority"]), seat.constituency_name
+        assert not seat.recount and not seat.figures_pending, seat.constituency_name
+
+
+def assert_published_once(pipeline: Pipeline) -> list[dict[str, object]]:
+    alerts = [orjson.loads(value) for _, value, _ in pipeline.read("alerts")]
+    ids = [alert["alert_id"] for alert in alerts]
+    duplicates = [i for i, n in Counter(ids).items() if n > 1]
+    assert not duplicates, f"alerts published twice: {duplicates}"
+    assert sorted(ids) == sorted(pipeline.outbox_alert_ids()), "queued alerts missing on Kafka"
+    return alerts
+
+
+def test_the_clean_night_ends_at_the_official_result(pipeline: Pipeline, night: Night) -> None:
+    with pipeline.worker() as worker:
+        worker.wait_for_log("Ready", timeout=120)
+        report = pipeline.send(build_outgoing(DATA_DIR))
+        pipeline.wait_until_published(night.register)
+    assert_official_result(pipeline, night)
+    counters = pipeline.counters()
+    assert counters["validation:accepted"] == report.total == 651
+    assert counters["tally:applied"] + counters["tally:exit_poll_applied"] == 651
+
+    results = pipeline.read("results")
+    assert len(results) == 650
+    assert {key for key, _, _ in results} == {
+        ons_id.encode() for ons_id in night.register.constituencies
+    }
+    snapshots = [orjson.loads(value) for _, value, _ in pipeline.read("state")]
+    assert [s["sequence"] for s in snapshots] == sorted(s["sequence"] for s in snapshots)
+    assert snapshots[-1]["seats_declared"] == 650
+
+    alerts = assert_published_once(pipeline)
+    by_type = Counter(alert["type"] for alert in alerts)
+    truss = next(a for a in alerts if a["type"] == "former_prime_minister_defeated")
+    assert truss["constituency_name"] == "South West Norfolk"
+    assert "Terry Jermy" in truss["headline"] and "630" in truss["headline"]
+    defeated = {a["person_id"] for a in alerts if a["type"] == "cabinet_minister_defeated"}
+    assert {2595, 1692, 4176, 6138} <= defeated  # Shapps, Mordaunt, Chalk, Keegan
+    majority = [a for a in alerts if a["type"] == "majority_won"]
+    assert len(majority) == 1 and majority[0]["party"] == "Lab"
+    assert by_type["party_leader_result"] >= 10
+    assert by_type["exit_poll"] == by_type["first_declaration"] == by_type["last_declaration"] == 1
+
+
+def test_chaos_gives_the_same_final_state_and_dead_letters_every_bad_message(
+    pipeline: Pipeline, night: Night
+) -> None:
+    feed = build_outgoing(DATA_DIR, chaos_seed=7)
+    with pipeline.worker() as worker:
+        worker.wait_for_log("Ready", timeout=120)
+        report = pipeline.send(feed)
+        pipeline.wait_until_published(night.register)
+    assert_official_result(pipeline, night)
+
+    dead = [Rejection.model_validate_json(value) for _, value, _ in pipeline.read("dead_letter")]
+    must_reject = Counter(item.value for item in feed if item.must_be_rejected)
+    rejected = Counter(
+        base64.b64decode(r.original_b64) for r in dead if r.reason != "revision_conflict"
+    )
+    assert rejected == must_reject
+    assert all(r.detail for r in dead)
+
+    counters = pipeline.counters()
+    validated = sum(n for k, n in counters.items() if k.startswith("validation:"))
+    assert validated == report.total
+    tallied = sum(n for k, n in counters.items() if k.startswith("tally:"))
+    assert tallied == counters["validation:accepted"]
+    assert_published_once(pipeline)
+
+
+def test_two_workers_give_the_same_state_as_one(pipeline: Pipeline, night: Night) -> None:
+    with pipeline.worker("first") as first, pipeline.worker("second") as second:
+        first.wait_for_log("Ready", timeout=120)
+        second.wait_for_log("Ready", timeout=120)
+        pipeline.send(build_outgoing(DATA_DIR, chaos_seed=3))
+        pipeline.wait_until_published(night.register)
+        assignments = [last_assignment(w.log()) for w in (first, second)]
+    assert_official_result(pipeline, night)
+    assert_published_once(pipeline)
+    # Both took part: each one's final assignment holds some of the declarations' partitions.
+    assert all(pipeline.topics["declarations"] in a for a in assignments), assignments
+
+
+def last_assignment(log: str) -> str:
+    """The partition table Faust printed at the worker's latest rebalance."""
+    table = log.rsplit("Setting newly assigned partitions", 1)[-1]
+    return table.split("for group", 1)[0]
+
+
+def test_a_worker_killed_mid_night_and_restarted_loses_and_repeats_nothing(
+    pipeline: Pipeline, night: Night
+) -> None:
+    feed = build_outgoing(DATA_DIR, chaos_seed=5)
+    half = len(feed) // 2
+    with pipeline.worker("doomed") as doomed:
+        doomed.wait_for_log("Ready", timeout=120)
+        pipeline.send(feed[:half])
+        # Pull the plug mid-flight: seats tallied, outputs queued but not all on Kafka yet.
+        pipeline.wait_until_published(night.register, seats=150, timeout=120, published=False)
+        doomed.kill()
+    pipeline.send(feed[half:])
+    with pipeline.worker("restarted") as restarted:
+        restarted.wait_for_log("Ready", timeout=120)
+        pipeline.wait_until_published(night.register)
+    assert_official_result(pipeline, night)
+    alerts = assert_published_once(pipeline)
+    assert Counter(a["type"] for a in alerts)["majority_won"] == 1
