@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         description='Priority per alert type over the defaults, as JSON: {"seat_gain": "normal"}',
     )
     alert_shock_majority_share: float = Field(
-        0.25,
+        0.40,
         ge=0,
         le=1,
         description="A gain is a shock when the notional 2019 majority share was at least this",

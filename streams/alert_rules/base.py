@@ -49,7 +49,7 @@ class AlertPolicy:
     priorities: Mapping[AlertType, AlertPriority] = field(
         default_factory=lambda: DEFAULT_PRIORITIES
     )
-    shock_majority_share: float = 0.25
+    shock_majority_share: float = 0.40
     narrow_margin_votes: int = 100
 
     def priority(self, alert_type: AlertType) -> AlertPriority:

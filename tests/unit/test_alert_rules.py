@@ -250,7 +250,8 @@ def test_every_gain_and_the_shock_gains(
     assert shocks == {
         ons_id
         for ons_id in gains
-        if (register.constituencies[ons_id].notional_2019_majority_share or 0) >= 0.25
+        if (register.constituencies[ons_id].notional_2019_majority_share or 0)
+        >= AlertPolicy().shock_majority_share
     }
     assert SOUTH_WEST_NORFOLK in shocks
 
