@@ -199,7 +199,7 @@ def test_a_times_row_matching_no_seat_is_an_error_naming_it(data_copy: Path) -> 
 def test_a_seat_missing_from_the_times_file_is_an_error_naming_it(data_copy: Path) -> None:
     # The Library's file still has Hitchin, but only Inverness may fall back to it.
     _edit_lines(data_copy / "declaration-times.csv", lambda line: "Hitchin" not in line)
-    with pytest.raises(ReferenceDataError, match=r"no row for: Hitchin \(E14001286\)"):
+    with pytest.raises(ReferenceDataError, match=r"no row for: Hitchin \(E14001289\)"):
         build_night(data_copy)
 
 
