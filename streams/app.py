@@ -43,5 +43,9 @@ from streams import (  # noqa: E402, F401
 
 
 def main() -> None:
-    """Console entry point: `election-worker` runs a Faust worker with the settings' web port."""
+    """Console entry point: `election-worker` runs a worker (Faust's own arguments also work)."""
+    import sys
+
+    if len(sys.argv) == 1:
+        sys.argv += ["worker", "-l", "info", "--web-host", settings.web_host]
     app.main()
