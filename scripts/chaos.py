@@ -1,8 +1,25 @@
 """Deterministic fault injection: the night as a messy feed would deliver it, from a seed.
 
-Every fault leaves each seat's true figures as its highest revision, so a correct processor
-ends in exactly the state of the clean night; every corrupted message is labelled, and
-`must_be_rejected` says which ones have to end in the dead-letter topic.
+Faults, each with its own rate (see `ChaosRates`):
+
+- duplicates: a valid message sent again, byte for byte, seconds to minutes later;
+- out-of-order delivery: a message held back past up to `REORDER_WINDOW` later ones;
+- late corrections: a wrong count first (votes moved between the top two, still adding up,
+  sometimes enough to flip the winner), then the true figures as `kind=correction`;
+- rush before result: a `rush` naming the winner only, then the full result;
+- recount notices for the closest seats (smallest majority): `kind=recount`, no one elected,
+  before their result;
+- malformed bytes (`malformed:*`) and schema-invalid messages (`invalid:*`).
+
+Invariant: each seat's true figures are its highest revision, and no two messages that
+validation accepts share a seat and revision with different content, so a correct processor
+ends in the same final state with or without chaos (only `kind` differs, `correction` where
+the clean night says `result`). Labels in `MUST_BE_REJECTED` (and only those) must end in
+the dead-letter topic, for the reason `EXPECTED_REJECTION` gives.
+
+Randomness: one `random.Random` per fault, seeded from the seed and the fault's name, so the
+same seed and rates always give byte-identical output, and changing one rate leaves the
+other faults where they were.
 """
 
 from __future__ import annotations
@@ -10,29 +27,61 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from schemas.declaration import Declaration, DeclarationKind
 from schemas.exit_poll import ExitPoll
+from schemas.rejection import RejectionReason
+from scripts.night_builder import Night
+
+Message = Declaration | ExitPoll
+Keyed = Sequence[tuple[str, Message]]
+
+# Labels: what each message is on the night.
+EXIT_POLL = "exit_poll"
+RESULT = "result"  # a seat's true figures, revision 1
+RUSH = "rush"
+RECOUNT_NOTICE = "recount_notice"
+WRONG_COUNT = "wrong_count"  # plausible but wrong figures, corrected later
+CORRECTION = "correction"  # the true figures replacing a wrong count
+DUPLICATE = "duplicate"
+RESULT_AFTER_RUSH = "result_after_rush"
+RESULT_AFTER_RECOUNT = "result_after_recount_notice"
+
+REORDER_WINDOW = 5  # the most later messages a held-back message lets past
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message to send: its key, exact bytes, why it is there, and when (night time)."""
+    """One message to send: key, exact bytes, what it is, and when on the night's clock."""
 
     key: str
     value: bytes
     label: str
     at: dt.datetime
-    must_be_rejected: bool = False
-    seat_declared: bool = False  # the message that completes a seat's true result
+    kind: str = RESULT  # the wire kind (exit_poll, result, rush...), or malformed, invalid
+    seat_declared: bool = False  # this message carries the seat's true, final figures
+    reordered: bool = False  # held back past later messages
+
+    @property
+    def must_be_rejected(self) -> bool:
+        return self.label in MUST_BE_REJECTED
+
+    @property
+    def expected_rejection(self) -> RejectionReason | None:
+        return EXPECTED_REJECTION.get(self.label)
 
 
 @dataclass(frozen=True)
 class ChaosRates:
+    """Probability of each fault per seat (duplicate, reorder: per message); counts otherwise.
+
+    `malformed` and `invalid` are per seat too: 0.02 of 650 seats is 13 invalid messages.
+    """
+
     duplicate: float = 0.05
     reorder: float = 0.05
     correction: float = 0.03
@@ -41,63 +90,69 @@ class ChaosRates:
     malformed: float = 0.01
     invalid: float = 0.02
 
+    def __post_init__(self) -> None:
+        for name in ("duplicate", "reorder", "correction", "rush", "malformed", "invalid"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} rate must be between 0 and 1, not {value}")
+        if self.recount_closest < 0:
+            raise ValueError(f"recount_closest must not be negative, not {self.recount_closest}")
 
-def _encode(message: Declaration | ExitPoll) -> bytes:
+    @classmethod
+    def none(cls) -> ChaosRates:
+        return cls(0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0)
+
+
+def _encode(message: Message) -> bytes:
     return message.model_dump_json().encode()
 
 
-def clean_feed(messages: Sequence[tuple[str, Declaration | ExitPoll]]) -> list[Outgoing]:
-    """The night as published by a perfect feed."""
-    outgoing = []
-    for key, message in messages:
+def _keyed(night: Night | Keyed) -> Keyed:
+    return night.messages() if isinstance(night, Night) else night
+
+
+def clean_feed(night: Night | Keyed) -> list[Outgoing]:
+    """The night as a perfect feed publishes it."""
+    feed = []
+    for key, message in _keyed(night):
         if isinstance(message, ExitPoll):
-            outgoing.append(Outgoing(key, _encode(message), "exit_poll", message.published_at))
+            feed.append(Outgoing(key, _encode(message), EXIT_POLL, message.published_at, EXIT_POLL))
         else:
-            outgoing.append(
-                Outgoing(key, _encode(message), "result", message.declared_at, seat_declared=True)
+            feed.append(
+                Outgoing(
+                    key, _encode(message), RESULT, message.declared_at, RESULT, seat_declared=True
+                )
             )
-    return outgoing
+    return feed
 
 
-def _rush(result: Declaration, revision: int) -> Declaration:
-    return Declaration.model_validate(
-        {
-            **result.model_dump(),
-            "kind": DeclarationKind.RUSH,
-            "revision": revision,
-            "electorate": None,
-            "valid_votes": None,
-            "rejected_ballots": None,
-            "candidates": [{**c.model_dump(), "votes": None} for c in result.candidates],
-        }
+def _without_figures(result: Declaration, kind: DeclarationKind, revision: int) -> Declaration:
+    payload = result.model_dump()
+    payload.update(
+        kind=kind,
+        revision=revision,
+        electorate=None,
+        valid_votes=None,
+        rejected_ballots=None,
+        candidates=[
+            # A recount notice elects no one; a rush names the winner only.
+            {**c, "votes": None, "elected": c["elected"] and kind is DeclarationKind.RUSH}
+            for c in payload["candidates"]
+        ],
     )
+    return Declaration.model_validate(payload)
 
 
-def _recount_notice(result: Declaration, revision: int, at: dt.datetime) -> Declaration:
-    return Declaration.model_validate(
-        {
-            **result.model_dump(),
-            "kind": DeclarationKind.RECOUNT,
-            "revision": revision,
-            "declared_at": at,
-            "electorate": None,
-            "valid_votes": None,
-            "rejected_ballots": None,
-            "candidates": [
-                {**c.model_dump(), "votes": None, "elected": False} for c in result.candidates
-            ],
-        }
-    )
-
-
-def _wrong_count(result: Declaration, revision: int, rng: random.Random) -> Declaration:
-    """A plausible misreported count: votes moved between the top two, still adding up;
-    sometimes enough to hand the seat to the runner-up."""
+def wrong_count(result: Declaration, revision: int, rng: random.Random) -> Declaration:
+    """A misreported count: votes moved between the top two, still adding up; half the time
+    enough to hand the seat to the runner-up."""
     ranked = sorted(result.candidates, key=lambda c: -(c.votes or 0))
     first, second = ranked[0], ranked[1]
     gap = (first.votes or 0) - (second.votes or 0)
-    flip = rng.random() < 0.5
-    moved = gap // 2 + 1 + rng.randint(0, 50) if flip else rng.randint(1, max(gap // 4, 1))
+    if rng.random() < 0.5:
+        moved = gap // 2 + 1 + rng.randint(0, 50)  # more than half the gap: a flip
+    else:
+        moved = rng.randint(1, max(gap // 4, 1))
     moved = min(moved, first.votes or 0)
     votes = {
         first.person_id: (first.votes or 0) - moved,
@@ -110,6 +165,7 @@ def _wrong_count(result: Declaration, revision: int, rng: random.Random) -> Decl
     leaders = [c for c in candidates if c["votes"] == top]
     for candidate in candidates:
         candidate["elected"] = candidate is leaders[0]
+    candidates.sort(key=lambda c: -c["votes"])
     return Declaration.model_validate(
         {
             **result.model_dump(),
@@ -120,151 +176,206 @@ def _wrong_count(result: Declaration, revision: int, rng: random.Random) -> Decl
     )
 
 
-def _majority(result: Declaration) -> int:
+def majority(result: Declaration) -> int:
     votes = sorted((c.votes or 0 for c in result.candidates), reverse=True)
     return votes[0] - (votes[1] if len(votes) > 1 else 0)
 
 
+def closest_seats(declarations: Sequence[Declaration], count: int) -> list[str]:
+    """ONS ids of the `count` seats with the smallest majorities (ties by ONS id)."""
+    ranked = sorted(declarations, key=lambda d: (majority(d), d.constituency_id))
+    return [d.constituency_id for d in ranked[:count]]
+
+
+@dataclass
+class _Streams:
+    """One generator per fault, so one rate's draws never move another fault."""
+
+    seed: int
+    by_fault: dict[str, random.Random] = field(default_factory=dict)
+
+    def __getitem__(self, fault: str) -> random.Random:
+        if fault not in self.by_fault:
+            self.by_fault[fault] = random.Random(f"{self.seed}:{fault}")
+        return self.by_fault[fault]
+
+
 def _seat_sequence(
-    result: Declaration, rng: random.Random, rates: ChaosRates, recount: bool
+    result: Declaration, streams: _Streams, rates: ChaosRates, recount: bool
 ) -> list[Outgoing]:
-    """A seat's messages: optional recount notice, rush, wrong count, then the true result."""
-    key = result.constituency_id
+    """A seat's messages: recount notice?, rush?, wrong count?, then its true figures."""
+    key, at = result.constituency_id, result.declared_at
     sent: list[Outgoing] = []
     revision = 1
-    at = result.declared_at
     if recount:
-        notice = _recount_notice(result, revision, at - dt.timedelta(minutes=20))
-        sent.append(Outgoing(key, _encode(notice), "recount_notice", notice.declared_at))
+        notice_at = at - dt.timedelta(minutes=streams["recount"].randint(15, 45))
+        notice = _without_figures(result, DeclarationKind.RECOUNT, revision)
+        notice = notice.model_copy(update={"declared_at": notice_at})
+        sent.append(Outgoing(key, _encode(notice), RECOUNT_NOTICE, notice_at, "recount"))
         revision += 1
-    if rng.random() < rates.rush:
-        rush = _rush(result, revision)
-        sent.append(Outgoing(key, _encode(rush), "rush", at))
+    if streams["rush"].random() < rates.rush:
+        rush = _without_figures(result, DeclarationKind.RUSH, revision)
+        sent.append(Outgoing(key, _encode(rush), RUSH, at, "rush"))
         revision += 1
-        at += dt.timedelta(minutes=rng.randint(2, 10))
-    if rng.random() < rates.correction:
-        wrong = _wrong_count(result, revision, rng)
-        sent.append(Outgoing(key, _encode(wrong), "wrong_count", at))
-        revision += 1
-        true = result.model_copy(update={"revision": revision, "kind": DeclarationKind.CORRECTION})
-        at += dt.timedelta(minutes=rng.randint(15, 60))
-        sent.append(Outgoing(key, _encode(true), "correction", at, seat_declared=True))
+        at += dt.timedelta(minutes=streams["rush"].randint(2, 10))
+    # Figures keep the clean night's declared_at whenever they are sent, so the final state
+    # is the clean night's to the second.
+    if streams["correction"].random() < rates.correction:
+        wrong = wrong_count(result, revision, streams["correction"])
+        sent.append(Outgoing(key, _encode(wrong), WRONG_COUNT, at, "result"))
+        at += dt.timedelta(minutes=streams["correction"].randint(15, 60))
+        true = result.model_copy(
+            update={"revision": revision + 1, "kind": DeclarationKind.CORRECTION}
+        )
+        sent.append(Outgoing(key, _encode(true), CORRECTION, at, "correction", seat_declared=True))
         return sent
-    true = result.model_copy(update={"revision": revision, "declared_at": result.declared_at})
-    label = "result" if revision == 1 else "result_after_" + sent[-1].label
-    sent.append(Outgoing(key, _encode(true), label, at, seat_declared=True))
+    label = {RUSH: RESULT_AFTER_RUSH, RECOUNT_NOTICE: RESULT_AFTER_RECOUNT}.get(
+        sent[-1].label if sent else "", RESULT
+    )
+    true = result.model_copy(update={"revision": revision})
+    sent.append(Outgoing(key, _encode(true), label, at, "result", seat_declared=True))
     return sent
 
 
-def _payload(result: Declaration) -> dict[str, Any]:
-    return orjson.loads(result.model_dump_json())  # type: ignore[no-any-return]
+Spoil = Callable[[dict[str, Any]], None]
 
 
-def _invalid_variants() -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
-    def votes_do_not_add_up(p: dict[str, Any]) -> None:
-        p["valid_votes"] += 7
+def _set(path: tuple[str | int, ...], value: Any) -> Spoil:
+    def spoil(payload: dict[str, Any]) -> None:
+        target: Any = payload
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
 
-    def negative_votes(p: dict[str, Any]) -> None:
-        p["candidates"][-1]["votes"] = -p["candidates"][-1]["votes"] - 1
-
-    def missing_field(p: dict[str, Any]) -> None:
-        del p["declared_at"]
-
-    def wrong_election(p: dict[str, Any]) -> None:
-        p["election_id"] = "parl.2019-12-12"
-
-    def before_polls_closed(p: dict[str, Any]) -> None:
-        p["declared_at"] = "2024-07-04T21:45:00+01:00"
-
-    def unknown_constituency(p: dict[str, Any]) -> None:
-        p["constituency_id"] = "E14009999"
-
-    def unknown_candidate(p: dict[str, Any]) -> None:
-        p["candidates"][0]["person_id"] = 999_999_999
-
-    return [
-        ("votes_do_not_add_up", votes_do_not_add_up),
-        ("negative_votes", negative_votes),
-        ("missing_field", missing_field),
-        ("wrong_election", wrong_election),
-        ("before_polls_closed", before_polls_closed),
-        ("unknown_constituency", unknown_constituency),
-        ("unknown_candidate", unknown_candidate),
-    ]
+    return spoil
 
 
-MALFORMED = [
-    b'{"schema_version": "1", "message_type": "declaration", "constituency_id": ',
-    b"<html><body>502 Bad Gateway</body></html>",
-    b"\xff\xfe\x00garbage",
-    b"",
-    b"[1, 2, 3",
-]
+def _add_to_valid_votes(payload: dict[str, Any]) -> None:
+    payload["valid_votes"] += 7
+
+
+def _negative_votes(payload: dict[str, Any]) -> None:
+    last = payload["candidates"][-1]
+    last["votes"] = -(last["votes"] or 0) - 1
+
+
+def _drop_declared_at(payload: dict[str, Any]) -> None:
+    del payload["declared_at"]
+
+
+# Schema-invalid messages: a spoiled copy of a seat's true result, and the reason validation
+# must give. The first seven are the brief's list; an unknown schema version is an eighth.
+INVALID: dict[str, tuple[Spoil, RejectionReason]] = {
+    "votes_do_not_add_up": (_add_to_valid_votes, RejectionReason.FIGURES_DO_NOT_ADD_UP),
+    "negative_votes": (_negative_votes, RejectionReason.SCHEMA_VIOLATION),
+    "missing_field": (_drop_declared_at, RejectionReason.SCHEMA_VIOLATION),
+    "wrong_election": (_set(("election_id",), "parl.2019-12-12"), RejectionReason.WRONG_ELECTION),
+    "declared_before_polls_closed": (
+        _set(("declared_at",), "2024-07-04T21:45:00+01:00"),
+        RejectionReason.DECLARED_BEFORE_POLLS_CLOSED,
+    ),
+    "unknown_constituency": (
+        _set(("constituency_id",), "E14009999"),
+        RejectionReason.UNKNOWN_CONSTITUENCY,
+    ),
+    "unknown_candidate": (
+        _set(("candidates", 0, "person_id"), 999_999_999),
+        RejectionReason.UNKNOWN_CANDIDATE,
+    ),
+    "unknown_schema_version": (
+        _set(("schema_version",), "99"),
+        RejectionReason.UNSUPPORTED_SCHEMA_VERSION,
+    ),
+}
+
+# Bytes that are not JSON at all, made from a seat's true result where that is realistic.
+MALFORMED: dict[str, Callable[[bytes], bytes]] = {
+    "truncated": lambda good: good[: len(good) // 2],
+    "trailing_garbage": lambda good: good + b"}\x00",
+    "html_error_page": lambda good: b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+    "not_utf8": lambda good: b"\xff\xfe" + good[:40],
+    "empty": lambda good: b"",
+}
+
+EXPECTED_REJECTION: dict[str, RejectionReason] = {
+    **{f"invalid:{name}": reason for name, (_, reason) in INVALID.items()},
+    **{f"malformed:{name}": RejectionReason.MALFORMED_JSON for name in MALFORMED},
+}
+# Every label that must end in the dead-letter topic; no other label may.
+MUST_BE_REJECTED = frozenset(EXPECTED_REJECTION)
+
+
+def _corrupted(
+    declarations: Sequence[Declaration], rates: ChaosRates, streams: _Streams
+) -> list[Outgoing]:
+    """Invalid and malformed messages, each variant in turn, aimed at random seats."""
+    extras: list[Outgoing] = []
+    rng = streams["invalid"]
+    invalid = list(INVALID.items())
+    for index in range(round(rates.invalid * len(declarations))):
+        target = rng.choice(declarations)
+        name, (spoil, _) = invalid[index % len(invalid)]
+        payload = orjson.loads(_encode(target))
+        spoil(payload)
+        at = target.declared_at + dt.timedelta(seconds=rng.randint(1, 600))
+        extras.append(
+            Outgoing(
+                target.constituency_id, orjson.dumps(payload), f"invalid:{name}", at, "invalid"
+            )
+        )
+    rng = streams["malformed"]
+    malformed = list(MALFORMED.items())
+    for index in range(round(rates.malformed * len(declarations))):
+        target = rng.choice(declarations)
+        name, make = malformed[index % len(malformed)]
+        at = target.declared_at + dt.timedelta(seconds=rng.randint(1, 600))
+        extras.append(
+            Outgoing(
+                target.constituency_id, make(_encode(target)), f"malformed:{name}", at, "malformed"
+            )
+        )
+    return extras
+
+
+def _reorder(feed: list[Outgoing], rate: float, rng: random.Random) -> list[Outgoing]:
+    """Hold some messages back past up to REORDER_WINDOW later ones; send times stay in order
+    (a held-back message goes when it finally goes), its payload keeps its own times."""
+    place: list[tuple[float, int]] = []
+    for index, item in enumerate(feed):
+        held = item.label != EXIT_POLL and rng.random() < rate
+        place.append((index + rng.randint(1, REORDER_WINDOW) + 0.5 if held else index, index))
+    reordered: list[Outgoing] = []
+    for position, index in sorted(place):
+        item = feed[index]
+        if position != index:
+            item = replace(item, reordered=True)
+        if reordered and item.at < reordered[-1].at:
+            item = replace(item, at=reordered[-1].at)
+        reordered.append(item)
+    return reordered
 
 
 def inject_chaos(
-    messages: Sequence[tuple[str, Declaration | ExitPoll]], seed: int, rates: ChaosRates
+    night: Night | Keyed, seed: int, rates: ChaosRates | None = None
 ) -> list[Outgoing]:
-    """The night with faults; the same seed and rates always give the same bytes in order."""
-    rng = random.Random(seed)
+    """The night with faults, in send order; same seed and rates, byte-identical output."""
+    rates = rates or ChaosRates()
+    streams = _Streams(seed)
+    messages = _keyed(night)
     declarations = [m for _, m in messages if isinstance(m, Declaration)]
-    closest = {
-        d.constituency_id
-        for d in sorted(declarations, key=lambda d: (_majority(d), d.constituency_id))[
-            : rates.recount_closest
-        ]
-    }
+    recount = set(closest_seats(declarations, rates.recount_closest))
     feed: list[Outgoing] = []
     for key, message in messages:
         if isinstance(message, ExitPoll):
-            feed.append(Outgoing(key, _encode(message), "exit_poll", message.published_at))
-            continue
-        feed += _seat_sequence(message, rng, rates, message.constituency_id in closest)
-
-    variants = _invalid_variants()
-    extras: list[Outgoing] = []
-    for index in range(round(rates.invalid * len(declarations))):
-        target = rng.choice(declarations)
-        name, spoil = variants[index % len(variants)]
-        payload = _payload(target)
-        spoil(payload)
-        extras.append(
-            Outgoing(
-                target.constituency_id,
-                orjson.dumps(payload),
-                f"invalid:{name}",
-                target.declared_at + dt.timedelta(seconds=rng.randint(1, 600)),
-                must_be_rejected=True,
-            )
-        )
-    for index in range(round(rates.malformed * len(declarations))):
-        target = rng.choice(declarations)
-        extras.append(
-            Outgoing(
-                target.constituency_id,
-                MALFORMED[index % len(MALFORMED)],
-                "malformed",
-                target.declared_at + dt.timedelta(seconds=rng.randint(1, 600)),
-                must_be_rejected=True,
-            )
-        )
-    feed += extras
+            feed.append(Outgoing(key, _encode(message), EXIT_POLL, message.published_at, EXIT_POLL))
+        else:
+            feed += _seat_sequence(message, streams, rates, message.constituency_id in recount)
+    feed += _corrupted(declarations, rates, streams)
+    rng = streams["duplicate"]
     for item in list(feed):
-        if item.label != "exit_poll" and rng.random() < rates.duplicate:
-            # A resend carries the same bytes; it never completes a seat a second time.
-            feed.append(
-                replace(
-                    item,
-                    label="duplicate",
-                    at=item.at + dt.timedelta(seconds=rng.randint(5, 300)),
-                    seat_declared=False,
-                )
-            )
+        # Only valid messages are resent, so a label alone says whether it must be rejected.
+        if item.label != EXIT_POLL and not item.must_be_rejected and rng.random() < rates.duplicate:
+            later = item.at + dt.timedelta(seconds=rng.randint(5, 300))
+            feed.append(replace(item, label=DUPLICATE, at=later, seat_declared=False))
     feed.sort(key=lambda o: o.at)  # stable: equal times keep the order built above
-    # Out-of-order delivery: a message swapped with one a few places later.
-    for index in range(len(feed) - 1):
-        if feed[index].label != "exit_poll" and rng.random() < rates.reorder:
-            other = min(index + rng.randint(1, 5), len(feed) - 1)
-            if feed[other].label != "exit_poll":
-                feed[index], feed[other] = feed[other], feed[index]
-    return feed
+    return _reorder(feed, rates.reorder, streams["reorder"])
