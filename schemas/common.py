@@ -39,11 +39,17 @@ def _check_ballot_id(value: str) -> str:
     return value
 
 
+# Patterns for the published JSON Schema only: uk-election-ids stays the judge at runtime.
+_ELECTION_ID_PATTERN = r"^[a-z]+(\.[a-z]+)?\.\d{4}-\d{2}-\d{2}$"
+_BALLOT_ID_PATTERN = r"^[a-z]+(\.[a-z0-9-]+)+\.\d{4}-\d{2}-\d{2}$"
+
 ElectionId = Annotated[
     str,
     AfterValidator(_check_election_id),
     Field(
-        description="Democracy Club election id, e.g. parl.2024-07-04", examples=["parl.2024-07-04"]
+        description="Democracy Club election id, e.g. parl.2024-07-04",
+        examples=["parl.2024-07-04"],
+        json_schema_extra={"pattern": _ELECTION_ID_PATTERN},
     ),
 ]
 BallotId = Annotated[
@@ -52,6 +58,7 @@ BallotId = Annotated[
     Field(
         description="Democracy Club ballot id, e.g. parl.houghton-and-sunderland-south.2024-07-04",
         examples=["parl.houghton-and-sunderland-south.2024-07-04"],
+        json_schema_extra={"pattern": _BALLOT_ID_PATTERN},
     ),
 ]
 ConstituencyId = Annotated[

@@ -119,6 +119,9 @@ class Declaration(Message):
         tied = sum(1 for v in votes if v == top)
         if tied > 1 and not self.tie_declared:
             raise figures_error("top candidates tie but no tie was declared")
+        if tied == 1 and self.tie_declared:
+            # A tie decided by lot where no one tied would hide a miscount behind the lot.
+            raise figures_error("a tie was declared but no candidates tie on the most votes")
 
     @property
     def winner(self) -> Candidate | None:
