@@ -82,11 +82,18 @@ class Outbox:
 
     async def announce(self, change_seq: int, outputs: Sequence[Output]) -> int:
         """Queue a change's outputs unless that change was already announced; returns count."""
-        args: list[str | bytes | int] = [self.ns, change_seq]
-        for output in outputs:
-            args += [output.output_id, output.topic, output.key, output.value]
-        queued, _ = await self._announce(keys=[], args=args)
-        return int(queued)
+        return await self.announce_many([(change_seq, outputs)])
+
+    async def announce_many(self, changes: Sequence[tuple[int, Sequence[Output]]]) -> int:
+        """Announce several changes in order in one round trip; each stays its own atomic step."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for change_seq, outputs in changes:
+                args: list[str | bytes | int] = [self.ns, change_seq]
+                for output in outputs:
+                    args += [output.output_id, output.topic, output.key, output.value]
+                await self._announce(keys=[], args=args, client=pipe)
+            replies = await pipe.execute()
+        return sum(int(queued) for queued, _ in replies)
 
     async def announced(self) -> int:
         return int(await self.redis.get(self.ns + ANNOUNCED) or 0)

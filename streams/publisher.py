@@ -147,11 +147,14 @@ class Publisher:
         if self.state is None:
             self.state = await self._state_at(announced)
         reg = register()
+        announcements = []
         for change in changes:
             outputs, self.state = outputs_of_change(
                 change, self.state, reg, self.watchlist, self.policy
             )
-            await self.outbox.announce(change.sequence, outputs)
+            announcements.append((change.sequence, outputs))
+        # One round trip for the batch of changes, as on the tally side.
+        await self.outbox.announce_many(announcements)
 
     async def _state_at(self, sequence: int) -> StateOfParties:
         reg = register()
