@@ -115,6 +115,23 @@ def _key(description: str, **schema: Any) -> dict[str, Any]:
 
 ONS_ID = {"type": "string", "pattern": r"^[ENSW]\d{8}$"}
 
+# streams/publisher.py sends results, snapshots and alerts from the outbox with these headers.
+OUTBOX_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "required": ["outbox-seq", "outbox-epoch"],
+    "properties": {
+        "outbox-seq": {
+            "type": "string",
+            "pattern": r"^\d+$",
+            "description": "Position in the outbox (decimal); drop a seq already seen",
+        },
+        "outbox-epoch": {
+            "type": "string",
+            "description": "The outbox's identity; a reset of the election starts a new epoch",
+        },
+    },
+}
+
 # Message components: payload by reference to the JSON Schema files, key by Kafka binding.
 MESSAGES: dict[str, dict[str, Any]] = {
     "declaration": {
@@ -123,11 +140,18 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "exit_poll": {
         "bindings": _key("The literal key exit-poll", type="string", const="exit-poll"),
     },
-    "seat_result": {"bindings": _key("ONS id of the constituency", **ONS_ID)},
+    "seat_result": {
+        "bindings": _key("ONS id of the constituency", **ONS_ID),
+        "headers": OUTBOX_HEADERS,
+    },
     "state_of_parties": {
         "bindings": _key("Election id, e.g. parl.2024-07-04", type="string"),
+        "headers": OUTBOX_HEADERS,
     },
-    "alert": {"bindings": _key("The alert's deterministic id", type="string")},
+    "alert": {
+        "bindings": _key("The alert's deterministic id", type="string"),
+        "headers": OUTBOX_HEADERS,
+    },
     "rejection": {
         "bindings": _key(
             "The rejected message's key as received (an ONS id, exit-poll, or none); the "
@@ -136,6 +160,7 @@ MESSAGES: dict[str, dict[str, Any]] = {
         ),
         "headers": {
             "type": "object",
+            "required": ["reason"],
             "properties": {
                 "reason": {
                     "type": "string",

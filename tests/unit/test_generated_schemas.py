@@ -118,7 +118,7 @@ def test_the_schema_catches_what_json_schema_can(night: Night, label: str) -> No
 
 
 def test_naive_times_extra_fields_and_bad_ids_fail(night: Night) -> None:
-    good = orjson.loads(night.declarations[0].model_dump_json())
+    good = night.declarations[0].model_dump(mode="json")
     assert _errors("declaration", good) == []
     for change in (
         {"declared_at": "2024-07-04T23:17:00"},
@@ -131,7 +131,7 @@ def test_naive_times_extra_fields_and_bad_ids_fail(night: Night) -> None:
         assert _errors("declaration", {**good, **change}), change
     without_version = {k: v for k, v in good.items() if k != "schema_version"}
     assert _errors("declaration", without_version)
-    poll = orjson.loads(night.exit_poll.model_dump_json())
+    poll = night.exit_poll.model_dump(mode="json")
     assert _errors("exit_poll", poll) == []
     assert _errors("exit_poll", {**poll, "published_at": "2024-07-04T22:00:00"})
 
@@ -220,6 +220,12 @@ def test_asyncapi_describes_every_topic_with_keys_and_schemas() -> None:
             payload = SCHEMAS_DIR / message["payload"]["$ref"]
             assert payload.is_file(), payload
     assert by_address["declarations"]["bindings"]["kafka"]["partitions"] == 4
+    messages = document["components"]["messages"]
+    assert messages["rejection"]["headers"]["required"] == ["reason"]
+    for name in ("seat_result", "state_of_parties", "alert"):
+        # streams/publisher.py: everything the outbox publishes carries its position.
+        assert set(messages[name]["headers"]["required"]) == {"outbox-seq", "outbox-epoch"}
+    assert messages["exit_poll"]["bindings"]["kafka"]["key"]["const"] == "exit-poll"
     for operation in document["operations"].values():
         channel = resolve(operation["channel"]["$ref"])
         for message_ref in operation["messages"]:
