@@ -13,6 +13,8 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import redis
@@ -29,7 +31,8 @@ class Services:
 
 
 def _must_have_services() -> bool:
-    return os.environ.get("ELECTION_REQUIRE_SERVICES") == "1" or bool(os.environ.get("CI"))
+    ci = os.environ.get("CI", "").strip().lower()
+    return os.environ.get("ELECTION_REQUIRE_SERVICES") == "1" or ci not in {"", "0", "false"}
 
 
 def _docker_answers() -> bool:
@@ -42,10 +45,23 @@ def _docker_answers() -> bool:
         return False
 
 
+HERE = Path(__file__).resolve().parent
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test under tests/integration needs the real services: `-m "not integration"`
+    # leaves them out without each file having to say so.
     for item in items:
-        if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
+        if HERE in item.path.resolve().parents:
             item.add_marker(pytest.mark.integration)
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Fail where services are required (test.sh, CI); skip on a developer's bare machine."""
+    reason = f"no Kafka/Redis for integration tests: {reason}"
+    if _must_have_services():
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -55,15 +71,23 @@ def services() -> Iterator[Services]:
     if kafka_env and redis_env:
         yield Services(kafka_env, redis_env, "environment")
         return
+    # One of the two from the environment still wins; the other comes from below.
     if _docker_answers():
         from testcontainers.kafka import KafkaContainer
         from testcontainers.redis import RedisContainer
 
-        with KafkaContainer().with_kraft() as kafka, RedisContainer() as redis_container:
-            host = redis_container.get_container_host_ip()
-            port = redis_container.get_exposed_port(6379)
+        with contextlib.ExitStack() as containers:
+            try:
+                kafka = containers.enter_context(KafkaContainer().with_kraft())
+                redis_container = containers.enter_context(RedisContainer())
+                host = redis_container.get_container_host_ip()
+                port = redis_container.get_exposed_port(6379)
+            except Exception as error:  # an engine that answers ping can still fail to run
+                _unavailable(f"testcontainers: {error}")
             yield Services(
-                kafka.get_bootstrap_server(), f"redis://{host}:{port}/0", "testcontainers"
+                kafka_env or kafka.get_bootstrap_server(),
+                redis_env or f"redis://{host}:{port}/0",
+                "testcontainers",
             )
         return
     from scripts.services import ServiceError, start_services
@@ -71,11 +95,12 @@ def services() -> Iterator[Services]:
     try:
         urls = start_services()
     except ServiceError as error:
-        reason = f"no Kafka/Redis for integration tests: {error}"
-        if _must_have_services():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    yield Services(urls.kafka_bootstrap_servers, urls.redis_url, "local services")
+        _unavailable(f"local services (scripts/services.py): {error}")
+    yield Services(
+        kafka_env or urls.kafka_bootstrap_servers,
+        redis_env or urls.redis_url,
+        "local services",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Run real worker processes against the test broker, and read topics back."""
+"""Run real Faust worker processes against the test broker, and read topics back."""
 
 from __future__ import annotations
 
@@ -26,39 +26,57 @@ def free_port() -> int:
 
 
 class WorkerProcess:
-    """A Faust worker as a real subprocess: `with WorkerProcess("streams.app", env) as w:`."""
+    """A Faust worker as a real subprocess: `with WorkerProcess("streams.app:app", env) as w:`.
+
+    `env` overrides this process's environment (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, topic
+    names, REDIS_KEY_PREFIX ...). APP_ID defaults to a unique consumer group, WEB_PORT to a
+    free port, and Faust's data directory goes under artifacts/ instead of the repo root.
+    The log is artifacts/workers/<name>-<id>.log.
+    """
 
     def __init__(self, app: str, env: dict[str, str], name: str = "worker") -> None:
         self.app = app
+        run_id = uuid.uuid4().hex[:8]
         self.web_port = int(env.get("WEB_PORT") or free_port())
-        self.env = {**os.environ, **env, "WEB_PORT": str(self.web_port)}
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOG_DIR / f"{name}-{uuid.uuid4().hex[:8]}.log"
+        app_id = env.get("APP_ID") or f"test-{name}-{run_id}"
+        self.env = {
+            **os.environ,
+            # Faust keeps table state in "<app id>-data" under the working folder, i.e. the
+            # repo root; a worker restarted with the same APP_ID finds its folder again.
+            "APP_DATADIR": str(LOG_DIR / f"{app_id}-data"),
+            **env,
+            "APP_ID": app_id,
+            "WEB_PORT": str(self.web_port),
+        }
+        self.log_path = LOG_DIR / f"{name}-{run_id}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "faust",
-                "-A",
-                self.app,
-                "worker",
-                "-l",
-                "info",
-                "--web-port",
-                str(self.web_port),
-                "--web-host",
-                "127.0.0.1",
-            ],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "faust",
+                    "-A",
+                    self.app,
+                    "worker",
+                    "-l",
+                    "info",
+                    "--web-port",
+                    str(self.web_port),
+                    "--web-host",
+                    "127.0.0.1",
+                ],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Its own session: a SIGINT aimed at pytest does not also hit the worker.
+                start_new_session=True,
+            )
         return self
 
     @property
