@@ -19,9 +19,11 @@ apt_install() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  if [ ! -f /var/lib/apt/lists/lock ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ]; then
+  # A fresh machine has no package lists at all: fetch them first.
+  if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
     $sudo apt-get update -qq
   fi
+  # Stale lists name versions the mirror no longer has: refresh once and retry.
   $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null || {
     $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   }
