@@ -197,7 +197,12 @@ def state_of_parties(
     as_of: dt.datetime | None,
     last_constituency_id: str | None,
 ) -> StateOfParties:
-    """The national picture from the flat counters (an empty mapping: nothing declared)."""
+    """The national picture from the flat counters (an empty mapping: nothing declared).
+
+    The majority line is the register's nominal one, 326 of 650, whoever holds Chorley:
+    the Speaker's seat is listed as party `Spk` and never lowered from the line, because
+    broadcasters differ on how to count it (the Speaker and deputies do not vote).
+    """
     per_party: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for key, value in totals.items():
         if key.startswith("party:"):

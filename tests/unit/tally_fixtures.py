@@ -160,3 +160,13 @@ def tied(result: Declaration, elect_second: bool = True) -> Declaration:
             "tie_declared": True,
         }
     )
+
+
+def eventful_revisions(result: Declaration) -> list[Declaration]:
+    """A seat's night at its most eventful: rush, result, recount notice, correction."""
+    return [
+        rush(result, 1),
+        revised(result, 2, DeclarationKind.RESULT),
+        recount_notice(result, 3),
+        revised(swapped_top_two(result), 4, DeclarationKind.CORRECTION),
+    ]

@@ -19,6 +19,7 @@ from tests.unit.tally_fixtures import (
     candidate_rows,
     constituency_rows,
     declaration_of,
+    eventful_revisions,
     gains_and_losses,
     night,
     recount_notice,
@@ -224,16 +225,6 @@ def test_a_declared_tie_goes_to_the_candidate_chosen_by_lot(elect_second: bool) 
     assert (f"party:{party}:gains" in contribution) == (party != "Con")
 
 
-def _revisions_of(result: Declaration) -> list[Declaration]:
-    """A seat's night at its most eventful: rush, result, recount notice, correction."""
-    return [
-        rush(result, 1),
-        revised(result, 2, DeclarationKind.RESULT),
-        recount_notice(result, 3),
-        revised(swapped_top_two(result), 4, DeclarationKind.CORRECTION),
-    ]
-
-
 @settings(max_examples=100, deadline=None)
 @given(
     seat_index=st.integers(0, 649),
@@ -244,7 +235,7 @@ def _revisions_of(result: Declaration) -> list[Declaration]:
 def test_any_order_of_revisions_ends_at_the_highest(seat_index: int, deliveries: list[int]) -> None:
     result = night().declarations[seat_index]
     ref = _ref(result)
-    revisions = _revisions_of(result)
+    revisions = eventful_revisions(result)
     totals: Counter[str] = Counter()
     applied_revision, contribution = 0, None
     for index in deliveries:
