@@ -19,9 +19,10 @@ from streams.settings import get_settings
 from streams.tally import SEQUENCE, seat_contribution, seat_result, state_of_parties
 
 # Key names inside an election's namespace `{key_prefix}election:{election_id}:`.
-SEAT = "seat:"  # + ONS id: hash revision, kind, content_hash, contribution, result, recount
+# + ONS id: hash revision, kind, content_hash, contribution, result, recount, applied_offset
+SEAT = "seat:"
 SEATS = "seats"  # set of ONS ids with a seat hash, so reading every seat needs no SCAN
-TOTALS = "totals"  # hash of flat integer counters, and meta:sequence
+TOTALS = "totals"  # hash of flat integer counters (none at 0), and meta:sequence
 OFFSETS = "offsets"  # hash topic:partition -> last offset applied
 CHANGES = "changes"  # stream, entry id {sequence}-0, read by the publisher
 EXIT_POLL = "exit-poll"  # string: the election's exit poll JSON, once
@@ -37,17 +38,24 @@ _SEQUENCE_PLACEHOLDER = '"sequence":0,'
 # One declaration, all or nothing. The offset check makes a redelivery after a crash a no-op;
 # the revision check makes duplicates and stale revisions no-ops; an applied revision takes
 # out the seat's old contribution, adds the new, and logs the change for the publisher.
-# Outcome counters live here too, so they are exact even across crashes.
+# Outcome counters live here too, so they are exact even across crashes. Redis keeps the
+# writes of a script that fails halfway, so everything that can fail (decoding, splicing)
+# comes before the first write: a failed step records nothing, not even its offset, and
+# its redelivery is applied. A batch's later steps still run after a failed one, so each
+# names the offset of the step before it on its partition (ARGV[10], '' for the first): if
+# that one did not record its offset, this one is held back, else its offset would mark
+# the failed one as already applied and the redelivery would skip it.
 #
 # KEYS: seat, totals, offsets, changes, seats, counters
 # ARGV: topic:partition, offset, revision, content hash, kind, contribution JSON,
-#       result JSON before its sequence value, result JSON after it, ONS id
+#       result JSON before its sequence value, result JSON after it, ONS id,
+#       offset of the batch's step before this one on the same partition, or ''
 _APPLY = """
 local seat_key, totals_key, offsets_key, changes_key, seats_key, counters_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local offset_field, offset = ARGV[1], tonumber(ARGV[2])
 local revision, content_hash, kind = tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local head, tail, ons_id = ARGV[7], ARGV[8], ARGV[9]
+local head, tail, ons_id, after = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 
 local function outcome(name, seq)
   redis.call('HINCRBY', counters_key, 'tally:' .. name, 1)
@@ -55,18 +63,24 @@ local function outcome(name, seq)
 end
 
 local last = redis.call('HGET', offsets_key, offset_field)
+if after ~= '' and not (last and tonumber(last) >= tonumber(after)) then
+  return redis.error_reply('held back: offset ' .. after .. ' of ' .. offset_field ..
+    ' before it in the batch was not applied')
+end
 if last and tonumber(last) >= offset then
   return outcome('redelivered', 0)
 end
-redis.call('HSET', offsets_key, offset_field, offset)
 
 local current = redis.call('HMGET', seat_key, 'revision', 'content_hash', 'contribution', 'result')
 if current[1] then
   local current_revision = tonumber(current[1])
-  if current_revision > revision then return outcome('superseded', 0) end
-  if current_revision == revision then
-    if current[2] == content_hash then return outcome('duplicate', 0) end
-    return outcome('conflict', 0)
+  local name
+  if current_revision > revision then name = 'superseded'
+  elseif current_revision == revision and current[2] == content_hash then name = 'duplicate'
+  elseif current_revision == revision then name = 'conflict' end
+  if name then
+    redis.call('HSET', offsets_key, offset_field, offset)
+    return outcome(name, 0)
   end
 end
 
@@ -78,28 +92,40 @@ if kind ~= 'recount' then
   new = cjson.decode(ARGV[6])
   encoded_new = ARGV[6]
 end
-for field, value in pairs(old) do redis.call('HINCRBY', totals_key, field, -value) end
-for field, value in pairs(new) do redis.call('HINCRBY', totals_key, field, value) end
-local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
 
 local previous = current[4]
-local result
 if kind == 'recount' and previous then
   -- The figures announced before stand, marked, until the recount's result replaces them:
   -- this notice's header (ids, kind, revision, time, sequence), then the previous result
   -- from figures_pending on, with recount set.
   local pending_at = string.find(previous, ',"figures_pending":', 1, true)
-  local recount_at = string.find(previous, ',"recount":', pending_at, true)
-  local winning_at = string.find(previous, ',"winning_party":', recount_at, true)
-  result = head .. seq .. string.sub(previous, pending_at, recount_at - 1) ..
-    ',"recount":true' .. string.sub(previous, winning_at)
-else
-  result = head .. seq .. tail
+  local recount_at = pending_at and string.find(previous, ',"recount":', pending_at, true)
+  local winning_at = recount_at and string.find(previous, ',"winning_party":', recount_at, true)
+  if not winning_at then
+    return redis.error_reply('stored result of ' .. ons_id .. ' cannot be marked for a recount')
+  end
+  tail = string.sub(previous, pending_at, recount_at - 1) .. ',"recount":true' ..
+    string.sub(previous, winning_at)
 end
+
+redis.call('HSET', offsets_key, offset_field, offset)
+-- The net change per counter, so a counter no seat contributes to is removed, not left at
+-- 0: the totals are then exactly the sum of the seats' contributions, however reached.
+local delta = {}
+for field, value in pairs(old) do delta[field] = -value end
+for field, value in pairs(new) do delta[field] = (delta[field] or 0) + value end
+for field, change in pairs(delta) do
+  if change ~= 0 and redis.call('HINCRBY', totals_key, field, change) == 0 then
+    redis.call('HDEL', totals_key, field)
+  end
+end
+local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
+local result = head .. seq .. tail
 local recount = '0'
 if kind == 'recount' then recount = '1' end
 redis.call('HSET', seat_key, 'revision', revision, 'content_hash', content_hash, 'kind', kind,
-  'contribution', encoded_new, 'result', result, 'recount', recount)
+  'contribution', encoded_new, 'result', result, 'recount', recount,
+  'applied_offset', offset_field .. ':' .. ARGV[2])
 redis.call('SADD', seats_key, ons_id)
 
 local flat = redis.call('HGETALL', totals_key)
@@ -167,7 +193,13 @@ class Change:
 
 
 def content_hash(declaration: Declaration) -> str:
-    return hashlib.sha256(declaration.model_dump_json().encode()).hexdigest()
+    """What a revision announces; two feeds relaying the same revision are duplicates.
+
+    Hashed from the parsed model, so key order and spacing in the bytes do not count, and
+    without `source`, which says who relayed it, not what was declared.
+    """
+    announced = declaration.model_dump_json(exclude={"source"})
+    return hashlib.sha256(announced.encode()).hexdigest()
 
 
 def _text(value: Any) -> str:
@@ -224,7 +256,9 @@ class TallyStore:
             )
         return chosen
 
-    def _seat_args(self, item: PendingApply, register: Register) -> tuple[list[str], list[Any]]:
+    def _seat_args(
+        self, item: PendingApply, register: Register, after: int | None
+    ) -> tuple[list[str], list[Any]]:
         declaration = item.declaration
         ref = register.constituencies[declaration.constituency_id]
         # A recount notice keeps the old contribution, which only Lua has: nothing is sent.
@@ -252,6 +286,7 @@ class TallyStore:
             head,
             tail,
             declaration.constituency_id,
+            "" if after is None else after,
         ]
         return keys, args
 
@@ -262,15 +297,20 @@ class TallyStore:
 
         The pipeline starts with SCRIPT LOAD, so EVALSHA never meets NOSCRIPT after a Redis
         restart and no SCRIPT EXISTS round trip is needed. If Redis refuses a step, this
-        raises: the batch is redelivered, and the offset check skips what was applied.
+        raises: the steps after it on the same partition are held back unapplied, so when the
+        batch is redelivered the offset check skips exactly what was applied. Items of one
+        topic-partition must come in offset order, as Kafka delivers them.
         """
         if not items:
             return []
         chosen = self._register(register)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.script_load(_APPLY)
+            last_offsets: dict[tuple[str, int], int] = {}
             for item in items:
-                keys, args = self._seat_args(item, chosen)
+                partition = (item.topic, item.partition)
+                keys, args = self._seat_args(item, chosen, last_offsets.get(partition))
+                last_offsets[partition] = item.offset
                 pipe.evalsha(self._apply_sha, len(keys), *keys, *args)
             replies = await pipe.execute(raise_on_error=False)
         errors = [reply for reply in replies if isinstance(reply, Exception)]

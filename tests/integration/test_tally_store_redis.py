@@ -7,9 +7,10 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
+from schemas.declaration import DeclarationKind
 from scripts.reset_election import main as reset_main
-from streams.tally_store import TallyStore
-from tests.unit.tally_fixtures import night
+from streams.tally_store import TallyStore, TallyStoreError
+from tests.unit.tally_fixtures import night, revised
 from tests.unit.test_tally_store import CHECKS, ELECTION, Check, pending
 
 
@@ -40,3 +41,29 @@ def test_reset_election_script(
     assert capsys.readouterr().out == f"removed 9 keys of {redis_prefix}election:{ELECTION}:\n"
     assert reset_main(argv) == 0
     assert capsys.readouterr().out.startswith("removed 0 keys")
+
+
+async def test_a_step_failing_in_cjson_records_nothing(redis_url: str, redis_prefix: str) -> None:
+    """Redis keeps a failed script's earlier writes, so decoding comes before any write.
+
+    (fakeredis lets a cjson error escape to Python, so this one runs on Redis only.)
+    """
+    redis = Redis.from_url(redis_url)
+    try:
+        store = TallyStore(redis, ELECTION, redis_prefix, night().register)
+        first = night().declarations[0]
+        await store.apply_batch(pending([first]))
+        seat_key = store.key(f"seat:{first.constituency_id}")
+        good = await redis.hget(seat_key, "contribution")  # type: ignore[misc]
+        await redis.hset(seat_key, "contribution", "not json")  # type: ignore[misc]
+        before = await store.totals()
+        correction = revised(first, 2, DeclarationKind.CORRECTION)
+        with pytest.raises(TallyStoreError):
+            await store.apply_batch(pending([correction], 1))
+        assert await store.totals() == before
+        assert await redis.hget(store.key("offsets"), "declarations-accepted:0") == b"0"  # type: ignore[misc]
+        await redis.hset(seat_key, "contribution", good)  # type: ignore[misc]
+        [outcome] = await store.apply_batch(pending([correction], 1))
+        assert (outcome.outcome, outcome.sequence) == ("applied", 2)
+    finally:
+        await redis.aclose()
