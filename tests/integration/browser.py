@@ -35,9 +35,16 @@ def chromium_missing_reason() -> str | None:
     return None
 
 
+class ChromiumMissing(RuntimeError):
+    """Chromium is not installed; browser tests fail with this reason, they never skip."""
+
+
 @contextmanager
 def chromium(**context_options: Any) -> Iterator[BrowserContext]:
     """A browser context in a fresh, throwaway profile; closed and deleted on exit."""
+    missing = chromium_missing_reason()
+    if missing is not None:
+        raise ChromiumMissing(missing)
     with (
         sync_playwright() as playwright,
         tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile,
