@@ -214,10 +214,7 @@ def jsonl_sender(handle: IO[bytes], feed: Sequence[Outgoing] = ()) -> Iterator[S
 
 
 def summary_table(report: ReplayReport) -> Table:
-    span = None
-    if report.first_at and report.last_at:
-        span = f"night clock {report.first_at:%a %H:%M} to {report.last_at:%a %H:%M}"
-    table = Table(title=f"Sent {report.total} messages in {report.elapsed_s:.1f}s", caption=span)
+    table = Table(title=f"Sent {report.total} messages in {report.elapsed_s:.1f}s")
     table.add_column("label")
     table.add_column("messages", justify="right")
     for label, count in sorted(report.sent.items()):
@@ -229,6 +226,10 @@ def summary_table(report: ReplayReport) -> Table:
     table.add_row("seats declared", str(report.seats_declared))
     table.add_row("reordered", str(report.reordered))
     table.add_row("must be rejected", str(report.must_be_rejected))
+    if report.first_at and report.last_at:
+        # A row, not a caption: a caption wraps to the width of a narrow table.
+        span = f"{report.first_at:%a %H:%M} to {report.last_at:%a %H:%M}"
+        table.add_row("night clock", span)
     table.add_row("total", str(report.total))
     return table
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kafka import KafkaConsumer
 
 from scripts.replay import build_outgoing, kafka_sender, main, replay
@@ -72,3 +74,18 @@ def test_chaos_7_arrives_exactly_as_reported(
     for key, value in read:
         read_by_key[key].append(value)
     assert read_by_key == sent_by_key
+
+
+def test_the_chaos_7_command_sends_what_its_summary_reports(
+    kafka_bootstrap: str, unique_topic: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    topic = unique_topic("replay-chaos-cli", partitions=4)
+    argv = ["--speed", "max", "--chaos", "7", "--topic", topic]
+    assert main([*argv, "--bootstrap-servers", kafka_bootstrap]) == 0
+    summary = capsys.readouterr().err
+    sent = re.search(r"Sent (\d+) messages", summary)
+    assert sent is not None, summary
+    read = consume(kafka_bootstrap, topic, int(sent.group(1)))
+    assert len(read) == int(sent.group(1))
+    feed = build_outgoing(DATA_DIR, chaos_seed=7)
+    assert Counter(read) == Counter((o.key, o.value) for o in feed)
