@@ -1,0 +1,268 @@
+"""The worker's HTTP API after a real replay: schemas, ETags, CORS, health, 404s and SSE."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from jsonschema import Draft202012Validator, FormatChecker
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from schemas.generate import SCHEMAS_DIR
+from scripts.replay import build_outgoing
+from scripts.state_view import SseEvent, parse_sse
+from streams.reference import Register, load_register
+from tests.integration.helpers import WorkerProcess
+from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline
+from tests.unit.ge2024 import OFFICIAL_SEATS
+
+JSON_DIR = SCHEMAS_DIR / "json"
+SOUTH_WEST_NORFOLK = "E14001497"
+UNKNOWN_SEAT = "E14009999"
+
+# jsonschema checks date-time only with an optional package; this is the rule that matters.
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _aware_datetime(value: object) -> bool:
+    return not isinstance(value, str) or dt.datetime.fromisoformat(value).tzinfo is not None
+
+
+def validator(name: str) -> Draft202012Validator:
+    schema = json.loads((JSON_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+    return Draft202012Validator(schema, format_checker=FORMATS)
+
+
+STATE = validator("state_of_parties")
+SEAT = validator("seat_result")
+ALERT = validator("alert")
+
+
+# ---- one worker and one replayed night for the whole module ----
+
+
+@pytest.fixture(scope="module")
+def register() -> Register:
+    return load_register(DATA_DIR)
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka_bootstrap: str, redis_url: str) -> Iterator[Pipeline]:
+    """Topics and a Redis prefix of this module's own, removed afterwards."""
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    created: list[str] = []
+
+    def unique_topic(name_hint: str, partitions: int = 1) -> str:
+        name = f"test-api-{name_hint}-{uuid.uuid4().hex[:10]}"
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        created.append(name)
+        return name
+
+    prefix = f"test-{uuid.uuid4().hex[:10]}:"
+    try:
+        yield new_pipeline(kafka_bootstrap, redis_url, prefix, unique_topic)
+    finally:
+        with contextlib.suppress(Exception):
+            admin.delete_topics(created)
+        admin.close()
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.unlink(*keys)
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def worker(pipeline: Pipeline, register: Register) -> Iterator[WorkerProcess]:
+    with pipeline.worker("api") as worker:
+        worker.wait_for_log("Ready", timeout=120)
+        pipeline.send(build_outgoing(DATA_DIR))
+        pipeline.wait_until_published(register)
+        yield worker
+
+
+@pytest.fixture(scope="module")
+def api(worker: WorkerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=worker.base_url, timeout=30) as client:
+        yield client
+
+
+def assert_valid(schema: Draft202012Validator, document: Any, what: str) -> None:
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in schema.iter_errors(document)]
+    assert not errors, f"{what}: {errors[:5]}"
+
+
+def assert_cors(response: httpx.Response) -> None:
+    assert response.headers.get("Access-Control-Allow-Origin") == "*", response.headers
+
+
+# ---- snapshots ----
+
+
+def test_state_is_the_official_result(api: httpx.Client) -> None:
+    response = api.get("/api/state")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert_cors(response)
+    state = response.json()
+    assert_valid(STATE, state, "state")
+    assert state["seats_declared"] == 650
+    assert state["majority_party"] == "Lab"
+    assert {p["party"]: p["seats"] for p in state["parties"] if p["seats"]} == OFFICIAL_SEATS
+
+
+def test_every_seat_is_a_seat_result(api: httpx.Client, register: Register) -> None:
+    response = api.get("/api/seats")
+    assert response.status_code == 200
+    assert_cors(response)
+    seats = response.json()
+    assert set(seats) == set(register.constituencies)
+    for ons_id, seat in seats.items():
+        assert_valid(SEAT, seat, ons_id)
+        assert seat["constituency_id"] == ons_id
+
+
+def test_one_seat(api: httpx.Client) -> None:
+    response = api.get(f"/api/seats/{SOUTH_WEST_NORFOLK}")
+    assert response.status_code == 200
+    assert_cors(response)
+    seat = response.json()
+    assert_valid(SEAT, seat, SOUTH_WEST_NORFOLK)
+    assert seat["constituency_name"] == "South West Norfolk"
+    assert seat["winning_party"] == "Lab" and seat["majority"] == 630
+
+
+def test_latest_declarations_newest_first(api: httpx.Client) -> None:
+    response = api.get("/api/declarations")
+    assert response.status_code == 200
+    assert_cors(response)
+    latest = response.json()
+    assert isinstance(latest, list) and len(latest) == 20
+    for seat in latest:
+        assert_valid(SEAT, seat, seat.get("constituency_id", "?"))
+    order = [(s["declared_at"], s["sequence"]) for s in latest]
+    assert order == sorted(order, reverse=True)
+    assert latest[0]["constituency_name"] == "Inverness, Skye and West Ross-shire"
+    assert len(api.get("/api/declarations", params={"limit": 5}).json()) == 5
+    assert len(api.get("/api/declarations", params={"limit": 10_000}).json()) == 650
+
+
+def test_alerts(api: httpx.Client) -> None:
+    response = api.get("/api/alerts")
+    assert response.status_code == 200
+    assert_cors(response)
+    alerts = response.json()
+    assert isinstance(alerts, list) and alerts
+    for alert in alerts:
+        assert_valid(ALERT, alert, alert.get("alert_id", "?"))
+    types = [a["type"] for a in alerts]
+    assert types.count("majority_won") == 1
+    assert types.count("last_declaration") == 1
+    assert "former_prime_minister_defeated" in types
+
+
+# ---- HTTP behaviour ----
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/state",
+        "/api/seats",
+        f"/api/seats/{SOUTH_WEST_NORFOLK}",
+        "/api/declarations",
+        "/api/alerts",
+    ],
+)
+def test_an_unchanged_resource_answers_304(api: httpx.Client, path: str) -> None:
+    first = api.get(path)
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    again = api.get(path, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["ETag"] == etag
+    assert_cors(again)
+    stale = api.get(path, headers={"If-None-Match": '"not-this-one"'})
+    assert stale.status_code == 200
+    assert stale.content == first.content
+
+
+def test_health_says_kafka_and_redis_are_fine(api: httpx.Client) -> None:
+    response = api.get("/health")
+    assert response.status_code == 200
+    health = response.json()
+    assert health["kafka"] == {"ok": True, "error": None}
+    assert health["redis"] == {"ok": True, "error": None}
+    assert health["election_id"] == "parl.2024-07-04"
+
+
+@pytest.mark.parametrize("path", [f"/api/seats/{UNKNOWN_SEAT}", "/api/seats/nonsense"])
+def test_an_unknown_seat_is_404_json(api: httpx.Client, path: str) -> None:
+    response = api.get(path)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert_cors(response)
+    assert "no constituency" in response.json()["error"]
+
+
+# ---- server-sent events ----
+
+
+def read_events(
+    api: httpx.Client, path: str, count: int, headers: dict[str, str] | None = None
+) -> tuple[httpx.Response, list[SseEvent]]:
+    """The first `count` events of a stream, then hang up."""
+    events: list[SseEvent] = []
+    with api.stream("GET", path, headers=headers or {}, timeout=30) as response:
+        for event in parse_sse(response.iter_lines()):
+            events.append(event)
+            if len(events) == count:
+                break
+    return response, events
+
+
+def test_events_stream_states_with_ids(api: httpx.Client) -> None:
+    response, events = read_events(api, "/api/events", 60)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert_cors(response)
+    assert {e.event for e in events} <= {"result", "state", "alert"}
+    states = [e for e in events if e.event == "state"]
+    assert len(states) >= 10
+    ids = [int(e.id or "0") for e in events]
+    assert all(e.id for e in events), "every event carries an id: line"
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    sequences = []
+    for event in states:
+        state = json.loads(event.data)
+        assert_valid(STATE, state, f"state event {event.id}")
+        sequences.append(state["sequence"])
+    assert sequences == sorted(sequences)
+
+    # Resuming from an id gives exactly what followed it.
+    middle = events[len(events) // 2]
+    _, resumed = read_events(api, "/api/events", 10, headers={"Last-Event-ID": middle.id or ""})
+    following = events[len(events) // 2 + 1 :][:10]
+    assert [(e.id, e.event, e.data) for e in resumed] == [
+        (e.id, e.event, e.data) for e in following
+    ]
+
+
+def test_alert_events_are_alerts_only(api: httpx.Client) -> None:
+    response, events = read_events(api, "/api/alerts/events", 5)
+    assert response.status_code == 200
+    assert_cors(response)
+    assert [e.event for e in events] == ["alert"] * 5
+    for event in events:
+        assert event.id
+        assert_valid(ALERT, json.loads(event.data), f"alert event {event.id}")
