@@ -39,6 +39,7 @@ from streams import (  # noqa: E402, F401
     tally_agent,
     validation_agent,
     web,
+    webhooks,
 )
 
 

@@ -90,6 +90,20 @@ class Settings(BaseSettings):
         None, description="People of note (CSV); default data_dir/watchlist.csv"
     )
 
+    # Push delivery
+    webhook_urls: list[str] = Field(
+        default_factory=list,
+        description='Webhook subscribers of alerts, as JSON: ["https://example.org/hook"]',
+    )
+    webhook_max_attempts: int = Field(
+        5, ge=1, description="POSTs of one alert to one subscriber before it is dead-lettered"
+    )
+    webhook_backoff_s: float = Field(
+        0.5, ge=0, description="First retry delay of a webhook; doubles on each further failure"
+    )
+    webhook_backoff_max_s: float = Field(30.0, ge=0, description="Longest webhook retry delay")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook POST")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -1,0 +1,345 @@
+"""Webhook push of alerts: every subscriber gets every alert, retried, dead-lettered after N."""
+
+# Delivery guarantees, per subscriber:
+# - Alerts go out one at a time in outbox order, so an amendment never overtakes its original.
+# - After a 2xx the alert id joins the subscriber's delivered set and its cursor moves, in one
+#   Lua step; an id in that set is never POSTed again, whatever happens to the cursor.
+# - A crash (or a lost lock) after the receiver answered 2xx but before that step sends the
+#   alert again: at-least-once in that window only. Every POST carries `Idempotency-Key:
+#   <alert_id>` (and `X-Alert-Id`), so a receiver that keeps the keys it saw drops the repeat.
+# - Non-2xx answers and connection errors are retried with capped exponential backoff; after
+#   WEBHOOK_MAX_ATTEMPTS the alert goes to the `dead` list with the last reason and the cursor
+#   moves on, so one poisoned alert cannot stall the night.
+# Only the holder of the webhooks lock delivers, so two workers never both send.
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import enum
+import hashlib
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from redis.asyncio import Redis
+
+from streams.app import app
+from streams.outbox import Outbox, QueuedOutput
+from streams.resources import election_namespace
+from streams.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+LOCK = "webhooks:lock"
+SUBSCRIBERS = "webhooks:subscribers"
+LOCK_TTL_MS = 10_000
+BLOCK_MS = 1_000
+READ_COUNT = 100
+STOP_TIMEOUT_S = 2.0
+
+
+# Pure parts: the retry schedule and what an answer means.
+
+
+def backoff_delay(failures: int, base_s: float, cap_s: float) -> float:
+    """Wait before the next attempt after `failures` failed ones: base, 2×base, 4×base ... ≤ cap."""
+    if failures < 1:
+        return 0.0
+    # The exponent is bounded so a long outage cannot overflow the float.
+    return float(min(base_s * 2 ** min(failures - 1, 62), cap_s))
+
+
+def backoff_schedule(max_attempts: int, base_s: float, cap_s: float) -> list[float]:
+    """Every wait between the attempts of one alert (one fewer than the attempts)."""
+    return [backoff_delay(n, base_s, cap_s) for n in range(1, max_attempts)]
+
+
+class Action(enum.StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str = ""
+
+
+def decide(status: int | None, error: str | None, attempt: int, max_attempts: int) -> Decision:
+    """What to do after attempt number `attempt` answered `status` (None: no answer, `error`)."""
+    if status is not None and 200 <= status < 300:
+        return Decision(Action.DELIVERED)
+    reason = f"HTTP {status}" if status is not None else f"no answer: {error or 'unknown error'}"
+    if attempt >= max_attempts:
+        return Decision(Action.DEAD, f"{reason} after {attempt} attempts")
+    return Decision(Action.RETRY, reason)
+
+
+def subscriber_id(url: str) -> str:
+    """Stable short id of a subscriber URL for its Redis keys (the URL itself may hold secrets)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SubscriberKeys:
+    cursor: str
+    delivered: str
+    dead: str
+
+    @classmethod
+    def of(cls, namespace: str, url: str) -> SubscriberKeys:
+        base = f"{namespace}webhooks:{subscriber_id(url)}:"
+        return cls(cursor=base + "cursor", delivered=base + "delivered", dead=base + "dead")
+
+
+def alert_request(item: QueuedOutput) -> tuple[str, bytes, dict[str, str]]:
+    """The alert id, JSON body and headers of one queued alert's POST."""
+    alert = orjson.loads(item.output.value)
+    alert_id = str(alert.get("alert_id") or item.output.key)
+    # The body carries its outbox position, as /api/alerts does, so receivers can order.
+    body = orjson.dumps({**alert, "sequence": item.sequence})
+    headers = {
+        "Content-Type": "application/json",
+        "X-Alert-Id": alert_id,
+        "X-Alert-Sequence": str(item.sequence),
+        "Idempotency-Key": alert_id,
+    }
+    return alert_id, body, headers
+
+
+# Redis side: each outcome and its cursor move are one atomic step, and the cursor never moves
+# back, so a stalled former dispatcher cannot make the current one send again.
+_SETTLE = """
+local cursor_key, delivered_key, dead_key = KEYS[1], KEYS[2], KEYS[3]
+local sequence, alert_id, dead_entry = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+if alert_id ~= '' then
+  if dead_entry ~= '' then
+    redis.call('RPUSH', dead_key, dead_entry)
+  else
+    redis.call('SADD', delivered_key, alert_id)
+  end
+end
+local current = tonumber(redis.call('GET', cursor_key) or '0')
+if sequence > current then
+  redis.call('SET', cursor_key, sequence)
+end
+return 1
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_attempts: int
+    backoff_s: float
+    backoff_max_s: float
+    timeout_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            max_attempts=settings.webhook_max_attempts,
+            backoff_s=settings.webhook_backoff_s,
+            backoff_max_s=settings.webhook_backoff_max_s,
+            timeout_s=settings.webhook_timeout_s,
+        )
+
+
+class Subscriber:
+    """One webhook URL's delivery state in Redis and its delivery loop."""
+
+    def __init__(
+        self, url: str, redis: Redis, namespace: str, policy: Policy, session: aiohttp.ClientSession
+    ) -> None:
+        self.url = url
+        self.redis = redis
+        self.keys = SubscriberKeys.of(namespace, url)
+        self.outbox = Outbox(redis, namespace)
+        self.policy = policy
+        self.session = session
+        self._settle = redis.register_script(_SETTLE)
+
+    async def cursor(self) -> int:
+        return int(await self.redis.get(self.keys.cursor) or 0)
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        return [orjson.loads(raw) for raw in await self.redis.lrange(self.keys.dead, 0, -1)]
+
+    async def run(self) -> None:
+        """Deliver forever from this subscriber's cursor; Redis trouble only pauses it."""
+        while True:
+            try:
+                await self.step(block_ms=BLOCK_MS)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook delivery to subscriber %s failed", self.keys.cursor)
+                await asyncio.sleep(1.0)
+
+    async def step(self, block_ms: int) -> int:
+        """Handle the next batch after the cursor; returns how many alerts were settled."""
+        after = await self.cursor()
+        items = await self.outbox.wait_for(after, block_ms=block_ms, count=READ_COUNT)
+        return await self.handle(items)
+
+    async def handle(self, items: Sequence[QueuedOutput]) -> int:
+        settled = 0
+        for item in items:
+            if item.output.topic != "alerts":
+                continue
+            alert_id, body, headers = alert_request(item)
+            if await self.redis.sismember(self.keys.delivered, alert_id):
+                # Acknowledged before a crash that came ahead of the cursor move.
+                await self._move(item.sequence, "", "")
+                continue
+            decision = await self.deliver(body, headers)
+            if decision.action is Action.DELIVERED:
+                await self._move(item.sequence, alert_id, "")
+            else:
+                log.warning("webhook dead-lettered %s: %s", alert_id, decision.reason)
+                entry = orjson.dumps(
+                    {
+                        "alert_id": alert_id,
+                        "sequence": item.sequence,
+                        "subscriber": subscriber_id(self.url),
+                        "reason": decision.reason,
+                        "dead_at": dt.datetime.now(dt.UTC).isoformat(),
+                        "alert": orjson.loads(body),
+                    }
+                )
+                await self._move(item.sequence, alert_id, entry.decode())
+            settled += 1
+        if items:
+            # Past the results and snapshots of the batch too, so they are not read again.
+            await self._move(items[-1].sequence, "", "")
+        return settled
+
+    async def deliver(self, body: bytes, headers: dict[str, str]) -> Decision:
+        attempt = 0
+        while True:
+            attempt += 1
+            status, error = await self.post(body, headers)
+            decision = decide(status, error, attempt, self.policy.max_attempts)
+            if decision.action is not Action.RETRY:
+                return decision
+            await asyncio.sleep(
+                backoff_delay(attempt, self.policy.backoff_s, self.policy.backoff_max_s)
+            )
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
+        try:
+            async with self.session.post(
+                self.url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.policy.timeout_s),
+            ) as response:
+                await response.read()  # drain, so the connection can be reused
+                return response.status, None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return None, f"{type(error).__name__}: {error}"[:300]
+
+    async def _move(self, sequence: int, alert_id: str, dead_entry: str) -> None:
+        await self._settle(
+            keys=[self.keys.cursor, self.keys.delivered, self.keys.dead],
+            args=[sequence, alert_id, dead_entry],
+        )
+
+
+class Dispatcher:
+    """Runs one delivery task per subscriber while this worker holds the webhooks lock."""
+
+    def __init__(self, urls: Sequence[str], redis: Redis, namespace: str, policy: Policy) -> None:
+        self.urls = list(dict.fromkeys(urls))  # the same URL twice is one subscriber
+        self.redis = redis
+        self.ns = namespace
+        self.policy = policy
+        self.token = uuid.uuid4().hex
+        self.tasks: list[asyncio.Task[None]] = []
+        self.session: aiohttp.ClientSession | None = None
+        self._renew = redis.register_script(_RENEW)
+
+    async def acquire_lock(self) -> bool:
+        key = self.ns + LOCK
+        if await self.redis.set(key, self.token, nx=True, px=LOCK_TTL_MS):
+            return True
+        return bool(await self._renew(keys=[key], args=[self.token, LOCK_TTL_MS]))
+
+    async def tick(self) -> None:
+        if not self.urls:
+            return
+        if not await self.acquire_lock():
+            await self._stop_tasks()
+            return
+        if not self.tasks:
+            self.session = self.session or aiohttp.ClientSession()
+            for url in self.urls:
+                # Operators find a subscriber's keys from its URL here.
+                await self.redis.hset(self.ns + SUBSCRIBERS, subscriber_id(url), url)
+                subscriber = Subscriber(url, self.redis, self.ns, self.policy, self.session)
+                self.tasks.append(asyncio.create_task(subscriber.run()))
+            log.info("webhook dispatcher delivering to %d subscriber(s)", len(self.urls))
+
+    async def _stop_tasks(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            # Bounded: a connection stuck in a blocking read must not hold up shutdown.
+            await asyncio.wait(self.tasks, timeout=STOP_TIMEOUT_S)
+        self.tasks = []
+
+    async def stop(self) -> None:
+        await self._stop_tasks()
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+        await self.redis.eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+            "return 0",
+            1,
+            self.ns + LOCK,
+            self.token,
+        )
+
+
+_dispatcher: Dispatcher | None = None
+
+
+@app.timer(interval=1.0)
+async def dispatch_webhooks() -> None:
+    global _dispatcher
+    settings = get_settings()
+    if not settings.webhook_urls:
+        return  # no subscribers: nothing to lock, nothing to run
+    if _dispatcher is None:
+        # Its own client: the delivery loops hold blocking XREADs.
+        _dispatcher = Dispatcher(
+            settings.webhook_urls,
+            Redis.from_url(settings.redis_url),
+            election_namespace(),
+            Policy.from_settings(settings),
+        )
+    try:
+        await _dispatcher.tick()
+    except Exception:
+        # A Redis hiccup must not kill the timer; the next tick tries again.
+        log.exception("webhook dispatcher tick failed")
+
+
+@app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
+async def _stop_dispatcher(app: Any, **kwargs: Any) -> None:
+    if _dispatcher is not None:
+        await _dispatcher.stop()
+        await _dispatcher.redis.aclose()

@@ -1,0 +1,229 @@
+"""Webhook delivery: backoff schedule, answer handling, retries, dead letters and dedupe."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import fakeredis
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from streams.outbox import Outbox, Output, QueuedOutput
+from streams.webhooks import (
+    Action,
+    Decision,
+    Dispatcher,
+    Policy,
+    Subscriber,
+    SubscriberKeys,
+    alert_request,
+    backoff_delay,
+    backoff_schedule,
+    decide,
+    subscriber_id,
+)
+from tests.integration.helpers import free_port
+
+NS = "test:election:parl.2024-07-04:"
+FAST = Policy(max_attempts=3, backoff_s=0.001, backoff_max_s=0.004, timeout_s=2.0)
+
+
+def test_the_backoff_doubles_up_to_the_cap() -> None:
+    assert backoff_schedule(6, 0.5, 4.0) == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert backoff_schedule(1, 0.5, 4.0) == []
+    assert backoff_delay(0, 0.5, 4.0) == 0.0
+    assert backoff_delay(10_000, 0.5, 30.0) == 30.0  # no overflow after a long outage
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204])
+def test_any_2xx_is_delivered(status: int) -> None:
+    assert decide(status, None, 1, 5) == Decision(Action.DELIVERED)
+
+
+@pytest.mark.parametrize("status", [301, 400, 404, 429, 500, 503])
+def test_anything_else_is_retried_then_dead(status: int) -> None:
+    assert decide(status, None, 1, 3) == Decision(Action.RETRY, f"HTTP {status}")
+    assert decide(status, None, 3, 3) == Decision(Action.DEAD, f"HTTP {status} after 3 attempts")
+
+
+def test_no_answer_is_retried_with_the_error_as_reason() -> None:
+    decision = decide(None, "ClientConnectorError: refused", 1, 2)
+    assert decision == Decision(Action.RETRY, "no answer: ClientConnectorError: refused")
+    assert decide(None, None, 2, 2).action is Action.DEAD
+
+
+def test_keys_live_in_the_election_namespace_under_a_hash_of_the_url() -> None:
+    keys = SubscriberKeys.of(NS, "http://example.org/hook?token=secret")
+    sha = subscriber_id("http://example.org/hook?token=secret")
+    assert len(sha) == 16 and "secret" not in keys.cursor
+    assert keys.cursor == f"{NS}webhooks:{sha}:cursor"
+    assert keys.delivered == f"{NS}webhooks:{sha}:delivered"
+    assert keys.dead == f"{NS}webhooks:{sha}:dead"
+
+
+def alert(alert_id: str) -> Output:
+    value = orjson.dumps({"alert_id": alert_id, "headline": f"alert {alert_id}", "sequence": None})
+    return Output(output_id=f"alert:{alert_id}", topic="alerts", key=alert_id, value=value)
+
+
+def result(ons_id: str) -> Output:
+    return Output(output_id=f"result:{ons_id}:1", topic="results", key=ons_id, value=b"{}")
+
+
+def test_the_request_names_the_alert_and_carries_its_outbox_position() -> None:
+    alert_id, body, headers = alert_request(QueuedOutput(7, alert("a1")))
+    assert alert_id == "a1"
+    assert orjson.loads(body) == {"alert_id": "a1", "headline": "alert a1", "sequence": 7}
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Alert-Id"] == headers["Idempotency-Key"] == "a1"
+
+
+class Receiver:
+    """A webhook receiver answering each POST with the next status its script gives."""
+
+    def __init__(self, status_of: Callable[[str, int], int]) -> None:
+        self.status_of = status_of
+        self.attempts: Counter[str] = Counter()
+        self.acknowledged: list[str] = []
+        self.bodies: list[dict[str, object]] = []
+
+    async def hook(self, request: web.Request) -> web.Response:
+        key = request.headers["Idempotency-Key"]
+        assert request.headers["X-Alert-Id"] == key
+        assert request.content_type == "application/json"
+        self.attempts[key] += 1
+        status = self.status_of(key, self.attempts[key])
+        if status < 300:
+            self.acknowledged.append(key)
+            self.bodies.append(await request.json())
+        return web.Response(status=status)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+async def serve(receiver: Receiver) -> TestServer:
+    application = web.Application()
+    application.router.add_post("/hook", receiver.hook)
+    server = TestServer(application)
+    await server.start_server()
+    return server
+
+
+async def queued(redis: fakeredis.FakeAsyncRedis) -> Outbox:
+    outbox = Outbox(redis, NS)
+    await outbox.announce(1, [result("E1"), alert("a"), alert("b")])
+    await outbox.announce(2, [result("E2"), alert("c")])
+    return outbox
+
+
+async def test_every_alert_is_delivered_in_order_despite_first_failures(
+    session: aiohttp.ClientSession,
+) -> None:
+    receiver = Receiver(lambda key, attempt: 500 if key == "b" and attempt == 1 else 204)
+    server = await serve(receiver)
+    redis = fakeredis.FakeAsyncRedis()
+    await queued(redis)
+    subscriber = Subscriber(str(server.make_url("/hook")), redis, NS, FAST, session)
+    try:
+        assert await subscriber.step(block_ms=10) == 3
+    finally:
+        await server.close()
+    assert receiver.acknowledged == ["a", "b", "c"]
+    assert receiver.attempts == {"a": 1, "b": 2, "c": 1}
+    assert [body["sequence"] for body in receiver.bodies] == [2, 3, 5]
+    assert await subscriber.cursor() == 5
+    assert await redis.smembers(subscriber.keys.delivered) == {b"a", b"b", b"c"}
+    assert await subscriber.dead_letters() == []
+
+
+async def test_an_alert_failing_every_attempt_is_dead_lettered_and_the_cursor_moves_on(
+    session: aiohttp.ClientSession,
+) -> None:
+    receiver = Receiver(lambda key, attempt: 503 if key == "a" else 200)
+    server = await serve(receiver)
+    redis = fakeredis.FakeAsyncRedis()
+    await queued(redis)
+    subscriber = Subscriber(str(server.make_url("/hook")), redis, NS, FAST, session)
+    try:
+        await subscriber.step(block_ms=10)
+    finally:
+        await server.close()
+    assert receiver.attempts["a"] == FAST.max_attempts
+    assert receiver.acknowledged == ["b", "c"]
+    [dead] = await subscriber.dead_letters()
+    assert dead["alert_id"] == "a" and dead["sequence"] == 2
+    assert dead["reason"] == "HTTP 503 after 3 attempts"
+    assert dead["alert"]["headline"] == "alert a"
+    assert await subscriber.cursor() == 5
+
+
+async def test_a_subscriber_that_does_not_answer_dead_letters_with_the_error(
+    session: aiohttp.ClientSession,
+) -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    await queued(redis)
+    url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+    subscriber = Subscriber(url, redis, NS, FAST, session)
+    await subscriber.step(block_ms=10)
+    dead = await subscriber.dead_letters()
+    assert [d["alert_id"] for d in dead] == ["a", "b", "c"]
+    assert all(d["reason"].startswith("no answer: ") for d in dead)
+
+
+async def test_an_alert_acknowledged_before_a_crash_is_not_sent_again(
+    session: aiohttp.ClientSession,
+) -> None:
+    receiver = Receiver(lambda key, attempt: 200)
+    server = await serve(receiver)
+    redis = fakeredis.FakeAsyncRedis()
+    await queued(redis)
+    url = str(server.make_url("/hook"))
+    subscriber = Subscriber(url, redis, NS, FAST, session)
+    # "a" was acknowledged, then the worker died before its cursor moved.
+    await redis.sadd(subscriber.keys.delivered, "a")
+    try:
+        await subscriber.step(block_ms=10)
+        await subscriber.step(block_ms=10)  # nothing new: nothing sent
+    finally:
+        await server.close()
+    assert receiver.acknowledged == ["b", "c"]
+    assert await subscriber.cursor() == 5
+
+
+async def test_the_cursor_never_moves_back() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    async with aiohttp.ClientSession() as client:
+        subscriber = Subscriber("http://127.0.0.1:1/hook", redis, NS, FAST, client)
+        await subscriber._move(9, "", "")
+        await subscriber._move(4, "", "")
+    assert await subscriber.cursor() == 9
+
+
+async def test_only_one_dispatcher_delivers() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    first = Dispatcher(["http://127.0.0.1:1/hook"], redis, NS, FAST)
+    second = Dispatcher(["http://127.0.0.1:1/hook"], redis, NS, FAST)
+    assert await first.acquire_lock()
+    assert not await second.acquire_lock()
+    assert await first.acquire_lock()  # the holder renews
+    await first.tick()
+    await second.tick()
+    assert len(first.tasks) == 1 and second.tasks == []
+    await first.stop()  # releases the lock for the next one
+    assert await second.acquire_lock()
+    await second.stop()
+
+
+async def test_a_dispatcher_without_subscribers_takes_no_lock() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    idle = Dispatcher([], redis, NS, FAST)
+    await idle.tick()
+    assert idle.tasks == [] and await redis.keys("*") == []
