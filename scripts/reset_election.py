@@ -7,6 +7,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
+from streams.redis_keys import election_namespace
 from streams.settings import get_settings
 from streams.tally_store import TallyStore
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     removed = asyncio.run(reset_election(args.redis_url, args.election, args.key_prefix))
-    print(f"removed {removed} keys of {args.key_prefix}election:{args.election}:")
+    print(f"removed {removed} keys of {election_namespace(args.key_prefix, args.election)}")
     return 0
 
 

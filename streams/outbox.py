@@ -19,6 +19,8 @@ EPOCH = "outbox:epoch"
 
 # Queues one change's outputs atomically: the cursor check makes a second announcer (or a
 # retry after a crash) a no-op, and the id set keeps an alert id from ever being queued twice.
+# Key names are built from the namespace in ARGV[1]; KEYS[1] is the namespace's announced
+# cursor only so that a Redis Cluster routes the call to the node of the election's hash slot.
 _ANNOUNCE = """
 local ns = ARGV[1]
 local change_seq = tonumber(ARGV[2])
@@ -91,7 +93,7 @@ class Outbox:
                 args: list[str | bytes | int] = [self.ns, change_seq]
                 for output in outputs:
                     args += [output.output_id, output.topic, output.key, output.value]
-                await self._announce(keys=[], args=args, client=pipe)
+                await self._announce(keys=[self.ns + ANNOUNCED], args=args, client=pipe)
             replies = await pipe.execute()
         return sum(int(queued) for queued, _ in replies)
 

@@ -6,6 +6,7 @@ from functools import cache
 
 from redis.asyncio import Redis
 
+from streams import redis_keys
 from streams.reference import ReferenceDataError, Register, cached_register
 from streams.settings import get_settings
 
@@ -32,4 +33,4 @@ def register() -> Register:
 def election_namespace() -> str:
     """Every Redis key of this election starts with this, so elections live side by side."""
     settings = get_settings()
-    return f"{settings.redis_key_prefix}election:{settings.election_id}:"
+    return redis_keys.election_namespace(settings.redis_key_prefix, settings.election_id)

@@ -14,11 +14,12 @@ from redis.asyncio import Redis
 from schemas.declaration import Declaration, DeclarationKind
 from schemas.exit_poll import ExitPoll
 from schemas.results import SeatResult, StateOfParties
+from streams.redis_keys import election_namespace
 from streams.reference import ReferenceDataError, Register, cached_register
 from streams.settings import get_settings
 from streams.tally import SEQUENCE, seat_contribution, seat_result, state_of_parties
 
-# Key names inside an election's namespace `{key_prefix}election:{election_id}:`.
+# Key names inside an election's namespace (streams.redis_keys.election_namespace).
 # + ONS id: hash revision, kind, content_hash, contribution, result, recount, applied_offset
 SEAT = "seat:"
 SEATS = "seats"  # set of ONS ids with a seat hash, so reading every seat needs no SCAN
@@ -223,7 +224,7 @@ class TallyStoreError(RuntimeError):
 
 
 class TallyStore:
-    """One election's tallies; every key starts with `{key_prefix}election:{election_id}:`.
+    """One election's tallies; every key starts with the election's namespace (redis_keys).
 
     `register` is the election's reference data; without one, the reference data of the
     settings' data_dir is used, provided it is of the same election.
@@ -238,7 +239,7 @@ class TallyStore:
     ) -> None:
         self.redis = redis
         self.election_id = election_id
-        self.ns = f"{key_prefix}election:{election_id}:"
+        self.ns = election_namespace(key_prefix, election_id)
         self.register = register
         self._apply_sha = hashlib.sha1(_APPLY.encode()).hexdigest()
 

@@ -18,6 +18,7 @@ from schemas.results import SeatResult, StateOfParties
 from scripts.chaos import Outgoing
 from scripts.replay import ReplayReport, kafka_sender, replay
 from streams.outbox import OUTBOX_SEQ, PUBLISHED, Outbox
+from streams.redis_keys import election_namespace
 from streams.reference import Register
 from streams.tally_store import TallyStore
 from tests.integration.helpers import WorkerProcess, free_port
@@ -97,7 +98,7 @@ class Pipeline:
         async def read() -> Counter[str]:
             redis = Redis.from_url(self.redis_url)
             try:
-                raw = await redis.hgetall(f"{self.prefix}election:{ELECTION_ID}:counters")
+                raw = await redis.hgetall(election_namespace(self.prefix, ELECTION_ID) + "counters")
             finally:
                 await redis.aclose()
             return Counter({k.decode(): int(v) for k, v in raw.items()})
@@ -108,7 +109,7 @@ class Pipeline:
         async def read() -> list[str]:
             redis = Redis.from_url(self.redis_url)
             try:
-                outbox = Outbox(redis, f"{self.prefix}election:{ELECTION_ID}:")
+                outbox = Outbox(redis, election_namespace(self.prefix, ELECTION_ID))
                 queued = await outbox.read(after=0, count=100_000)
             finally:
                 await redis.aclose()

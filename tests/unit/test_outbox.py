@@ -6,11 +6,12 @@ import fakeredis
 import pytest
 
 from streams.outbox import Outbox, Output
+from streams.redis_keys import election_namespace
 
 
 @pytest.fixture
 def outbox() -> Outbox:
-    return Outbox(fakeredis.FakeAsyncRedis(), "test:election:parl.2024-07-04:")
+    return Outbox(fakeredis.FakeAsyncRedis(), election_namespace("test:", "parl.2024-07-04"))
 
 
 def alert(output_id: str) -> Output:

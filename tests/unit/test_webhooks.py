@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from streams.outbox import Outbox, Output, QueuedOutput
+from streams.redis_keys import election_namespace
 from streams.webhooks import (
     Action,
     Decision,
@@ -28,7 +29,7 @@ from streams.webhooks import (
 )
 from tests.integration.helpers import free_port
 
-NS = "test:election:parl.2024-07-04:"
+NS = election_namespace("test:", "parl.2024-07-04")
 FAST = Policy(max_attempts=3, backoff_s=0.001, backoff_max_s=0.004, timeout_s=2.0)
 
 

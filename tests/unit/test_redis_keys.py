@@ -1,0 +1,89 @@
+"""Every Redis key of an election shares one Cluster hash slot, and every Lua call names one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.crc import key_slot
+
+from streams.outbox import Outbox, Output
+from streams.redis_keys import election_namespace
+from streams.tally_store import TallyStore
+from streams.webhooks import Dispatcher, Policy, Subscriber
+from tests.unit.tally_fixtures import night
+from tests.unit.test_tally_store import ELECTION, pending
+
+PREFIX = "rehearsal:"
+
+
+def slot(key: str | bytes) -> int:
+    return int(key_slot(key.encode() if isinstance(key, str) else key))
+
+
+def test_the_namespace_carries_the_election_id_as_a_hash_tag() -> None:
+    assert election_namespace("", ELECTION) == "election:{parl.2024-07-04}:"
+    assert election_namespace(PREFIX, ELECTION) == "rehearsal:election:{parl.2024-07-04}:"
+    ns = election_namespace(PREFIX, ELECTION)
+    assert slot(ns + "seat:E14000530") == slot(ns + "outbox") == slot(ELECTION)
+
+
+def test_a_prefix_with_braces_still_keeps_an_election_in_one_slot() -> None:
+    ns = election_namespace("odd{prefix:", ELECTION)
+    assert len({slot(ns + suffix) for suffix in ("totals", "outbox", "seat:E1", "}x{y}")}) == 1
+
+
+@pytest.fixture
+def script_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any, ...]]]:
+    """Every EVAL/EVALSHA sent, whether directly or queued on a pipeline."""
+    calls: list[tuple[Any, ...]] = []
+    for cls in (Redis, Pipeline):
+        original = cls.execute_command
+
+        def recording(self: Any, *args: Any, _original: Any = original, **options: Any) -> Any:
+            if str(args[0]).upper() in {"EVAL", "EVALSHA"}:
+                calls.append(args)
+            return _original(self, *args, **options)
+
+        monkeypatch.setattr(cls, "execute_command", recording)
+    yield calls
+
+
+async def test_every_script_call_routes_by_a_key_of_the_election(
+    script_calls: list[tuple[Any, ...]],
+) -> None:
+    """A Redis Cluster sends a script to the node of its KEYS: none may be empty or elsewhere."""
+    redis = fakeredis.FakeAsyncRedis()
+    ns = election_namespace(PREFIX, ELECTION)
+    store = TallyStore(redis, ELECTION, PREFIX, night().register)
+    await store.record_exit_poll(night().exit_poll, "declarations-accepted", 0, 0)
+    await store.apply_batch(pending(night().declarations[:5], first_offset=1))
+    outbox = Outbox(redis, ns)
+    alert = Output("alert:a", "alerts", "a", b'{"alert_id": "a"}')
+    await outbox.announce_many([(1, [alert]), (2, [])])
+    assert await outbox.acquire_lock("me", 5_000)
+    assert await outbox.acquire_lock("me", 5_000)  # the renewal is a script
+    await outbox.mark_published(1)
+    await outbox.release_lock("me")
+    policy = Policy(max_attempts=1, backoff_s=0, backoff_max_s=0, timeout_s=1)
+    dispatcher = Dispatcher([], redis, ns, policy)
+    assert await dispatcher.acquire_lock()
+    assert await dispatcher.acquire_lock()
+    await dispatcher.stop()
+    subscriber = Subscriber("http://example.org/hook", redis, ns, policy, None)  # type: ignore[arg-type]
+    await subscriber._move(1, "a", "")
+
+    names = {str(call[0]).upper() for call in script_calls}
+    assert names == {"EVAL", "EVALSHA"}
+    assert len(script_calls) >= 12
+    for call in script_calls:
+        numkeys = int(call[2])
+        keys = call[3 : 3 + numkeys]
+        assert numkeys >= 1, f"a script called with no KEYS cannot be routed: {call[:3]}"
+        assert {slot(key) for key in keys} == {slot(ns)}, call[: 3 + numkeys]
+    # Everything the calls wrote is in the election's slot too.
+    assert {slot(key) for key in await redis.keys("*")} == {slot(ns)}
