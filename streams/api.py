@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
-from redis.asyncio import Redis
 
 from streams.app import app
+from streams.connections import redis_from_settings
 from streams.outbox import Outbox, QueuedOutput
 from streams.resources import election_namespace, redis_client, register
 from streams.settings import get_settings
@@ -108,7 +108,8 @@ class AlertsView(View):
         alerts = []
         async for item in _all_after(_outbox(), after):
             if item.output.topic == "alerts":
-                alerts.append({"sequence": item.sequence, **orjson.loads(item.output.value)})
+                # The stored alert has no position yet (sequence null): set it after the spread.
+                alerts.append({**orjson.loads(item.output.value), "sequence": item.sequence})
         return json_with_etag(self, request, orjson.dumps(alerts))
 
 
@@ -169,7 +170,7 @@ async def stream_events(request: Request, topics: set[str]) -> aiohttp_web.Strea
     _cors(response)
     await response.prepare(request)  # type: ignore[arg-type]
     # A blocking XREAD holds its connection, so each client gets its own.
-    blocking = Redis.from_url(settings.redis_url)
+    blocking = redis_from_settings(settings)
     outbox = Outbox(blocking, election_namespace())
     try:
         await response.write(b"retry: 1000\n\n")

@@ -266,3 +266,23 @@ def test_alert_events_are_alerts_only(api: httpx.Client) -> None:
     for event in events:
         assert event.id
         assert_valid(ALERT, json.loads(event.data), f"alert event {event.id}")
+
+
+def test_an_alert_client_that_reconnects_with_last_event_id_misses_nothing(
+    api: httpx.Client,
+) -> None:
+    every = api.get("/api/alerts").json()
+    assert len(every) > 40
+    received: list[SseEvent] = []
+    last_id = ""
+    # Drop the connection four times mid-night, each time resuming from the last id seen.
+    for chunk in (7, 11, 13, 5):
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        _, events = read_events(api, "/api/alerts/events", chunk, headers=headers)
+        received += events
+        last_id = events[-1].id or ""
+    rest = len(every) - len(received)
+    _, events = read_events(api, "/api/alerts/events", rest, headers={"Last-Event-ID": last_id})
+    received += events
+    assert [int(e.id or "0") for e in received] == [a["sequence"] for a in every]
+    assert [json.loads(e.data)["alert_id"] for e in received] == [a["alert_id"] for a in every]
