@@ -7,26 +7,44 @@ from collections import Counter
 from pathlib import Path
 
 from schemas.alert import Alert, AlertPriority, AlertType
-from streams.alert_rules import AlertPolicy, detect_change, detect_exit_poll
-from streams.reference import load_register
+from schemas.results import SeatResult
+from scripts.night_builder import build_night
+from streams.alert_rules import AlertPolicy, AppliedChange, detect_change, detect_exit_poll
 from streams.settings import get_settings
+from streams.tally import Contribution, seat_contribution, seat_result, state_of_parties
 from streams.watchlist import check_against_register, load_watchlist, watchlist_path
-
-# The night is built by the alert tests' own small tally until scripts/night_builder.py and
-# streams/tally.py land; the detectors do not care who built the changes.
-from tests.unit.alert_fixtures import NightTally, exit_poll, night_declarations
 
 
 def alerts_of_the_night(data_dir: Path, watchlist_file: Path, policy: AlertPolicy) -> list[Alert]:
-    register = load_register(data_dir)
+    """The clean night through the same tally rules and detectors as the worker, in memory."""
+    night = build_night(data_dir)
+    register = night.register
     watchlist = load_watchlist(watchlist_file)
     problems = check_against_register(watchlist, register)
     if problems:
         raise SystemExit("watchlist does not match the register:\n" + "\n".join(problems))
-    alerts = detect_exit_poll(exit_poll(data_dir, register), register, policy)
-    tally = NightTally(register)
-    for declaration in night_declarations(data_dir, register):
-        alerts += detect_change(tally.apply(declaration), register, watchlist, policy)
+    alerts = detect_exit_poll(night.exit_poll, register, policy)
+    totals: Contribution = {}
+    seats: dict[str, SeatResult] = {}
+    state = state_of_parties(totals, register, 0, None, None)
+    for sequence, declaration in enumerate(night.declarations, start=1):
+        ref = register.constituency(declaration.constituency_id)
+        assert ref is not None  # the night builder matched every seat to the register
+        # One result per seat on a clean night: nothing to subtract before adding.
+        for key, value in seat_contribution(declaration, ref).items():
+            totals[key] = totals.get(key, 0) + value
+        result = seat_result(declaration, ref, sequence)
+        after = state_of_parties(
+            totals, register, sequence, result.declared_at, result.constituency_id
+        )
+        change = AppliedChange(
+            result=result,
+            previous=seats.get(result.constituency_id),
+            state_before=state,
+            state_after=after,
+        )
+        alerts += detect_change(change, register, watchlist, policy)
+        seats[result.constituency_id], state = result, after
     return alerts
 
 

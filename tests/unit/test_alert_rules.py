@@ -628,3 +628,17 @@ def test_alerts_survive_the_wire(
     retractions = detect_change(night.tally.clone().apply(correction), register, watchlist, policy)
     for alert in night.alerts + retractions:
         assert Alert.model_validate_json(alert.model_dump_json()) == alert
+
+
+def test_the_worker_s_tally_rules_raise_the_same_alerts_as_this_independent_tally(
+    night: Night, policy: AlertPolicy
+) -> None:
+    # scripts/alerts_of_the_night feeds the detectors from streams.tally (what the worker
+    # stores); the fixture here counts seats its own way: two routes, one list of alerts.
+    from scripts.alerts_of_the_night import alerts_of_the_night
+
+    through_worker_rules = alerts_of_the_night(DATA_DIR, DATA_DIR / "watchlist.csv", policy)
+    # Seats declared in the same minute may come in another order; the alerts may not differ.
+    assert sorted((a.alert_id, a.headline) for a in through_worker_rules) == sorted(
+        (a.alert_id, a.headline) for a in night.alerts
+    )
