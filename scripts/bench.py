@@ -18,9 +18,8 @@ import time
 import uuid
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from scripts.night_builder import Night, build_night
+from streams.connections import redis_from_settings
 from streams.settings import get_settings
 from streams.tally_store import PendingApply, TallyStore
 from streams.validation import FeedPosition, validate_message
@@ -38,7 +37,7 @@ def bench_validation(night: Night, rounds: int) -> float:
 
 
 async def bench_tally(night: Night, redis_url: str, batch: int, rounds: int) -> float:
-    redis = Redis.from_url(redis_url)
+    redis = redis_from_settings(get_settings(), url=redis_url)
     rates = []
     try:
         for _ in range(rounds):

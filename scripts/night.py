@@ -14,7 +14,6 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
@@ -23,6 +22,7 @@ from scripts.chaos import ChaosRates
 from scripts.replay import ReplayError, build_outgoing, kafka_sender, replay, summary_table
 from scripts.services import PROJECT_ROOT, ServiceError, read_pid, start_services
 from scripts.state_table import state_table
+from streams.connections import kafka_client_options, redis_from_settings
 from streams.counters import COUNTERS_KEY, parse_counters
 from streams.outbox import OUTBOX_SEQ, PUBLISHED, Outbox
 from streams.reference import ReferenceDataError, load_register
@@ -90,7 +90,7 @@ def wait_for_health(settings: Settings, pid: int, timeout_s: float = 120.0) -> N
 
 
 async def reset(settings: Settings) -> int:
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_from_settings(settings)
     try:
         return await TallyStore(redis, settings.election_id, settings.redis_key_prefix).reset()
     finally:
@@ -101,7 +101,7 @@ async def wait_until_published(
     settings: Settings, seats: int, console: Console, timeout_s: float = 600.0
 ) -> tuple[StateOfParties, dict[str, int], Counter[str]]:
     """Wait until every seat is tallied and every output of it is on Kafka."""
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_from_settings(settings)
     store = TallyStore(redis, settings.election_id, settings.redis_key_prefix)
     register = load_register(settings.data_dir)
     ns = store.ns
@@ -189,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         feed = build_outgoing(settings.data_dir, args.chaos, ChaosRates())
         speed = None if args.speed == "max" else float(args.speed)
         with kafka_sender(
-            settings.kafka_bootstrap_servers, settings.topic_declarations, settings.topic_partitions
+            settings.kafka_bootstrap_servers,
+            settings.topic_declarations,
+            settings.topic_partitions,
+            kafka_client_options(settings),
         ) as send:
             report = replay(feed, send, speed)
         console.print(summary_table(report))

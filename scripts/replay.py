@@ -19,11 +19,11 @@ import datetime as dt
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 from rich.console import Console
@@ -32,6 +32,7 @@ from rich.table import Table
 
 from scripts.chaos import ChaosRates, Outgoing, clean_feed, inject_chaos
 from scripts.night_builder import build_night
+from streams.connections import kafka_client_options
 from streams.reference import ReferenceDataError
 from streams.settings import get_settings
 
@@ -143,14 +144,21 @@ def replay(
 
 
 @contextmanager
-def kafka_sender(bootstrap: str, topic: str, partitions: int) -> Iterator[Send]:
+def kafka_sender(
+    bootstrap: str, topic: str, partitions: int, options: Mapping[str, Any] | None = None
+) -> Iterator[Send]:
     """Send to `topic` (created with `partitions` if missing); on leaving, every message has
-    been acknowledged by all in-sync replicas, or ReplayError says how many were not."""
+    been acknowledged by all in-sync replicas, or ReplayError says how many were not.
+    `options` are the security options of streams.connections.kafka_client_options."""
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    timeouts = {"bootstrap_timeout_ms": CONNECT_TIMEOUT_MS, "request_timeout_ms": 10_000}
+    timeouts = {
+        "bootstrap_timeout_ms": CONNECT_TIMEOUT_MS,
+        "request_timeout_ms": 10_000,
+        **(options or {}),
+    }
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, **timeouts)
         try:
@@ -343,8 +351,13 @@ def main(argv: list[str] | None = None) -> int:
             handle = sys.stdout.buffer if to_stdout else args.output.open("wb")
             sender = jsonl_sender(handle, feed)
         else:
-            partitions = get_settings().topic_partitions
-            sender = kafka_sender(args.bootstrap_servers, args.topic, partitions)
+            settings = get_settings()
+            sender = kafka_sender(
+                args.bootstrap_servers,
+                args.topic,
+                settings.topic_partitions,
+                kafka_client_options(settings),
+            )
         # A bar on the terminal that also shows the JSON lines would tear them apart.
         show = (console.is_terminal or args.progress) and not (to_stdout and sys.stdout.isatty())
         with sender as send, _progress(console, show) as progress:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from redis.asyncio import Redis
-
+from streams.connections import redis_from_settings
 from streams.redis_keys import election_namespace
 from streams.settings import get_settings
 from streams.tally_store import TallyStore
@@ -14,7 +13,7 @@ from streams.tally_store import TallyStore
 
 async def reset_election(redis_url: str, election_id: str, key_prefix: str = "") -> int:
     """Remove `{key_prefix}election:{election_id}:*`; returns how many keys were removed."""
-    redis = Redis.from_url(redis_url)
+    redis = redis_from_settings(get_settings(), url=redis_url)
     try:
         return await TallyStore(redis, election_id, key_prefix).reset()
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from streams.connections import faust_broker_credentials
 from streams.settings import get_settings
 
 settings = get_settings()
@@ -11,6 +12,7 @@ settings = get_settings()
 app = faust.App(
     settings.app_id,
     broker=["kafka://" + server for server in settings.kafka_bootstrap_servers.split(",")],
+    broker_credentials=faust_broker_credentials(settings),
     store="memory://",
     # Every value is bytes on the wire; our pydantic models do the (de)serialising, so
     # a malformed message reaches validation instead of crashing Faust's codec.

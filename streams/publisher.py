@@ -15,6 +15,7 @@ from schemas.results import SeatResult, StateOfParties
 from streams import alert_rules
 from streams.alert_rules import AlertPolicy
 from streams.app import app
+from streams.connections import kafka_client_options
 from streams.outbox import Outbox, Output, QueuedOutput
 from streams.reference import Register
 from streams.resources import election_namespace, redis_client, register
@@ -127,6 +128,7 @@ class Publisher:
         if self.producer is None:
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=settings.kafka_bootstrap_servers,
+                **kafka_client_options(settings),
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=5,
@@ -204,6 +206,7 @@ class Publisher:
         """Move the published cursor to the newest outbox entry already on any output topic."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_client_options(settings),
             enable_auto_commit=False,
             isolation_level="read_committed",
         )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -20,11 +21,39 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers")
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL for the tallies")
 
+    # Connection security (README: Security); every client is built by streams/connections.py
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-256", description="Kafka SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"
+    )
+    kafka_sasl_username: str = Field("", description="Kafka SASL user name")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="Kafka SASL password")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle that signed the brokers' certificates (default: system CAs)"
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="Client certificate (PEM) for brokers that ask for one"
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="Private key (PEM) of that certificate"
+    )
+    redis_password: SecretStr | None = Field(
+        None, description="Redis AUTH password, when REDIS_URL does not carry one"
+    )
+    redis_ssl_ca_file: Path | None = Field(
+        None, description="CA bundle for a rediss:// (TLS) REDIS_URL (default: system CAs)"
+    )
+
     # Local services started by scripts/services.py (no Docker)
     kafka_port: int = Field(19092, description="Port of the local Kafka broker")
     kafka_controller_port: int = Field(19093, description="Port of the local KRaft controller")
     kafka_heap: str = Field("512m", description="JVM heap of the local broker (-Xmx)")
     redis_port: int = Field(16379, description="Port of the local redis-server")
+    kafka_sasl_port: int = Field(
+        0, ge=0, description="Extra SASL_PLAINTEXT (SCRAM) listener of the local broker; 0: none"
+    )
     run_dir: Path = Field(
         PROJECT_ROOT / ".run",
         description="Data, logs and pid files of local services",
@@ -71,6 +100,14 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field("", description="Extra Redis key prefix (tests isolate with it)")
     batch_size: int = Field(200, description="Most declarations applied in one Redis round trip")
     batch_within_s: float = Field(0.05, description="Longest wait to fill a batch, seconds")
+    max_message_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description="Largest declarations message (key and value) validated; larger: dead letter",
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin (state-changing) endpoints; unset: disabled"
+    )
 
     # Alerts
     alert_priorities: dict[str, str] = Field(
@@ -103,6 +140,9 @@ class Settings(BaseSettings):
     )
     webhook_backoff_max_s: float = Field(30.0, ge=0, description="Longest webhook retry delay")
     webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook POST")
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key that signs every webhook POST; unset: unsigned"
+    )
 
 
 @lru_cache(maxsize=1)

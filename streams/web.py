@@ -9,6 +9,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.app import app
+from streams.connections import kafka_client_options
 from streams.counters import COUNTERS_KEY, parse_counters
 from streams.resources import election_namespace, redis_client
 from streams.settings import get_settings
@@ -26,7 +27,9 @@ async def _redis_answers() -> str | None:
 
 async def _kafka_answers() -> str | None:
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=3000
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        request_timeout_ms=3000,
+        **kafka_client_options(settings),
     )
     try:
         await asyncio.wait_for(admin.start(), timeout=4)

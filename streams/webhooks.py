@@ -29,6 +29,7 @@ import orjson
 from redis.asyncio import Redis
 
 from streams.app import app
+from streams.connections import redis_from_settings
 from streams.outbox import Outbox, QueuedOutput
 from streams.resources import election_namespace
 from streams.settings import Settings, get_settings
@@ -327,7 +328,7 @@ async def dispatch_webhooks() -> None:
         # Its own client: the delivery loops hold blocking XREADs.
         _dispatcher = Dispatcher(
             settings.webhook_urls,
-            Redis.from_url(settings.redis_url),
+            redis_from_settings(settings),
             election_namespace(),
             Policy.from_settings(settings),
         )
