@@ -7,6 +7,7 @@ from functools import cache
 from redis.asyncio import Redis
 
 from streams import redis_keys
+from streams.connections import redis_from_settings
 from streams.reference import ReferenceDataError, Register, cached_register
 from streams.settings import get_settings
 
@@ -14,7 +15,7 @@ from streams.settings import get_settings
 @cache
 def redis_client() -> Redis:
     settings = get_settings()
-    return Redis.from_url(settings.redis_url, decode_responses=False)
+    return redis_from_settings(settings, decode_responses=False)
 
 
 @cache
