@@ -10,8 +10,11 @@ import orjson
 import pytest
 
 from schemas.rejection import Rejection
+from scripts.alerts_of_the_night import alerts_of_the_night
 from scripts.night_builder import Night, build_night
 from scripts.replay import build_outgoing
+from streams.alert_rules import AlertPolicy
+from streams.settings import Settings
 from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline
 from tests.unit.ge2024 import (
     OFFICIAL_SEATS,
@@ -91,6 +94,10 @@ def test_the_clean_night_ends_at_the_official_result(pipeline: Pipeline, night: 
     assert len(majority) == 1 and majority[0]["party"] == "Lab"
     assert by_type["party_leader_result"] >= 10
     assert by_type["exit_poll"] == by_type["first_declaration"] == by_type["last_declaration"] == 1
+    # None missing: exactly the alerts the same rules raise on the night in memory.
+    policy = AlertPolicy.from_settings(Settings())
+    expected = alerts_of_the_night(DATA_DIR, DATA_DIR / "watchlist.csv", policy)
+    assert sorted(alert["alert_id"] for alert in alerts) == sorted(a.alert_id for a in expected)
 
 
 def test_chaos_gives_the_same_final_state_and_dead_letters_every_bad_message(
