@@ -1,4 +1,4 @@
-"""Web views of the worker: health, outcome counters, Prometheus metrics."""
+"""Web views of the worker: health, liveness, outcome counters, Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -54,6 +54,21 @@ class Health(View):
         }
         status = 200 if kafka_error is None and redis_error is None else 503
         return self.json(body, status=status)
+
+
+@app.page("/live")
+class Live(View):
+    """Whether this worker process still works, checking nothing outside it; 503 once crashed.
+
+    For a liveness probe: restarting cures a stuck or crashed process, never a Kafka or Redis
+    outage (the new process could not reach them either, and each restart costs the consumer
+    group a rebalance), so reachability is left to /health and the readiness probe.
+    """
+
+    async def get(self, request: Request) -> Response:
+        crashed = bool(app.crashed)
+        body = {"alive": not crashed, "election_id": settings.election_id}
+        return self.json(body, status=503 if crashed else 200)
 
 
 @app.page("/counters")
