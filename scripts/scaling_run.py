@@ -1,0 +1,294 @@
+"""The 2024 night at full speed through 1, 2, 3 ... real worker processes, timed (docs/scaling.md).
+
+    python -m scripts.scaling_run --workers 1 2 3 [--rounds 2]
+
+Each run gets its own topics, Redis key prefix and consumer group: N workers start, the
+script waits until the group is stable with N members, then sends the 651 messages of the
+night as fast as Kafka acknowledges and times, from the first send, until all 650 seats are
+tallied and until every output is published. Runs alternate between worker counts, so load
+from elsewhere on the machine spreads over all of them. It prints one Markdown row per run
+and the median per worker count; it measures, it asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from scripts.replay import build_outgoing, kafka_sender, replay
+from scripts.worker_process import WorkerProcess
+from streams.connections import kafka_client_options, redis_from_settings
+from streams.counters import COUNTERS_KEY, parse_counters
+from streams.outbox import ANNOUNCED, OUTBOX_SEQ, PUBLISHED
+from streams.redis_keys import election_namespace
+from streams.reference import load_register
+from streams.settings import Settings, get_settings
+from streams.tally import SEQUENCE
+from streams.tally_store import SEATS, TOTALS, TallyStore
+
+POLL_S = 0.1
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    workers: int
+    round: int
+    tallied_s: float  # first send -> all seats tallied
+    published_s: float  # first send -> every output on Kafka
+    messages: int
+    worker_cpu_s: float  # CPU time of all workers during the timed part
+    machine_busy: float  # share of all cores busy (anyone's work) during the timed part
+    peak_rss_mib: list[float]  # per worker, over its whole life
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _pid(worker: WorkerProcess) -> int:
+    assert worker.process is not None
+    return worker.process.pid
+
+
+def _topics(run_id: str, settings: Settings) -> dict[str, tuple[str, int]]:
+    """Settings field suffix -> (fresh topic name, partitions), as streams/topics.py has them."""
+    many = settings.topic_partitions
+    return {
+        "declarations": (f"{run_id}-declarations", many),
+        "accepted": (f"{run_id}-accepted", many),
+        "dead_letter": (f"{run_id}-dead-letter", 1),
+        "results": (f"{run_id}-results", many),
+        "state": (f"{run_id}-state", 1),
+        "alerts": (f"{run_id}-alerts", 1),
+    }
+
+
+def worker_env(
+    settings: Settings, run_id: str, topics: dict[str, tuple[str, int]]
+) -> dict[str, str]:
+    """The settings a run's workers get: its own topics, key prefix and consumer group."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_KEY_PREFIX": f"{run_id}:",
+        "APP_ID": run_id,
+        "TOPIC_PARTITIONS": str(settings.topic_partitions),
+        **{f"TOPIC_{field.upper()}": name for field, (name, _) in topics.items()},
+    }
+
+
+@contextlib.contextmanager
+def fresh_topics(
+    settings: Settings, topics: dict[str, tuple[str, int]], app_id: str
+) -> Iterator[None]:
+    # Faust adds its partition assignor's topic; it goes with the others.
+    made = [name for name, _ in topics.values()] + [f"{app_id}-__assignor-__leader"]
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings)
+    )
+    try:
+        admin.create_topics([NewTopic(name, n, 1) for name, n in topics.values()])
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # best effort: the names are never reused
+            admin.delete_topics(made)
+        admin.close()
+
+
+def wait_for_group(settings: Settings, group: str, members: int, timeout_s: float) -> None:
+    """Until the consumer group is Stable with every worker in it, so no rebalance is timed."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings)
+    )
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            info = admin.describe_groups([group])[group]
+            if info["group_state"] == "Stable" and len(info["members"]) == members:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"group {group}: {info['group_state']} with {len(info['members'])} of "
+                    f"{members} members after {timeout_s:.0f}s"
+                )
+            time.sleep(0.5)
+    finally:
+        admin.close()
+
+
+async def _progress(settings: Settings, ns: str) -> tuple[int, int, int, int, int]:
+    """(seats tallied, change sequence, changes announced, outputs queued, outputs published)"""
+    redis = redis_from_settings(settings)
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.scard(ns + SEATS)
+            pipe.hget(ns + TOTALS, SEQUENCE)
+            pipe.mget(ns + ANNOUNCED, ns + OUTBOX_SEQ, ns + PUBLISHED)
+            seats, sequence, (announced, queued, published) = await pipe.execute()
+    finally:
+        await redis.aclose()
+    return (
+        int(seats),
+        int(sequence or 0),
+        int(announced or 0),
+        int(queued or 0),
+        int(published or 0),
+    )
+
+
+async def _finish(settings: Settings, prefix: str) -> tuple[int, dict[str, int]]:
+    """Seats in the final state and the outcome counters; then the run's keys are removed."""
+    redis = redis_from_settings(settings)
+    store = TallyStore(redis, settings.election_id, prefix)
+    try:
+        state = await store.state(load_register(settings.data_dir))
+        counters = parse_counters(await redis.hgetall(store.ns + COUNTERS_KEY))
+        await store.reset()
+    finally:
+        await redis.aclose()
+    return state.seats_declared, counters
+
+
+def run_once(settings: Settings, workers: int, round_no: int, timeout_s: float) -> RunResult:
+    run_id = f"scale-{uuid.uuid4().hex[:8]}"
+    prefix = f"{run_id}:"
+    topics = _topics(run_id, settings)
+    feed = build_outgoing(settings.data_dir)
+    seats = len(load_register(settings.data_dir).constituencies)
+    env = worker_env(settings, run_id, topics)
+    ns = election_namespace(prefix, settings.election_id)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(fresh_topics(settings, topics, run_id))
+        procs = [
+            stack.enter_context(WorkerProcess("streams.app:app", env, name=f"{run_id}-{i}"))
+            for i in range(1, workers + 1)
+        ]
+        for proc in procs:
+            proc.wait_for_log("Ready", timeout=180)
+        wait_for_group(settings, run_id, workers, timeout_s=120)
+
+        cpu_before = sum(_proc_cpu_s(_pid(p)) for p in procs)
+        busy_before, total_before = _machine_jiffies()
+        declarations_topic, partitions = topics["declarations"]
+        with kafka_sender(
+            settings.kafka_bootstrap_servers,
+            declarations_topic,
+            partitions,
+            kafka_client_options(settings),
+        ) as send:
+            began = time.monotonic()
+            report = replay(feed, send, speed=None)
+        tallied_at: float | None = None
+        while True:
+            tallied, sequence, announced, queued, published = asyncio.run(_progress(settings, ns))
+            now = time.monotonic()
+            if tallied_at is None and tallied >= seats:
+                tallied_at = now
+            if tallied_at is not None and announced >= sequence and published >= queued > 0:
+                published_at = now
+                break
+            if now - began > timeout_s:
+                raise RuntimeError(
+                    f"{workers} worker(s): after {timeout_s:.0f}s {tallied}/{seats} seats, "
+                    f"published {published}/{queued}; logs: {[str(p.log_path) for p in procs]}"
+                )
+            for proc in procs:
+                if proc.process is not None and proc.process.poll() is not None:
+                    raise RuntimeError(f"a worker exited:\n{proc.tail()}")
+            time.sleep(POLL_S)
+        cpu_after = sum(_proc_cpu_s(_pid(p)) for p in procs)
+        busy_after, total_after = _machine_jiffies()
+        peaks = [_peak_rss_mib(_pid(p)) for p in procs]
+    final_seats, counters = asyncio.run(_finish(settings, prefix))
+    if final_seats != seats or counters.get("validation:accepted") != report.total:
+        raise RuntimeError(f"wrong end state: {final_seats} seats, counters {counters}")
+    return RunResult(
+        workers=workers,
+        round=round_no,
+        tallied_s=tallied_at - began,
+        published_s=published_at - began,
+        messages=report.total,
+        worker_cpu_s=cpu_after - cpu_before,
+        machine_busy=(busy_after - busy_before) / max(1, total_after - total_before),
+        peak_rss_mib=peaks,
+    )
+
+
+def row(result: RunResult) -> str:
+    rss = ", ".join(f"{mib:.0f}" for mib in result.peak_rss_mib)
+    return (
+        f"| {result.workers} | {result.round} | {result.tallied_s:.1f} | "
+        f"{result.published_s:.1f} | {result.messages / result.tallied_s:.0f} | "
+        f"{result.worker_cpu_s:.1f} | {result.machine_busy:.0%} | {rss} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scaling_run", description=__doc__)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    print(
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
+        f"TOPIC_PARTITIONS={settings.topic_partitions}, BATCH_SIZE={settings.batch_size}, "
+        f"Kafka {settings.kafka_bootstrap_servers}, Redis {settings.redis_url.split('@')[-1]}"
+    )
+    print()
+    print(
+        "| workers | round | all seats tallied (s) | all outputs published (s) "
+        "| messages/s to tallied | worker CPU (s) | machine CPU busy | peak RSS per worker (MiB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    results: list[RunResult] = []
+    for round_no in range(1, args.rounds + 1):
+        for workers in args.workers:
+            result = run_once(settings, workers, round_no, args.timeout)
+            results.append(result)
+            print(row(result), flush=True)
+    print()
+    print("| workers | median tallied (s) | median published (s) | runs |")
+    print("|---|---|---|---|")
+    for workers in args.workers:
+        mine = [r for r in results if r.workers == workers]
+        print(
+            f"| {workers} | {statistics.median(r.tallied_s for r in mine):.1f} | "
+            f"{statistics.median(r.published_s for r in mine):.1f} | {len(mine)} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
