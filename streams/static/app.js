@@ -7,6 +7,7 @@
   const DEFAULT_MAJORITY_LINE = 326;
   const TICKER_LENGTH = 10;
   const ALERTS_SHOWN = 3;
+  const ALERTS_MAX_SHARE = 0.62; // of the news column's height; the ticker gets the rest
   const TABLE_ROWS = 10; // parties shown by name; the rest are summed into "Others"
   const TABLE_MIN_SHARE = 0.01; // a seatless party needs this share to get its own row
   // Coalesce bursts (a fast replay sends hundreds of events a second) into one repaint.
@@ -527,7 +528,7 @@
 
   function renderAlerts() {
     const newest = Array.from(model.alerts.values()).sort(compareAlerts).slice(0, ALERTS_SHOWN);
-    $('alerts').replaceChildren(...newest.map((alert) => {
+    const banners = newest.map((alert) => {
       const banner = el('article', 'alert alert--' + (alert.priority || 'normal'));
       banner.setAttribute('data-testid', 'alert-banner');
       banner.setAttribute('data-priority', alert.priority || 'normal');
@@ -540,7 +541,19 @@
       banner.appendChild(el('p', 'alert__headline', alert.headline));
       if (alert.body) banner.appendChild(el('p', 'alert__body', alert.body));
       return banner;
-    }));
+    });
+    const container = $('alerts');
+    container.replaceChildren(...banners);
+    // Long headlines must not push the ticker off the screen: past the top part of the
+    // column only the loudest banner stays, so the latest declarations always show.
+    if (!document.documentElement.classList.contains('fit')) return;
+    const column = container.parentElement.getBoundingClientRect();
+    const limit = column.top + column.height * ALERTS_MAX_SHARE;
+    let overflowing = false;
+    banners.forEach((banner, index) => {
+      overflowing = overflowing || (index > 0 && banner.getBoundingClientRect().bottom > limit);
+      banner.hidden = overflowing;
+    });
   }
 
   function render() {

@@ -698,8 +698,13 @@ def test_page_follows_the_worker(pipeline: Pipeline, page: Page) -> None:
 
         banners = page.get_by_test_id("alert-banner")
         assert banners.count() >= 1
-        assert all(banners.nth(i).is_visible() for i in range(banners.count()))
-        assert page.get_by_test_id("ticker-item").count() > 0
+        shown = [banners.nth(i).is_visible() for i in range(banners.count())]
+        # The loudest banner always shows; any left out for lack of room are the last ones.
+        assert shown[0] and shown == sorted(shown, reverse=True), shown
+        ticker = page.get_by_test_id("ticker-item")
+        assert any(ticker.nth(i).is_visible() for i in range(ticker.count())), (
+            "long alert headlines pushed every declaration off the ticker"
+        )
 
         ARTIFACTS.mkdir(exist_ok=True)
         page.wait_for_timeout(500)  # let the last bar and hex transitions finish
