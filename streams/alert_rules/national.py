@@ -113,12 +113,27 @@ MILESTONES: dict[AlertType, Milestone] = {
 }
 
 
+def _could_hold(state: StateOfParties, register: Register) -> set[str]:
+    """Parties for which a milestone may hold: each needs at least the seats of every other
+    party but the Speaker's (a majority is more than half of all seats, so it has them too)."""
+    seats = {t.party: t.seats for t in state.parties if t.seats}
+    contenders = [n for party, n in seats.items() if party != register.speaker_party]
+    top = max(contenders, default=0)
+    return {
+        party
+        for party, n in seats.items()
+        if party != register.speaker_party and (n >= top or n >= register.majority_line)
+    }
+
+
 def milestone_alerts(change: AppliedChange, register: Register, policy: AlertPolicy) -> list[Alert]:
     """Each milestone fires once, on the change that crosses it; a correction that uncrosses
     it (the party falls back below) retracts it."""
     alerts: list[Alert] = []
     before, after = change.state_before, change.state_after
-    parties = sorted({t.party for t in before.parties} | {t.party for t in after.parties})
+    # Only a party that could hold a milestone in either state can cross it; the rest would
+    # be False before and after, and testing them all is quadratic in parties per change.
+    parties = sorted(_could_hold(before, register) | _could_hold(after, register))
     for alert_type, holds in MILESTONES.items():
         for party in parties:
             was, now = holds(before, party, register), holds(after, party, register)

@@ -538,6 +538,32 @@ def test_a_correction_that_undoes_the_majority_withdraws_it(
     assert withdrawn.priority is AlertPriority.FLASH
 
 
+def test_milestones_are_tested_only_for_parties_that_could_hold_them(
+    night: Night, register: Register
+) -> None:
+    """The shortcut in milestone_alerts skips no party for which a milestone holds: every
+    state of the night, and states with seats shuffled between parties and the Speaker."""
+    from streams.alert_rules.national import MILESTONES, _could_hold
+    from streams.tally import state_of_parties
+
+    states = [c.state_after for c in night.changes]
+    rng = random.Random(7)
+    for _ in range(2000):
+        totals = {
+            f"party:{party}:seats": rng.choice([0, 1, 5, 100, 240, 325, 326, 327, 400])
+            for party in ("Lab", "Con", "LD", "SNP", "Spk", "Ind", "RUK")
+        }
+        totals["total:declared"] = rng.randint(0, 650)
+        states.append(state_of_parties(totals, register, 0, None, None))
+    for state in states:
+        holding = {
+            t.party
+            for t in state.parties
+            if any(holds(state, t.party, register) for holds in MILESTONES.values())
+        }
+        assert holding <= _could_hold(state, register), state
+
+
 # --- settings --------------------------------------------------------------------------------
 
 
