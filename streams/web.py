@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from streams.app import app
 from streams.connections import kafka_client_options
@@ -80,7 +83,40 @@ class Counters(View):
         return self.json(parse_counters(raw))
 
 
+class ConsumerLag(Collector):
+    """Consumer lag per assigned topic-partition, read from Faust's consumer at scrape time.
+
+    Lag is the partition's highwater (the offset the next message will get, as the last fetch
+    saw it) minus the group's committed offset (the next one to process). A partition not yet
+    fetched or committed has no sample rather than a made-up one.
+    """
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        lag = GaugeMetricFamily(
+            "election_consumer_lag",
+            "Messages of a topic-partition not yet committed by this worker's consumer group",
+            labels=["topic", "partition"],
+        )
+        consumer = app.consumer if app.started else None
+        if consumer is not None:
+            # Faust keeps the committed offsets here, seeded from Kafka on each assignment.
+            committed = getattr(consumer, "_committed_offset", {})
+            for tp in sorted(consumer.assignment()):
+                try:
+                    highwater = consumer.highwater(tp)
+                except Exception:  # no fetch yet, or the consumer is between assignments
+                    continue
+                done = committed.get(tp)
+                if highwater is not None and done is not None:
+                    lag.add_metric([tp.topic, str(tp.partition)], max(highwater - done, 0))
+        yield lag
+
+
+REGISTRY.register(ConsumerLag())
+
+
 @app.page("/metrics")
 class Metrics(View):
     async def get(self, request: Request) -> Response:
-        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # As a header: aiohttp refuses a content_type argument that carries a charset.
+        return self.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
