@@ -1,0 +1,252 @@
+"""deploy/k8s renders to valid resources whose names, ports, topics and settings agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scripts.services import KAFKA_VERSION
+from streams.app import app
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)
+WORKER_COMMAND = "python -m faust -A streams.app worker -l info --web-host 0.0.0.0"
+TOPIC_FIELDS = ("declarations", "accepted", "dead_letter", "results", "state", "alerts")
+
+
+def render() -> list[dict[str, Any]]:
+    """What `kubectl apply -k deploy/k8s` applies: the kustomization's files, in order."""
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    docs: list[dict[str, Any]] = []
+    for name in kustomization["resources"]:
+        docs += [doc for doc in yaml.safe_load_all((K8S / name).read_text()) if doc is not None]
+    for doc in docs:
+        doc["metadata"].setdefault("namespace", kustomization["namespace"])
+    return docs
+
+
+def one(kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in render() if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+    assert len(found) == 1, f"{len(found)} {kind} named {name}"
+    return found[0]
+
+
+def config() -> dict[str, str]:
+    data: dict[str, str] = one("ConfigMap", "election-config")["data"]
+    return data
+
+
+def settings_of_config(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings a worker pod reads from the ConfigMap (secrets aside)."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in config().items():
+        monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def worker_container() -> dict[str, Any]:
+    deployment = one("Deployment", "election-worker")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def worker_env_names() -> set[str]:
+    container = worker_container()
+    names = {item["name"] for item in container.get("env", [])}
+    for source in container.get("envFrom", []):
+        ref = source.get("configMapRef")
+        assert ref is not None, "only the ConfigMap is read whole; secrets key by key"
+        names |= set(one("ConfigMap", ref["name"])["data"])
+    return names
+
+
+def kafka_topics() -> dict[str, dict[str, Any]]:
+    topics = {}
+    for doc in render():
+        if doc["kind"] == "KafkaTopic":
+            name = doc["spec"].get("topicName", doc["metadata"]["name"])
+            assert name not in topics, f"two KafkaTopics for {name}"
+            topics[name] = doc
+    return topics
+
+
+def test_every_manifest_is_rendered_and_valid() -> None:
+    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
+    assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    docs = render()
+    for doc in docs:
+        assert {"apiVersion", "kind", "metadata"} <= set(doc), doc
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", doc["metadata"]["name"])
+    namespaces = {d["metadata"]["namespace"] for d in docs if d["kind"] != "Namespace"}
+    assert namespaces == {one("Namespace")["metadata"]["name"]}
+    kinds = {d["kind"] for d in docs}
+    assert {"Kafka", "KafkaNodePool", "KafkaTopic", "Deployment", "Service", "StatefulSet"} <= kinds
+
+
+def test_the_checker_catches_a_misspelt_name() -> None:
+    assert {"ELECTON_ID", "ELECTION_ID"} - SETTING_NAMES == {"ELECTON_ID"}
+
+
+def test_every_variable_given_to_a_worker_is_a_setting() -> None:
+    assert worker_env_names() - SETTING_NAMES == set()
+
+
+def test_the_config_is_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_of_config(monkeypatch)
+    assert settings.web_host == "0.0.0.0"
+    assert settings.kafka_security_protocol == "SASL_SSL"
+
+
+def test_workers_run_the_image_command_and_never_outnumber_the_partitions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = settings_of_config(monkeypatch)
+    deployment = one("Deployment", "election-worker")
+    assert 1 <= deployment["spec"]["replicas"] <= settings.topic_partitions
+    assert " ".join(worker_container()["command"]) == WORKER_COMMAND
+    cmd = re.search(r"^CMD (\[.*\])$", (ROOT / "deploy" / "Dockerfile").read_text(), re.M)
+    assert cmd is not None and " ".join(yaml.safe_load(cmd[1])) == WORKER_COMMAND
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    budget = one("PodDisruptionBudget")
+    assert budget["spec"]["selector"]["matchLabels"] == selector
+    assert budget["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+
+
+def test_web_port_probes_and_service_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_of_config(monkeypatch)
+    container = worker_container()
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"web": settings.web_port}
+    probes = {kind: container[kind]["httpGet"] for kind in ("readinessProbe", "livenessProbe")}
+    assert probes["readinessProbe"]["path"] == "/health"
+    assert probes["livenessProbe"]["path"] == "/live"
+    assert container["startupProbe"]["httpGet"]["path"] == "/live"
+    for probe in [*probes.values(), container["startupProbe"]["httpGet"]]:
+        assert probe["port"] in ("web", settings.web_port)
+    # /health waits up to 4 s for a Kafka connection and 4 s for its answer.
+    assert container["readinessProbe"]["timeoutSeconds"] >= 9
+    service = one("Service", "election-web")
+    deployment = one("Deployment", "election-worker")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] in ("web", settings.web_port)
+
+
+def test_kafka_is_strimzi_kraft_on_the_local_brokers_version() -> None:
+    kafka = one("Kafka")
+    pool = one("KafkaNodePool")
+    assert kafka["spec"]["kafka"]["version"] == KAFKA_VERSION
+    assert set(pool["spec"]["roles"]) == {"controller", "broker"}
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+    broker = kafka["spec"]["kafka"]["config"]
+    assert pool["spec"]["replicas"] >= broker["default.replication.factor"]
+    assert broker["min.insync.replicas"] < broker["default.replication.factor"]
+    assert broker["auto.create.topics.enable"] is False
+
+
+def test_every_topic_of_the_app_has_a_kafka_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams import topics as app_topics  # after streams.app, which it needs
+
+    settings = settings_of_config(monkeypatch)
+    kafka = one("Kafka")
+    topics = kafka_topics()
+    declared = {t.get_topic_name(): t for t in app_topics.ALL}
+    defaults = Settings.model_fields
+    assert app.conf.topic_partitions == defaults["topic_partitions"].default
+    expected: dict[str, int] = {}
+    for field in TOPIC_FIELDS:
+        # The app object was built with the defaults; the ConfigMap may rename topics.
+        app_topic = declared[defaults[f"topic_{field}"].default]
+        partitioned = app_topic.partitions == app.conf.topic_partitions
+        expected[getattr(settings, f"topic_{field}")] = (
+            settings.topic_partitions if partitioned else app_topic.partitions
+        )
+        for key, value in (app_topic.config or {}).items():
+            assert str(topics[getattr(settings, f"topic_{field}")]["spec"]["config"][key]) == str(
+                value
+            ), (field, key)
+    expected[f"{settings.app_id}-__assignor-__leader"] = 1
+    assert {name: t["spec"]["partitions"] for name, t in topics.items()} == expected
+    assert topics[settings.topic_declarations]["spec"]["partitions"] == settings.topic_partitions
+    for topic in topics.values():
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+        assert (
+            topic["spec"]["replicas"]
+            == kafka["spec"]["kafka"]["config"]["default.replication.factor"]
+        )
+        assert "retention.ms" in topic["spec"]["config"]
+
+
+def test_workers_reach_kafka_through_strimzi_with_tls_and_scram(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = settings_of_config(monkeypatch)
+    kafka = one("Kafka")
+    name = kafka["metadata"]["name"]
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert settings.kafka_bootstrap_servers == f"{name}-kafka-bootstrap:{listener['port']}"
+    assert listener["tls"] is True and listener["authentication"]["type"] == "scram-sha-512"
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    user = one("KafkaUser")
+    assert user["metadata"]["labels"]["strimzi.io/cluster"] == name
+    assert settings.kafka_sasl_username == user["metadata"]["name"]
+    env = {item["name"]: item for item in worker_container()["env"]}
+    password = env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": user["metadata"]["name"], "key": "password"}
+    # The cluster CA from Strimzi's Secret, where KAFKA_SSL_CAFILE says it is.
+    spec = one("Deployment", "election-worker")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in worker_container()["volumeMounts"]}
+    assert settings.kafka_ssl_cafile is not None
+    mount = mounts[str(settings.kafka_ssl_cafile.parent)]
+    secret = volumes[mount]["secret"]
+    assert secret["secretName"] == f"{name}-cluster-ca-cert"
+    assert {"key": "ca.crt", "path": settings.kafka_ssl_cafile.name} in secret["items"]
+
+
+def test_workers_reach_redis_with_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_of_config(monkeypatch)
+    url = re.fullmatch(r"redis://([\w-]+):(\d+)/\d+", settings.redis_url)
+    assert url is not None
+    service = one("Service", url[1])
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == int(url[2])
+    redis = one("StatefulSet", "redis")
+    (container,) = redis["spec"]["template"]["spec"]["containers"]
+    assert (
+        service["spec"]["selector"].items()
+        <= redis["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]] == 6379
+    args = " ".join(container["args"])
+    assert "--appendonly yes" in args and "--appendfsync everysec" in args
+    assert "--requirepass $(REDIS_PASSWORD)" in args
+    redis_secret = {e["name"]: e for e in container["env"]}["REDIS_PASSWORD"]
+    worker_secret = {e["name"]: e for e in worker_container()["env"]}["REDIS_PASSWORD"]
+    assert redis_secret["valueFrom"] == worker_secret["valueFrom"]
+    assert any(m["mountPath"] == "/data" for m in container["volumeMounts"])
+
+
+def test_worker_memory_is_sized_from_the_measured_peak() -> None:
+    """The request is at least twice a worker's measured peak, the limit twice the request."""
+    scaling = (ROOT / "docs" / "scaling.md").read_text()
+    peak = re.search(r"Peak resident memory of a worker: (\d+) MiB", scaling)
+    assert peak is not None, "docs/scaling.md must state the measured figure"
+    resources = worker_container()["resources"]
+
+    def mib(quantity: str) -> int:
+        number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
+        return int(number) * (1024 if unit == "Gi" else 1)
+
+    request = mib(resources["requests"]["memory"])
+    assert request >= 2 * int(peak[1])
+    assert mib(resources["limits"]["memory"]) >= 2 * request
