@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from uk_election_ids.slugger import slugify
 
@@ -22,6 +22,14 @@ from schemas.common import (
 
 # The validation agent maps this error type to its own rejection reason.
 FIGURES_ERROR = "figures_do_not_add_up"
+
+# Far above any constituency's electorate (about 77,000 at most in 2024), yet small enough
+# that the sums over 650 seats stay exact in Redis integers and in Lua's doubles: a bigger
+# figure is a corrupt message, not a result.
+MAX_COUNT = 10_000_000
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+# Revisions are compared in Lua, whose numbers are doubles: keep them well inside 2^53.
+MAX_REVISION = 1_000_000
 
 
 def figures_error(message: str) -> PydanticCustomError:
@@ -42,7 +50,7 @@ class Candidate(Message):
     person_id: PositiveInt = Field(description="Democracy Club person id")
     name: str = Field(min_length=1)
     party: Party
-    votes: NonNegativeInt | None = Field(None, description="None in a rush or recount notice")
+    votes: Count | None = Field(None, description="None in a rush or recount notice")
     elected: bool = False
 
 
@@ -56,16 +64,18 @@ class Declaration(Message):
     constituency_id: ConstituencyId
     constituency_name: str = Field(min_length=1)
     kind: DeclarationKind
-    revision: PositiveInt = Field(description="Per-seat revision, starting at 1")
+    revision: int = Field(ge=1, le=MAX_REVISION, description="Per-seat revision, starting at 1")
     declared_at: dt.datetime = Field(description="When declared; must carry a UTC offset")
-    electorate: NonNegativeInt | None = None
-    valid_votes: NonNegativeInt | None = None
-    rejected_ballots: NonNegativeInt | None = None
+    electorate: Count | None = None
+    valid_votes: Count | None = None
+    rejected_ballots: Count | None = None
     candidates: list[Candidate] = Field(default_factory=list)
     tie_declared: bool = Field(
         False, description="Top candidates tied; the elected one was chosen by lot"
     )
-    source: str = Field(min_length=1, description="Who reported it, e.g. replay:ge2024")
+    source: str = Field(
+        min_length=1, max_length=200, description="Who reported it, e.g. replay:ge2024"
+    )
 
     @field_validator("declared_at")
     @classmethod

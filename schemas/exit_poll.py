@@ -22,7 +22,7 @@ class ExitPoll(Message):
     published_at: dt.datetime
     total_seats: NonNegativeInt = 650
     projections: list[ExitPollProjection] = Field(min_length=1)
-    source: str = Field(min_length=1)
+    source: str = Field(min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _adds_up(self) -> ExitPoll:

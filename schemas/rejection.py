@@ -12,12 +12,15 @@ from schemas.common import Message, SchemaVersion
 
 
 class RejectionReason(StrEnum):
+    MESSAGE_TOO_LARGE = "message_too_large"
     MALFORMED_JSON = "malformed_json"
     SCHEMA_VIOLATION = "schema_violation"
     UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
     FIGURES_DO_NOT_ADD_UP = "figures_do_not_add_up"
     UNKNOWN_CONSTITUENCY = "unknown_constituency"
     UNKNOWN_CANDIDATE = "unknown_candidate"
+    CANDIDATE_MISMATCH = "candidate_mismatch"
+    UNKNOWN_PARTY = "unknown_party"
     DECLARED_BEFORE_POLLS_CLOSED = "declared_before_polls_closed"
     WRONG_ELECTION = "wrong_election"
     REVISION_CONFLICT = "revision_conflict"
@@ -28,8 +31,11 @@ class Rejection(Message):
     message_type: Literal["rejection"] = "rejection"
     reason: RejectionReason
     detail: str = Field(description="Readable reason, for the person on the desk")
-    original_b64: str = Field(description="The message value exactly as received, base64")
-    original_key: str | None = None
+    original_b64: str = Field(
+        description="The message value exactly as received, base64; for message_too_large "
+        "only its first bytes (the detail gives its size and sha256)"
+    )
+    original_key: str | None = Field(None, description="The message key (its first 512 bytes)")
     source_topic: str
     source_partition: int
     source_offset: int

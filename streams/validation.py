@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import logging
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,10 +14,22 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.common import SCHEMA_VERSION
-from schemas.declaration import FIGURES_ERROR, Declaration
+from schemas.declaration import FIGURES_ERROR, Candidate, Declaration
 from schemas.exit_poll import ExitPoll
 from schemas.rejection import Rejection, RejectionReason
-from streams.reference import Register
+from streams.reference import CandidateRef, Register
+from streams.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# A dead letter must stay far below the broker's message limit (1 MiB by default) whatever
+# arrived: an oversized message keeps only this much of itself (with its size and sha256),
+# a key only MAX_KEY_BYTES, and a reason only MAX_DETAIL_CHARS.
+KEPT_PREFIX_BYTES = 4096
+MAX_KEY_BYTES = 512
+MAX_DETAIL_CHARS = 2000
+# The exit poll's line for everyone outside the named parties.
+OTHERS = "Others"
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,8 @@ def _summarise(exc: ValidationError) -> str:
 
 
 def _parse(raw: bytes, register: Register) -> Declaration | ExitPoll:
+    if not raw:
+        raise _Reject(RejectionReason.MALFORMED_JSON, "empty message")
     try:
         payload: Any = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -100,7 +117,7 @@ def _check_against_register(declaration: Declaration, register: Register) -> Non
     if seat is None:
         raise _Reject(
             RejectionReason.UNKNOWN_CONSTITUENCY,
-            f"{declaration.constituency_id} ({declaration.constituency_name}) is not a "
+            f"{declaration.constituency_id} ({declaration.constituency_name!r}) is not a "
             f"constituency of {register.election_id}",
         )
     if declaration.ballot_id != seat.ballot_id:
@@ -108,10 +125,23 @@ def _check_against_register(declaration: Declaration, register: Register) -> Non
             RejectionReason.UNKNOWN_CONSTITUENCY,
             f"ballot {declaration.ballot_id} does not match {seat.ons_id} ({seat.ballot_id})",
         )
+    if _name_key(declaration.constituency_name) != _name_key(seat.name):
+        raise _Reject(
+            RejectionReason.UNKNOWN_CONSTITUENCY,
+            f"{seat.ons_id} is {seat.name!r}, not {declaration.constituency_name!r}",
+        )
     strangers = [c for c in declaration.candidates if c.person_id not in seat.candidates]
     if strangers:
-        names = ", ".join(f"{c.name} ({c.person_id})" for c in strangers)
+        names = ", ".join(f"{c.name!r} ({c.person_id})" for c in strangers)
         raise _Reject(RejectionReason.UNKNOWN_CANDIDATE, f"not nominated in {seat.name}: {names}")
+    # The feed's names and parties are what graphics show and what the tallies count, so
+    # they must be the nomination's: a person id with another party or name is a wrong row.
+    mismatched = [
+        c for c in declaration.candidates if not _as_nominated(c, seat.candidates[c.person_id])
+    ]
+    if mismatched:
+        described = "; ".join(_mismatch(c, seat.candidates[c.person_id]) for c in mismatched)
+        raise _Reject(RejectionReason.CANDIDATE_MISMATCH, f"in {seat.name}: {described}")
     if declaration.declared_at < register.polls_close:
         raise _Reject(
             RejectionReason.DECLARED_BEFORE_POLLS_CLOSED,
@@ -120,26 +150,117 @@ def _check_against_register(declaration: Declaration, register: Register) -> Non
         )
 
 
+def _name_key(name: str) -> str:
+    # Spelling a feed may legitimately vary (case, spacing, composed accents) compares equal;
+    # anything else (markup, control or direction characters) does not.
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
+
+
+def _as_nominated(candidate: Candidate, nominated: CandidateRef) -> bool:
+    return candidate.party == nominated.party and _name_key(candidate.name) == _name_key(
+        nominated.name
+    )
+
+
+def _mismatch(candidate: Candidate, nominated: CandidateRef) -> str:
+    return (
+        f"{candidate.person_id} sent as {candidate.name!r} ({candidate.party.abbreviation!r}), "
+        f"nominated as {nominated.name!r} ({nominated.party.abbreviation})"
+    )
+
+
+def _check_exit_poll(exit_poll: ExitPoll, register: Register) -> None:
+    if exit_poll.total_seats != register.total_seats:
+        raise _Reject(
+            RejectionReason.SCHEMA_VIOLATION,
+            f"exit poll projects {exit_poll.total_seats} seats, the election has "
+            f"{register.total_seats}",
+        )
+    unknown = [
+        p.party
+        for p in exit_poll.projections
+        if p.party not in register.parties and p.party != OTHERS
+    ]
+    if unknown:
+        raise _Reject(
+            RejectionReason.UNKNOWN_PARTY,
+            f"exit poll names parties not standing in {register.election_id}: "
+            + ", ".join(repr(code) for code in unknown),
+        )
+
+
+def _too_large(raw: bytes, key: bytes | None, limit: int) -> _Reject | None:
+    size = len(raw) + len(key or b"")
+    if size <= limit:
+        return None
+    return _Reject(
+        RejectionReason.MESSAGE_TOO_LARGE,
+        f"{size} bytes (key and value) is over the {limit}-byte limit (MAX_MESSAGE_BYTES); "
+        f"original_b64 holds the first {KEPT_PREFIX_BYTES} bytes of the value only, "
+        f"which is {len(raw)} bytes with sha256 {hashlib.sha256(raw).hexdigest()}",
+    )
+
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The key a dead letter is sent with: the original, cut to MAX_KEY_BYTES."""
+    return key[:MAX_KEY_BYTES] if key is not None else None
+
+
 def validate_message(
-    raw: bytes, position: FeedPosition, register: Register, now: dt.datetime | None = None
+    raw: bytes,
+    position: FeedPosition,
+    register: Register,
+    now: dt.datetime | None = None,
+    max_bytes: int | None = None,
 ) -> Verdict:
-    """Decide one raw message's fate; never raises for bad input."""
+    """Decide one raw message's fate; never raises for bad input.
+
+    `max_bytes` (default MAX_MESSAGE_BYTES) is checked before anything is parsed.
+    """
+    limit = max_bytes if max_bytes is not None else get_settings().max_message_bytes
+    kept = raw
     try:
+        oversized = _too_large(raw, position.key, limit)
+        if oversized is not None:
+            kept = raw[:KEPT_PREFIX_BYTES]
+            raise oversized
         message = _parse(raw, register)
         if isinstance(message, Declaration):
             _check_against_register(message, register)
+        else:
+            _check_exit_poll(message, register)
         return Accepted(message)
-    except _Reject as reject:
-        return Rejected(
-            Rejection(
-                reason=reject.reason,
-                detail=reject.detail,
-                original_b64=base64.b64encode(raw).decode("ascii"),
-                original_key=position.key.decode("utf-8", "replace") if position.key else None,
-                source_topic=position.topic,
-                source_partition=position.partition,
-                source_offset=position.offset,
-                rejected_at=now or dt.datetime.now(dt.UTC),
-                election_id=register.election_id,
-            )
+    except RecursionError:
+        reject = _Reject(RejectionReason.MALFORMED_JSON, "nested too deeply to read")
+    except _Reject as rejected:
+        reject = rejected
+    except Exception as error:
+        # A validator that trips over input nobody foresaw must cost one message, not the
+        # worker: it is dead-lettered with what went wrong, and logged for a fix.
+        log.exception(
+            "validation failed unexpectedly at %s[%d]@%d",
+            position.topic,
+            position.partition,
+            position.offset,
         )
+        reject = _Reject(
+            RejectionReason.SCHEMA_VIOLATION,
+            f"could not be validated: {type(error).__name__}: {error}",
+        )
+    detail = reject.detail
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
+    key = dead_letter_key(position.key)
+    return Rejected(
+        Rejection(
+            reason=reject.reason,
+            detail=detail,
+            original_b64=base64.b64encode(kept).decode("ascii"),
+            original_key=key.decode("utf-8", "replace") if key else None,
+            source_topic=position.topic,
+            source_partition=position.partition,
+            source_offset=position.offset,
+            rejected_at=now or dt.datetime.now(dt.UTC),
+            election_id=register.election_id,
+        )
+    )
