@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from streams import admin as _admin_views  # noqa: F401  (registers the admin views)
 from streams.app import app
 from streams.connections import kafka_client_options
 from streams.counters import COUNTERS_KEY, parse_counters

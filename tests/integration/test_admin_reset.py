@@ -1,0 +1,52 @@
+"""POST /api/admin/reset on a real Redis: with the token it resets this election, and only it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from pydantic import SecretStr
+
+import streams.admin
+from streams.redis_keys import election_namespace
+from streams.settings import Settings
+from tests.unit.test_admin import TOKEN, call
+
+ELECTION = "parl.2024-07-04"
+
+
+@pytest.fixture
+def admin_settings(monkeypatch: pytest.MonkeyPatch, redis_url: str, redis_prefix: str) -> Settings:
+    settings = Settings(
+        redis_url=redis_url,
+        redis_key_prefix=redis_prefix,
+        election_id=ELECTION,
+        admin_token=SecretStr(TOKEN),
+    )
+    monkeypatch.setattr(streams.admin, "get_settings", lambda: settings)
+    return settings
+
+
+async def test_reset_with_the_token_removes_this_elections_keys_only(
+    admin_settings: Settings, redis_prefix: str
+) -> None:
+    client: Any = redis.Redis.from_url(admin_settings.redis_url)
+    ours = election_namespace(redis_prefix, ELECTION)
+    other_election = election_namespace(redis_prefix, "parl.2019-12-12")
+    client.set(ours + "seat:E14001497", b"x")
+    client.hset(ours + "counters", "validation:accepted", 3)
+    client.set(other_election + "seat:E14001497", b"kept")
+    try:
+        refused = await call("/api/admin/reset", "POST", "Bearer wrong")
+        assert refused.status == 401
+        assert client.exists(ours + "seat:E14001497") == 1, "a refused reset changed state"
+
+        response = await call("/api/admin/reset", "POST", f"Bearer {TOKEN}")
+        assert response.status == 200, response.body
+        assert b'"removed_keys":2' in response.body.replace(b" ", b"")
+        assert client.exists(ours + "seat:E14001497", ours + "counters") == 0
+        assert client.get(other_election + "seat:E14001497") == b"kept"
+    finally:
+        client.delete(other_election + "seat:E14001497")
+        client.close()
