@@ -43,7 +43,7 @@ def require_admin(request: Request, settings: Settings | None = None) -> Any:
     expected = settings.admin_token.get_secret_value().encode()
     # Constant time, so the answer's timing does not spell the token out.
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-        log.warning("admin request to %s refused: missing or wrong token", request.path)
+        log.warning("admin request to %s refused: missing or wrong token", request.url.path)
         return _answer(401, "missing or wrong admin token", **{"WWW-Authenticate": "Bearer"})
     return None
 
