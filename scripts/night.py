@@ -20,6 +20,7 @@ from rich.table import Table
 from schemas.results import StateOfParties
 from scripts.chaos import ChaosRates
 from scripts.replay import ReplayError, build_outgoing, kafka_sender, replay, summary_table
+from scripts.reset_election import reset_election
 from scripts.services import PROJECT_ROOT, ServiceError, read_pid, start_services
 from scripts.state_table import state_table
 from streams.connections import kafka_client_options, redis_from_settings
@@ -90,11 +91,7 @@ def wait_for_health(settings: Settings, pid: int, timeout_s: float = 120.0) -> N
 
 
 async def reset(settings: Settings) -> int:
-    redis = redis_from_settings(settings)
-    try:
-        return await TallyStore(redis, settings.election_id, settings.redis_key_prefix).reset()
-    finally:
-        await redis.aclose()
+    return await reset_election(settings.redis_url, settings.election_id, settings.redis_key_prefix)
 
 
 async def wait_until_published(

@@ -162,7 +162,9 @@ def kafka_sender(
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, **timeouts)
         try:
-            admin.create_topics([NewTopic(topic, partitions, 1)])
+            # Kept the whole night (INPUT_RETENTION_MS): the tallies are rebuilt from it.
+            retention = {"retention.ms": str(get_settings().input_retention_ms)}
+            admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=retention)])
         except TopicAlreadyExistsError:
             pass
         finally:

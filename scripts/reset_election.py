@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from streams.connections import redis_from_settings
+from streams.rebuild import mark_state, state_present
 from streams.redis_keys import election_namespace
 from streams.settings import get_settings
 from streams.tally_store import TallyStore
@@ -15,7 +16,13 @@ async def reset_election(redis_url: str, election_id: str, key_prefix: str = "")
     """Remove `{key_prefix}election:{election_id}:*`; returns how many keys were removed."""
     redis = redis_from_settings(get_settings(), url=redis_url)
     try:
-        return await TallyStore(redis, election_id, key_prefix).reset()
+        store = TallyStore(redis, election_id, key_prefix)
+        had_marker = await state_present(redis, store.ns)
+        removed = await store.reset()
+        # A wanted empty state: workers carry on from their offsets instead of rebuilding it
+        # from Kafka. The marker is ours, so it is not counted among the keys removed.
+        await mark_state(redis, store.ns, "reset")
+        return removed - had_marker
     finally:
         await redis.aclose()
 

@@ -62,6 +62,13 @@ class Paths:
     """Where each service keeps its jars, data, logs and pid file under the run folder."""
 
     run: Path
+    # The jars are the same for every run folder: an isolated broker (a fault test's) can
+    # use the ones already fetched instead of fetching its own.
+    libs: Path | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> Paths:
+        return cls(settings.run_dir, settings.kafka_libs_dir)
 
     @property
     def kafka(self) -> Path:
@@ -69,7 +76,7 @@ class Paths:
 
     @property
     def kafka_libs(self) -> Path:
-        return self.kafka / "libs"
+        return self.libs or self.kafka / "libs"
 
     @property
     def kafka_marker(self) -> Path:
@@ -294,11 +301,16 @@ def start_redis(settings: Settings, paths: Paths) -> bool:
             str(paths.redis_pid),
             "--logfile",
             str(paths.redis_log),
-            # Tallies are rebuilt from Kafka; snapshots would only slow the night down.
-            "--save",
-            "",
+            # The night's persistence (docs/operations.md): an append-only file synced every
+            # second, so a restart loses at most ~1 s of writes, which the Kafka offsets kept
+            # in the same Lua steps make the workers re-apply; plus RDB snapshots for a fast
+            # load. Losing the files too is what election-rebuild is for.
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "900 1 300 100 60 10000",
         ],
         "redis-server",
     )
@@ -439,7 +451,7 @@ def start_kafka(settings: Settings, paths: Paths) -> bool:
 def start_services(settings: Settings | None = None) -> ServiceURLs:
     """Start Kafka and Redis (harmless when they run) and return once both really answer."""
     settings = settings or get_settings()
-    paths = Paths(settings.run_dir)
+    paths = Paths.of(settings)
     began = time.monotonic()
     problems = find_problems(settings, paths)
     if problems:
@@ -506,7 +518,7 @@ def _stop_pid(pid_file: Path, name: str, expect: str | None, timeout_s: float) -
 def stop_services(settings: Settings | None = None) -> None:
     """Stop what start_services started, by the recorded process ids only."""
     settings = settings or get_settings()
-    paths = Paths(settings.run_dir)
+    paths = Paths.of(settings)
     # The worker `election-night` left running goes first, while Kafka can still see it leave.
     _stop_pid(paths.worker_pid, "worker", None, STOP_TIMEOUT_S)
     _stop_pid(paths.kafka_pid, "kafka", _kafka_expect(paths), STOP_TIMEOUT_S)
@@ -516,7 +528,7 @@ def stop_services(settings: Settings | None = None) -> None:
 def status(settings: Settings | None = None) -> bool:
     """Print one line per service; True when both run and answer."""
     settings = settings or get_settings()
-    paths = Paths(settings.run_dir)
+    paths = Paths.of(settings)
     service_urls = urls(settings)
     kafka_pid = read_pid(paths.kafka_pid, _kafka_expect(paths))
     redis_pid = read_pid(paths.redis_pid, _redis_expect(settings))

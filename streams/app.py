@@ -29,6 +29,8 @@ app = faust.App(
     # Commit often: a crash then redelivers little, and redelivery changes nothing anyway.
     broker_commit_every=100,
     broker_commit_interval=1.0,
+    # A killed worker's partitions move to the others after this, not Faust's 60 s default.
+    broker_session_timeout=settings.kafka_session_timeout_s,
     autodiscover=False,
 )
 

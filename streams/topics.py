@@ -9,10 +9,25 @@ from streams.settings import get_settings
 
 settings = get_settings()
 
+# The tallies are a function of the accepted log and are rebuilt from it when Redis loses
+# them (streams/rebuild.py), so the input topics keep every message of the night. Faust
+# creates only `internal` topics: without it a broker would auto-create the accepted topic
+# with one partition and the default retention, and a worker started before the replay
+# would find neither topic.
+INPUT_CONFIG = {"retention.ms": str(settings.input_retention_ms)}
+
 declarations: faust.TopicT = app.topic(
-    settings.topic_declarations, partitions=settings.topic_partitions
+    settings.topic_declarations,
+    partitions=settings.topic_partitions,
+    config=INPUT_CONFIG,
+    internal=True,
 )
-accepted: faust.TopicT = app.topic(settings.topic_accepted, partitions=settings.topic_partitions)
+accepted: faust.TopicT = app.topic(
+    settings.topic_accepted,
+    partitions=settings.topic_partitions,
+    config=INPUT_CONFIG,
+    internal=True,
+)
 dead_letter: faust.TopicT = app.topic(settings.topic_dead_letter, partitions=1)
 results: faust.TopicT = app.topic(settings.topic_results, partitions=settings.topic_partitions)
 state_of_parties: faust.TopicT = app.topic(settings.topic_state, partitions=1)

@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from schemas.results import SeatResult, StateOfParties
+from scripts.alerts_of_the_night import alerts_of_the_night
 from scripts.chaos import Outgoing
+from scripts.night_builder import Night
 from scripts.replay import ReplayReport, kafka_sender, replay
+from streams.alert_rules import AlertPolicy
 from streams.outbox import OUTBOX_SEQ, PUBLISHED, Outbox
+from streams.rebuild import STATE_MARKER
 from streams.redis_keys import election_namespace
 from streams.reference import Register
+from streams.settings import Settings
 from streams.tally_store import TallyStore
 from tests.integration.helpers import WorkerProcess, free_port
+from tests.unit.ge2024 import (
+    OFFICIAL_SEATS,
+    OFFICIAL_VALID_VOTES,
+    constituency_rows,
+    gains_and_losses,
+    votes_by_party,
+)
 
 ELECTION_ID = "parl.2024-07-04"
 PARTITIONS = 4
@@ -121,6 +135,97 @@ class Pipeline:
 
         return asyncio.run(read())
 
+    def progress(self, committed: bool = True) -> Progress:
+        """Where the night stands in Redis and (if `committed`) in the consumer group."""
+
+        async def read() -> Progress:
+            redis, store = await self._store()
+            try:
+                ns = store.ns
+                queued, published = await redis.mget(ns + OUTBOX_SEQ, ns + PUBLISHED)
+                seats = await redis.scard(ns + "seats")  # type: ignore[misc]
+                offsets = await redis.hgetall(ns + "offsets")  # type: ignore[misc]
+            finally:
+                await redis.aclose()
+            applied = {
+                int(k.decode().rsplit(":", 1)[1]): int(v)
+                for k, v in offsets.items()
+                if k.decode().rsplit(":", 1)[0] == self.topics["accepted"]
+            }
+            return Progress(int(seats), int(queued or 0), int(published or 0), applied)
+
+        progress = asyncio.run(read())
+        if committed:
+            progress.committed = self.committed_offsets()
+        return progress
+
+    def announced(self) -> int:
+        """The last change the publisher turned into outputs."""
+
+        async def read() -> int:
+            redis, store = await self._store()
+            try:
+                return await Outbox(redis, store.ns).announced()
+            finally:
+                await redis.aclose()
+
+        return asyncio.run(read())
+
+    def committed_offsets(self) -> dict[int, int]:
+        """The consumer group's committed offsets on the accepted topic (next to read)."""
+        admin = KafkaAdminClient(bootstrap_servers=self.kafka_bootstrap)
+        try:
+            offsets = admin.list_group_offsets(self.app_id).get(self.app_id, {})
+        finally:
+            admin.close()
+        return {
+            tp.partition: meta.offset
+            for tp, meta in offsets.items()
+            if tp.topic == self.topics["accepted"] and meta.offset >= 0
+        }
+
+    def wait_for_seats(
+        self, seats: int, timeout: float = 120.0, worker_alive: Callable[[], None] | None = None
+    ) -> None:
+        """Until at least `seats` seats are tallied in Redis (polled every 20 ms)."""
+        deadline = time.monotonic() + timeout
+        client = SyncRedis.from_url(self.redis_url)
+        key = election_namespace(self.prefix, ELECTION_ID) + "seats"
+        try:
+            while int(client.scard(key)) < seats:  # type: ignore[arg-type]
+                if worker_alive is not None:
+                    worker_alive()
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"fewer than {seats} seats tallied after {timeout}s")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def wait_for_outbox_backlog(self, timeout: float) -> bool:
+        """Until outputs are queued in Redis but not yet marked as on Kafka (polled every
+        5 ms): True when seen, False after `timeout`."""
+        deadline = time.monotonic() + timeout
+        client = SyncRedis.from_url(self.redis_url)
+        ns = election_namespace(self.prefix, ELECTION_ID)
+        try:
+            while time.monotonic() < deadline:
+                queued, published = client.mget(ns + OUTBOX_SEQ, ns + PUBLISHED)  # type: ignore[misc]
+                if int(queued or 0) > int(published or 0):
+                    return True
+                time.sleep(0.005)
+        finally:
+            client.close()
+        return False
+
+    def state_marker(self) -> dict[str, object] | None:
+        """How the state began (fresh, rebuilt, reset): streams/rebuild.py's marker."""
+        client = SyncRedis.from_url(self.redis_url)
+        try:
+            raw = client.get(election_namespace(self.prefix, ELECTION_ID) + STATE_MARKER)
+        finally:
+            client.close()
+        return orjson.loads(raw) if raw else None  # type: ignore[arg-type]
+
     def wait_until_published(
         self,
         register: Register,
@@ -163,6 +268,70 @@ class Pipeline:
             time.sleep(0.5)
 
 
+@dataclass
+class Progress:
+    seats: int  # seats tallied
+    queued: int  # outbox sequence
+    published: int  # outbox entries on Kafka
+    applied: dict[int, int]  # last offset applied per accepted partition (Redis)
+    committed: dict[int, int] = field(default_factory=dict)  # next offset per partition (group)
+
+    @property
+    def outbox_backlog(self) -> int:
+        """Outputs queued in Redis but not yet on Kafka."""
+        return self.queued - self.published
+
+    @property
+    def uncommitted(self) -> int:
+        """Declarations applied in Redis whose offsets the group has not committed yet."""
+        return sum(
+            max(last + 1 - self.committed.get(partition, 0), 0)
+            for partition, last in self.applied.items()
+        )
+
+
+class PacedReplay(threading.Thread):
+    """The night sent in chunks with a pause after each, in the background, so that faults
+    land while declarations are still arriving; `finish()` re-raises a failed send."""
+
+    def __init__(
+        self, pipeline: Pipeline, feed: list[Outgoing], chunk: int, pause_s: float
+    ) -> None:
+        super().__init__(name="paced-replay", daemon=True)
+        self.pipeline, self.feed, self.chunk, self.pause_s = pipeline, feed, chunk, pause_s
+        self.error: BaseException | None = None
+        self.sent = 0
+
+    def run(self) -> None:
+        try:
+            topic = self.pipeline.topics["declarations"]
+            with kafka_sender(self.pipeline.kafka_bootstrap, topic, PARTITIONS) as send:
+                for start in range(0, len(self.feed), self.chunk):
+                    report = replay(self.feed[start : start + self.chunk], send, None)
+                    self.sent += report.total
+                    time.sleep(self.pause_s)
+        except BaseException as error:  # re-raised in the test's thread by finish()
+            self.error = error
+
+    def finish(self, timeout: float = 120.0) -> None:
+        self.join(timeout)
+        if self.error is not None:
+            raise AssertionError(f"the paced replay failed: {self.error}") from self.error
+        assert not self.is_alive(), f"the paced replay did not end within {timeout}s"
+        assert self.sent == len(self.feed)
+
+
+def named_pipeline(kafka_bootstrap: str, redis_url: str, prefix: str) -> Pipeline:
+    """A pipeline with unique topic names, left for the worker and the replay to create
+    (on a broker of the test's own, where `unique_topic` cannot reach)."""
+    run_id = uuid.uuid4().hex[:10]
+    topics = {
+        name: f"test-{name.replace('_', '-')}-{run_id}"
+        for name in ("declarations", "accepted", "dead_letter", "results", "state", "alerts")
+    }
+    return Pipeline(kafka_bootstrap, redis_url, prefix, topics, f"test-{run_id}")
+
+
 def new_pipeline(
     kafka_bootstrap: str, redis_url: str, prefix: str, unique_topic: Callable[..., str]
 ) -> Pipeline:
@@ -178,3 +347,71 @@ def new_pipeline(
 
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+
+
+# Assertions shared by the night and fault tests.
+
+
+def assert_official_result(pipeline: Pipeline, night: Night) -> None:
+    """The state in Redis is the official 2024 result: seats, votes, gains and losses by
+    party, and every seat's winner and majority."""
+    state = pipeline.state(night.register)
+    assert state.seats_declared == 650
+    assert {p.party: p.seats for p in state.parties if p.seats} == OFFICIAL_SEATS
+    assert {p.party: p.votes for p in state.parties if p.votes} == dict(votes_by_party())
+    assert state.total_votes == OFFICIAL_VALID_VOTES
+    gains, losses = gains_and_losses()
+    assert {p.party: p.gains for p in state.parties if p.gains} == dict(gains)
+    assert {p.party: p.losses for p in state.parties if p.losses} == dict(losses)
+    seats = pipeline.seats()
+    rows = constituency_rows()
+    assert len(seats) == 650
+    for ons_id, seat in seats.items():
+        assert seat.winning_party == rows[ons_id]["First party"], seat.constituency_name
+        assert seat.majority == int(rows[ons_id]["Majority"]), seat.constituency_name
+        assert not seat.recount and not seat.figures_pending, seat.constituency_name
+
+
+def assert_published_once(pipeline: Pipeline) -> list[dict[str, object]]:
+    """Every alert id on the alerts topic once, and exactly the ones the outbox queued."""
+    alerts = [orjson.loads(value) for _, value, _ in pipeline.read("alerts")]
+    ids = [alert["alert_id"] for alert in alerts]
+    duplicates = [i for i, n in Counter(ids).items() if n > 1]
+    assert not duplicates, f"alerts published twice: {duplicates}"
+    assert sorted(ids) == sorted(pipeline.outbox_alert_ids()), "queued alerts missing on Kafka"
+    return alerts
+
+
+def clean_night_alert_ids() -> list[str]:
+    """The alert ids of the clean night: the same rules run in memory, no broker, no crash."""
+    policy = AlertPolicy.from_settings(Settings())
+    return sorted(
+        a.alert_id for a in alerts_of_the_night(DATA_DIR, DATA_DIR / "watchlist.csv", policy)
+    )
+
+
+def assert_alerts_of_the_clean_night(
+    alerts: list[dict[str, object]], expected_ids: list[str]
+) -> None:
+    """None lost and none doubled: the alerts on Kafka are the clean night's, each once."""
+    ids = sorted(str(alert["alert_id"]) for alert in alerts)
+    missing = sorted(set(expected_ids) - set(ids))
+    extra = sorted(set(ids) - set(expected_ids))
+    assert not missing and not extra, f"lost {missing[:5]}..., unexpected {extra[:5]}..."
+    assert ids == expected_ids
+
+
+def last_assignment(log: str) -> str:
+    """The partition table Faust printed at the worker's latest rebalance."""
+    table = log.rsplit("Setting newly assigned partitions", 1)[-1]
+    return table.split("for group", 1)[0]
+
+
+def assigned_partitions(log: str, topic: str) -> str:
+    """The partitions of `topic` in the worker's latest assignment, as Faust prints them
+    (`{0-3}`), or '' when it holds none."""
+    for line in last_assignment(log).splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0] == topic:
+            return cells[1]
+    return ""

@@ -15,13 +15,13 @@ from scripts.night_builder import Night, build_night
 from scripts.replay import build_outgoing
 from streams.alert_rules import AlertPolicy
 from streams.settings import Settings
-from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline
-from tests.unit.ge2024 import (
-    OFFICIAL_SEATS,
-    OFFICIAL_VALID_VOTES,
-    constituency_rows,
-    gains_and_losses,
-    votes_by_party,
+from tests.integration.pipeline import (
+    DATA_DIR,
+    Pipeline,
+    assert_official_result,
+    assert_published_once,
+    last_assignment,
+    new_pipeline,
 )
 
 
@@ -35,33 +35,6 @@ def pipeline(
     kafka_bootstrap: str, redis_url: str, redis_prefix: str, unique_topic: Callable[..., str]
 ) -> Pipeline:
     return new_pipeline(kafka_bootstrap, redis_url, redis_prefix, unique_topic)
-
-
-def assert_official_result(pipeline: Pipeline, night: Night) -> None:
-    state = pipeline.state(night.register)
-    assert state.seats_declared == 650
-    assert {p.party: p.seats for p in state.parties if p.seats} == OFFICIAL_SEATS
-    assert {p.party: p.votes for p in state.parties if p.votes} == dict(votes_by_party())
-    assert state.total_votes == OFFICIAL_VALID_VOTES
-    gains, losses = gains_and_losses()
-    assert {p.party: p.gains for p in state.parties if p.gains} == dict(gains)
-    assert {p.party: p.losses for p in state.parties if p.losses} == dict(losses)
-    seats = pipeline.seats()
-    rows = constituency_rows()
-    assert len(seats) == 650
-    for ons_id, seat in seats.items():
-        assert seat.winning_party == rows[ons_id]["First party"], seat.constituency_name
-        assert seat.majority == int(rows[ons_id]["Majority"]), seat.constituency_name
-        assert not seat.recount and not seat.figures_pending, seat.constituency_name
-
-
-def assert_published_once(pipeline: Pipeline) -> list[dict[str, object]]:
-    alerts = [orjson.loads(value) for _, value, _ in pipeline.read("alerts")]
-    ids = [alert["alert_id"] for alert in alerts]
-    duplicates = [i for i, n in Counter(ids).items() if n > 1]
-    assert not duplicates, f"alerts published twice: {duplicates}"
-    assert sorted(ids) == sorted(pipeline.outbox_alert_ids()), "queued alerts missing on Kafka"
-    return alerts
 
 
 def test_the_clean_night_ends_at_the_official_result(pipeline: Pipeline, night: Night) -> None:
@@ -137,12 +110,6 @@ def test_two_workers_give_the_same_state_as_one(pipeline: Pipeline, night: Night
     assert_published_once(pipeline)
     # Both took part: each one's final assignment holds some of the declarations' partitions.
     assert all(pipeline.topics["declarations"] in a for a in assignments), assignments
-
-
-def last_assignment(log: str) -> str:
-    """The partition table Faust printed at the worker's latest rebalance."""
-    table = log.rsplit("Setting newly assigned partitions", 1)[-1]
-    return table.split("for group", 1)[0]
 
 
 def test_a_worker_killed_mid_night_and_restarted_loses_and_repeats_nothing(

@@ -1,0 +1,319 @@
+"""Nothing stops the count: workers killed, a broker restarted, Redis lost, a worker gone.
+
+Every test replays the clean 2024 night and ends where the official result is, with each
+alert of the clean night on the alerts topic exactly once. Faults land mid-flight: while
+declarations are still arriving, with applied offsets not yet committed and outputs queued
+in Redis but not yet on Kafka. Kill points are seeded, so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from scripts.night_builder import Night, build_night
+from scripts.replay import build_outgoing
+from scripts.worker_process import WorkerProcess
+from tests.integration.isolated import IsolatedKafka, IsolatedRedis
+from tests.integration.pipeline import (
+    DATA_DIR,
+    ELECTION_ID,
+    PARTITIONS,
+    PacedReplay,
+    Pipeline,
+    Progress,
+    assert_alerts_of_the_clean_night,
+    assert_official_result,
+    assert_published_once,
+    assigned_partitions,
+    clean_night_alert_ids,
+    named_pipeline,
+    new_pipeline,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+KILLS = 5
+KILL_SEED = 20240704
+
+
+@pytest.fixture(scope="module")
+def night() -> Night:
+    return build_night(DATA_DIR)
+
+
+@pytest.fixture(scope="module")
+def expected_alert_ids() -> list[str]:
+    return clean_night_alert_ids()
+
+
+@pytest.fixture
+def pipeline(
+    kafka_bootstrap: str, redis_url: str, redis_prefix: str, unique_topic: Callable[..., str]
+) -> Pipeline:
+    return new_pipeline(kafka_bootstrap, redis_url, redis_prefix, unique_topic)
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[IsolatedKafka]:
+    kafka = IsolatedKafka(tmp_path / "kafka-run")
+    kafka.start()
+    yield kafka
+    kafka.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[IsolatedRedis]:
+    redis = IsolatedRedis(tmp_path / "redis-run")
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+def alive(worker: WorkerProcess) -> Callable[[], None]:
+    def check() -> None:
+        assert worker.process is not None and worker.process.poll() is None, (
+            f"worker exited ({worker.process and worker.process.returncode}):\n{worker.tail()}"
+        )
+
+    return check
+
+
+def test_five_kill_9s_at_seeded_points_of_the_night_lose_and_repeat_nothing(
+    pipeline: Pipeline, night: Night, expected_alert_ids: list[str]
+) -> None:
+    # Where each kill lands: a seeded number of seats after the one before (so the restarted
+    # worker has made progress), then at once when outputs are seen queued in Redis but not
+    # yet marked as on Kafka (within 3 s; else anyway).
+    rng = random.Random(KILL_SEED)
+    steps = [rng.randint(20, 90) for _ in range(KILLS)]
+    kills: list[Progress] = []
+    replay = PacedReplay(pipeline, build_outgoing(DATA_DIR), chunk=20, pause_s=1.0)
+    worker = pipeline.worker("kill-0").start()
+    try:
+        worker.wait_for_log("Ready", timeout=120)
+        replay.start()
+        seats = 0
+        for n, step in enumerate(steps, start=1):
+            pipeline.wait_for_seats(seats + step, worker_alive=alive(worker))
+            pipeline.wait_for_outbox_backlog(timeout=3.0)
+            worker.kill()
+            kills.append(pipeline.progress())
+            seats = kills[-1].seats
+            worker = pipeline.worker(f"kill-{n}").start()
+            worker.wait_for_log("Ready", timeout=120)
+        replay.finish()
+        pipeline.wait_until_published(night.register, worker_alive=alive(worker))
+    finally:
+        worker.stop()
+    for n, (step, at) in enumerate(zip(steps, kills, strict=True), start=1):
+        print(
+            f"kill {n}: at {at.seats} seats (step {step}), {at.uncommitted} applied but "
+            f"uncommitted, {at.outbox_backlog} outputs queued but not marked on Kafka"
+        )
+    assert len(kills) == KILLS
+    # Mid-flight: the night not yet tallied, and work the crash cut short on one side or other.
+    assert all(at.seats < 650 for at in kills)
+    assert any(at.uncommitted for at in kills), "no kill between Redis apply and Kafka commit"
+    assert any(at.outbox_backlog for at in kills), "no kill between the outbox and Kafka"
+    assert_official_result(pipeline, night)
+    alerts = assert_published_once(pipeline)
+    assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
+    results = pipeline.read("results")
+    assert sorted(Counter(key for key, _, _ in results).values()) == [1] * 650
+
+
+def test_a_broker_restart_mid_night_is_ridden_out_by_the_same_worker(
+    own_kafka: IsolatedKafka,
+    redis_url: str,
+    redis_prefix: str,
+    night: Night,
+    expected_alert_ids: list[str],
+) -> None:
+    pipeline = named_pipeline(own_kafka.bootstrap, redis_url, redis_prefix)
+    feed = build_outgoing(DATA_DIR)
+    half = len(feed) // 2
+    with pipeline.worker("broker-restart") as worker:
+        worker.wait_for_log("Ready", timeout=120)
+        pipeline.send(feed[:half])
+        pipeline.wait_for_seats(120, worker_alive=alive(worker))
+        own_kafka.kill()
+        before = pipeline.progress(committed=False)
+        time.sleep(2)  # the worker meets a dead broker: connections refused, sends pending
+        restart_s = own_kafka.start()
+        # The feed's own producer is outside the processor: it resumes once the broker is
+        # back (the replay's producer gives up after 10 s without a broker).
+        pipeline.send(feed[half:])
+        pipeline.wait_until_published(night.register, worker_alive=alive(worker))
+        alive(worker)()  # the same process throughout: it reconnected by itself
+    print(
+        f"broker killed at {before.seats} seats with {before.outbox_backlog} outputs not on "
+        f"Kafka; back after {restart_s:.1f}s"
+    )
+    assert before.seats < half
+    assert_official_result(pipeline, night)
+    alerts = assert_published_once(pipeline)
+    assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
+    results = pipeline.read("results")
+    assert sorted(Counter(key for key, _, _ in results).values()) == [1] * 650
+    # The input topics, created on this broker by the worker, keep the whole night, and the
+    # accepted one has all its partitions (not the one a broker's auto-creation gives).
+    admin = KafkaAdminClient(bootstrap_servers=own_kafka.bootstrap)
+    try:
+        for name in ("declarations", "accepted"):
+            topic = pipeline.topics[name]
+            [description] = admin.describe_topics([topic])
+            assert len(description["partitions"]) == PARTITIONS, name
+            configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            assert configs["topic"][topic]["retention.ms"]["value"] == "-1", name
+    finally:
+        admin.close()
+
+
+def test_redis_lost_mid_night_is_rebuilt_from_kafka_by_the_running_worker(
+    own_redis: IsolatedRedis,
+    kafka_bootstrap: str,
+    redis_prefix: str,
+    unique_topic: Callable[..., str],
+    night: Night,
+    expected_alert_ids: list[str],
+) -> None:
+    pipeline = new_pipeline(kafka_bootstrap, own_redis.url, redis_prefix, unique_topic)
+    feed = build_outgoing(DATA_DIR)
+    half = len(feed) // 2
+    with pipeline.worker("redis-loss") as worker:
+        worker.wait_for_log("Ready", timeout=120)
+        pipeline.send(feed[:half])
+        pipeline.wait_for_seats(200, worker_alive=alive(worker))
+        before = pipeline.progress()
+        own_redis.lose()  # kill -9, files deleted, restarted empty
+        pipeline.send(feed[half:])
+        pipeline.wait_until_published(night.register, worker_alive=alive(worker))
+        worker.wait_for_log("rebuilt parl.2024-07-04 from", timeout=30)
+        alive(worker)()
+    print(
+        f"Redis lost at {before.seats} seats, {before.outbox_backlog} outputs not on Kafka; "
+        f"{worker.log().split('rebuilt parl.2024-07-04 from', 1)[1].splitlines()[0]}"
+    )
+    assert before.seats < half
+    marker = pipeline.state_marker()
+    assert marker is not None and marker["how"] == "rebuilt"
+    assert_official_result(pipeline, night)
+    alerts = assert_alerts_across_a_loss(pipeline)
+    assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
+    results = pipeline.read("results")
+    assert sorted(Counter(key for key, _, _ in results).values()) == [1] * 650
+    snapshots = [orjson.loads(value) for _, value, _ in pipeline.read("state")]
+    sequences = [snapshot["sequence"] for snapshot in snapshots]
+    assert sequences == sorted(set(sequences)), "a snapshot went back or repeated"
+    assert snapshots[-1]["seats_declared"] == 650
+
+
+def assert_alerts_across_a_loss(pipeline: Pipeline) -> list[dict[str, object]]:
+    """Each alert once on Kafka across the loss: the ones sent before it are not queued again
+    (the outbox was lost, so it holds only those sent after the rebuild)."""
+    alerts = [orjson.loads(value) for _, value, _ in pipeline.read("alerts")]
+    ids = [str(alert["alert_id"]) for alert in alerts]
+    duplicates = [i for i, n in Counter(ids).items() if n > 1]
+    assert not duplicates, f"alerts published twice: {duplicates}"
+    queued_after = pipeline.outbox_alert_ids()
+    assert set(queued_after) <= set(ids), "queued alerts missing on Kafka"
+    assert len(queued_after) < len(ids), "every alert was queued again after the rebuild"
+    return alerts
+
+
+def test_the_rebuild_command_remakes_the_night_and_sends_nothing_again(
+    own_redis: IsolatedRedis,
+    kafka_bootstrap: str,
+    redis_prefix: str,
+    unique_topic: Callable[..., str],
+    night: Night,
+    expected_alert_ids: list[str],
+) -> None:
+    pipeline = new_pipeline(kafka_bootstrap, own_redis.url, redis_prefix, unique_topic)
+    with pipeline.worker("before-loss") as worker:
+        worker.wait_for_log("Ready", timeout=120)
+        pipeline.send(build_outgoing(DATA_DIR))
+        pipeline.wait_until_published(night.register, worker_alive=alive(worker))
+    alerts_before = len(pipeline.read("alerts"))
+    own_redis.lose()
+    assert pipeline.state(night.register).seats_declared == 0
+
+    command = [sys.executable, "-m", "scripts.rebuild", "--election", ELECTION_ID]
+    done = subprocess.run(
+        command,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **pipeline.env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    print(done.stdout.strip())
+    assert done.stdout.startswith(
+        f"rebuilt {ELECTION_ID} from 651 messages of {pipeline.topics['accepted']} "
+    )
+    assert "650 applied" in done.stdout and "1 exit_poll_applied" in done.stdout
+    assert_official_result(pipeline, night)
+
+    # A worker started on the rebuilt state announces every change again, and queues nothing:
+    # every result, snapshot and alert of the night is already on Kafka.
+    with pipeline.worker("after-rebuild") as worker:
+        worker.wait_for_log("Ready", timeout=120)
+        deadline = time.monotonic() + 60
+        while pipeline.announced() < pipeline.state(night.register).sequence:
+            alive(worker)()
+            assert time.monotonic() < deadline, "the publisher did not announce the night"
+            time.sleep(0.2)
+        time.sleep(1)  # a drain would follow the announce within a tick
+    assert pipeline.progress().queued == 0
+    alerts = [orjson.loads(value) for _, value, _ in pipeline.read("alerts")]
+    assert len(alerts) == alerts_before
+    assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
+    assert len(pipeline.read("results")) == 650
+
+
+def test_two_workers_one_killed_the_survivor_takes_every_partition(
+    pipeline: Pipeline, night: Night, expected_alert_ids: list[str]
+) -> None:
+    replay = PacedReplay(pipeline, build_outgoing(DATA_DIR), chunk=40, pause_s=0.5)
+    with pipeline.worker("survivor") as survivor, pipeline.worker("victim") as victim:
+        survivor.wait_for_log("Ready", timeout=120)
+        victim.wait_for_log("Ready", timeout=120)
+        declarations = pipeline.topics["declarations"]
+        # Both hold partitions before the kill (a rebalance may still be settling: wait).
+        deadline = time.monotonic() + 60
+        while not assigned_partitions(victim.log(), declarations):
+            assert time.monotonic() < deadline, victim.tail()
+            time.sleep(0.2)
+        replay.start()
+        pipeline.wait_for_seats(150, worker_alive=alive(victim))
+        victim.kill()
+        at_kill = pipeline.progress()
+        replay.finish()
+        pipeline.wait_until_published(night.register, worker_alive=alive(survivor))
+        survivor_log = survivor.log()
+    print(f"victim killed at {at_kill.seats} seats; survivor's assignment:")
+    print(
+        {
+            name: assigned_partitions(survivor_log, pipeline.topics[name])
+            for name in ("declarations", "accepted")
+        }
+    )
+    assert at_kill.seats < 650
+    for name in ("declarations", "accepted"):
+        assert assigned_partitions(survivor_log, pipeline.topics[name]) == "{0-3}", name
+    assert_official_result(pipeline, night)
+    alerts = assert_published_once(pipeline)
+    assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
