@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -17,12 +18,11 @@ from streams.alert_rules import AlertPolicy
 from streams.app import app
 from streams.connections import kafka_client_options
 from streams.outbox import Outbox, Output, QueuedOutput
-from streams.rebuild import REDIS_UNAVAILABLE, state_present
 from streams.reference import Register
 from streams.resources import election_namespace, redis_client, register
 from streams.settings import get_settings
 from streams.tally import state_of_parties
-from streams.tally_store import Change, TallyStore
+from streams.tally_store import CHANGES, Change, TallyStore
 from streams.watchlist import Watchlist, load_watchlist, watchlist_path
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ settings = get_settings()
 OUTBOX_SEQ_HEADER = "outbox-seq"
 OUTBOX_EPOCH_HEADER = "outbox-epoch"
 LOCK_TTL_MS = 10_000
+TICK_S = 0.1  # the publisher's timer: lock renewal, and taking over from a stopped leader
 RESYNC_WINDOW = 2_000
 
 
@@ -104,14 +105,9 @@ class Publisher:
         self.watchlist = load_watchlist(watchlist_path(settings))
         self.policy = AlertPolicy.from_settings(settings)
         self.epoch = ""
+        self.announced = 0  # the newest change announced, as far as this publisher knows
 
     async def tick(self) -> None:
-        if not await state_present(self.redis, self.ns):
-            # Redis lost the state, or a rebuild is under way: nothing may be announced from
-            # a half-built change log, and what this publisher remembers belongs to the old one.
-            self.leading = False
-            self.state = None
-            return
         if not await self.outbox.acquire_lock(self.token, LOCK_TTL_MS):
             self.leading = False
             return
@@ -148,11 +144,22 @@ class Publisher:
             self.producer = None
         await self.outbox.release_lock(self.token)
 
+    async def wait_for_change(self, timeout_s: float) -> bool:
+        """Block until the change log has an entry past what was announced, or the timeout."""
+        if timeout_s <= 0:
+            return False
+        reply: Any = await self.redis.xread(
+            {self.store.key(CHANGES): f"{self.announced}-0"}, count=1, block=int(timeout_s * 1000)
+        )
+        return bool(reply)
+
     async def _announce(self) -> None:
         announced = await self.outbox.announced()
+        self.announced = announced
         changes = await self.store.changes(after=announced, count=settings.batch_size)
         if not changes:
             return
+        self.announced = changes[-1].sequence
         if self.state is None:
             self.state = await self._state_at(announced)
         reg = register()
@@ -220,14 +227,11 @@ class Publisher:
         await consumer.start()
         try:
             newest = 0
-            # Every topic's partitions first: once a partition is assigned, a metadata update
-            # covers assigned topics only, and a topic looked up after that would be missed.
-            await consumer._client.force_metadata_update()  # topics may be new
-            partitions_of = {
-                topic: consumer.partitions_for_topic(topic) or set()
-                for topic in self.topics.values()
-            }
-            for topic, partitions in partitions_of.items():
+            for topic in self.topics.values():
+                partitions = consumer.partitions_for_topic(topic)
+                if partitions is None:
+                    await consumer._client.force_metadata_update()  # topic may be new
+                    partitions = consumer.partitions_for_topic(topic) or set()
                 for partition in partitions:
                     newest = max(
                         newest, await _last_outbox_seq(consumer, topic, partition, self.epoch)
@@ -267,20 +271,17 @@ async def _last_outbox_seq(
 _publisher: Publisher | None = None
 
 
-@app.timer(interval=0.1)
+@app.timer(interval=TICK_S)
 async def publish_outputs() -> None:
     global _publisher
     if _publisher is None:
         _publisher = Publisher()
-    try:
+    await _publisher.tick()
+    # The publisher follows the change log until the next tick renews its lock: a blocking
+    # read wakes it as soon as a tally step appends, instead of up to a tick later.
+    until = time.monotonic() + TICK_S * 0.8
+    while _publisher.leading and await _publisher.wait_for_change(until - time.monotonic()):
         await _publisher.tick()
-    except REDIS_UNAVAILABLE as error:
-        # An exception would end this timer for good: stand down, take over afresh later.
-        log.warning("publisher: Redis unavailable (%s)", error)
-        _publisher.leading = False
-    except Exception:
-        log.exception("publisher could not take over; will try again")
-        _publisher.leading = False
 
 
 @app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
