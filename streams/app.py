@@ -34,6 +34,8 @@ app = faust.App(
     # Sends to the accepted and dead-letter topics wait up to 2 ms to share a request,
     # rather than one produce request (and socket write) per message.
     producer_linger=0.002,
+    # A killed worker's partitions move to the others after this, not Faust's 60 s default.
+    broker_session_timeout=settings.kafka_session_timeout_s,
     autodiscover=False,
 )
 

@@ -18,6 +18,7 @@ from streams.alert_rules import AlertPolicy
 from streams.app import app
 from streams.connections import kafka_client_options
 from streams.outbox import Outbox, Output, QueuedOutput
+from streams.rebuild import REDIS_UNAVAILABLE, state_present
 from streams.reference import Register
 from streams.resources import election_namespace, redis_client, register
 from streams.settings import get_settings
@@ -108,6 +109,12 @@ class Publisher:
         self.announced = 0  # the newest change announced, as far as this publisher knows
 
     async def tick(self) -> None:
+        if not await state_present(self.redis, self.ns):
+            # Redis lost the state, or a rebuild is under way: nothing may be announced from
+            # a half-built change log, and what this publisher remembers belongs to the old one.
+            self.leading = False
+            self.state = None
+            return
         if not await self.outbox.acquire_lock(self.token, LOCK_TTL_MS):
             self.leading = False
             return
@@ -227,11 +234,14 @@ class Publisher:
         await consumer.start()
         try:
             newest = 0
-            for topic in self.topics.values():
-                partitions = consumer.partitions_for_topic(topic)
-                if partitions is None:
-                    await consumer._client.force_metadata_update()  # topic may be new
-                    partitions = consumer.partitions_for_topic(topic) or set()
+            # Every topic's partitions first: once a partition is assigned, a metadata update
+            # covers assigned topics only, and a topic looked up after that would be missed.
+            await consumer._client.force_metadata_update()  # topics may be new
+            partitions_of = {
+                topic: consumer.partitions_for_topic(topic) or set()
+                for topic in self.topics.values()
+            }
+            for topic, partitions in partitions_of.items():
                 for partition in partitions:
                     newest = max(
                         newest, await _last_outbox_seq(consumer, topic, partition, self.epoch)
@@ -276,12 +286,20 @@ async def publish_outputs() -> None:
     global _publisher
     if _publisher is None:
         _publisher = Publisher()
-    await _publisher.tick()
-    # The publisher follows the change log until the next tick renews its lock: a blocking
-    # read wakes it as soon as a tally step appends, instead of up to a tick later.
-    until = time.monotonic() + TICK_S * 0.8
-    while _publisher.leading and await _publisher.wait_for_change(until - time.monotonic()):
+    try:
         await _publisher.tick()
+        # The publisher follows the change log until the next tick renews its lock: a blocking
+        # read wakes it as soon as a tally step appends, instead of up to a tick later.
+        until = time.monotonic() + TICK_S * 0.8
+        while _publisher.leading and await _publisher.wait_for_change(until - time.monotonic()):
+            await _publisher.tick()
+    except REDIS_UNAVAILABLE as error:
+        # An exception would end this timer for good: stand down, take over afresh later.
+        log.warning("publisher: Redis unavailable (%s)", error)
+        _publisher.leading = False
+    except Exception:
+        log.exception("publisher could not take over; will try again")
+        _publisher.leading = False
 
 
 @app.on_before_shutdown.connect  # type: ignore[misc, arg-type]

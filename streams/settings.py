@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         PROJECT_ROOT / ".run",
         description="Data, logs and pid files of local services",
     )
+    kafka_libs_dir: Path | None = Field(
+        None, description="Jars of the local broker (shareable); default RUN_DIR/kafka/libs"
+    )
 
     # The election
     election_id: str = Field(
@@ -89,9 +92,17 @@ class Settings(BaseSettings):
     topic_state: str = Field("state-of-parties", description="Output: snapshot after each change")
     topic_alerts: str = Field("alerts", description="Output: alerts for newsrooms and apps")
     topic_partitions: int = Field(4, description="Partitions of the declarations topics")
+    input_retention_ms: int = Field(
+        -1,
+        ge=-1,
+        description="retention.ms of the two declarations topics (-1: forever): rebuilds read them",
+    )
 
     # Worker
     app_id: str = Field("election-night", description="Faust app id (consumer group)")
+    kafka_session_timeout_s: float = Field(
+        10.0, gt=0, description="A worker silent this long leaves the group; its partitions move"
+    )
     web_host: str = Field("127.0.0.1", description="Address the worker's web server binds")
     web_port: int = Field(6066, description="Port of the worker's web server")
     cors_allow_origin: str = Field(

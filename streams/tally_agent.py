@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import time
 from collections.abc import AsyncIterable, Sequence
+from functools import partial
 
 import faust
 
@@ -15,6 +16,7 @@ from schemas.rejection import Rejection, RejectionReason
 from streams import topics
 from streams.app import app
 from streams.counters import MESSAGES, observe_latency
+from streams.rebuild import with_state
 from streams.resources import redis_client, register
 from streams.settings import get_settings
 from streams.tally_store import PendingApply, TallyStore
@@ -66,27 +68,33 @@ async def _apply(store: TallyStore, events: Sequence[faust.EventT]) -> None:
             )
 
 
+async def _tally(store: TallyStore, events: Sequence[faust.EventT]) -> None:
+    run: list[faust.EventT] = []
+    for event in events:
+        if event.message.key != EXIT_POLL_KEY:
+            run.append(event)
+            continue
+        # Offsets are recorded in order, so what came before the exit poll goes first.
+        await _apply(store, run)
+        run = []
+        message = event.message
+        outcome = await store.record_exit_poll(
+            ExitPoll.model_validate_json(message.value or b""),
+            message.topic,
+            message.partition,
+            message.offset,
+        )
+        MESSAGES.labels("tally", f"exit_poll_{outcome.outcome}").inc()
+    await _apply(store, run)
+    observe_latency((event.message.timestamp for event in events), time.time())
+
+
 @app.agent(topics.accepted)
 async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
     store = TallyStore(redis_client(), settings.election_id, settings.redis_key_prefix)
     async for events in stream.take_events(  # type: ignore[attr-defined]
         settings.batch_size, within=settings.batch_within_s
     ):
-        run: list[faust.EventT] = []
-        for event in events:
-            if event.message.key != EXIT_POLL_KEY:
-                run.append(event)
-                continue
-            # Offsets are recorded in order, so what came before the exit poll goes first.
-            await _apply(store, run)
-            run = []
-            message = event.message
-            outcome = await store.record_exit_poll(
-                ExitPoll.model_validate_json(message.value),
-                message.topic,
-                message.partition,
-                message.offset,
-            )
-            MESSAGES.labels("tally", f"exit_poll_{outcome.outcome}").inc()
-        await _apply(store, run)
-        observe_latency((event.message.timestamp for event in events), time.time())
+        # A Redis restart neither crashes the agent nor skips the batch: it waits, rebuilds
+        # the state from Kafka if Redis came back empty, then applies the batch.
+        await with_state(store, settings, register(), partial(_tally, store, events), "tally")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
+from functools import partial
 
 import faust
 
@@ -10,6 +11,7 @@ from schemas.declaration import Declaration
 from streams import topics
 from streams.app import app
 from streams.counters import OutcomeTally
+from streams.rebuild import until_redis_answers
 from streams.resources import election_namespace, redis_client, register
 from streams.settings import get_settings
 from streams.validation import Accepted, FeedPosition, validate_message
@@ -56,8 +58,13 @@ async def validate_declarations(stream: AsyncIterable[faust.EventT]) -> None:
                     headers={"reason": rejection.reason.value.encode()},
                 )
                 outcomes.add(f"rejected:{rejection.reason.value}")
-        # One round trip per batch for the counters, never one per message.
-        async with redis_client().pipeline(transaction=False) as pipe:
-            outcomes.queue(pipe, election_namespace())
-            await pipe.execute()
+        # One round trip per batch for the counters, never one per message; a Redis restart
+        # is waited out, not allowed to crash the agent (the batch is already forwarded).
+        await until_redis_answers(partial(_flush, outcomes), "validation counters")
         outcomes.observe()
+
+
+async def _flush(outcomes: OutcomeTally) -> None:
+    async with redis_client().pipeline(transaction=False) as pipe:
+        outcomes.queue(pipe, election_namespace())
+        await pipe.execute()
