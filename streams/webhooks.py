@@ -11,6 +11,11 @@
 #   WEBHOOK_MAX_ATTEMPTS the alert goes to the `dead` list with the last reason and the cursor
 #   moves on, so one poisoned alert cannot stall the night.
 # Only the holder of the webhooks lock delivers, so two workers never both send.
+#
+# Signatures: with WEBHOOK_SECRET set, every attempt carries `X-Signature-Timestamp: <unix
+# seconds>` and `X-Signature-256: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`, signed
+# afresh per attempt so a retry is not refused as stale. Subscribers check both with
+# `verify_signature` (or its few lines in their own language, see the README).
 
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ import asyncio
 import datetime as dt
 import enum
 import hashlib
+import hmac
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,6 +106,49 @@ class SubscriberKeys:
         return cls(cursor=base + "cursor", delivered=base + "delivered", dead=base + "dead")
 
 
+SIGNATURE_HEADER = "X-Signature-256"
+TIMESTAMP_HEADER = "X-Signature-Timestamp"
+SIGNATURE_TOLERANCE_S = 300.0
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=` and the hex HMAC-SHA256, keyed by the secret, of `<timestamp>.<body>`."""
+    message = timestamp.encode("ascii") + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signed_headers(
+    headers: dict[str, str], body: bytes, secret: str | None, now: float | None = None
+) -> dict[str, str]:
+    """The headers of one attempt: signed when there is a secret, as they were otherwise."""
+    if not secret:
+        return headers
+    timestamp = str(int(now if now is not None else time.time()))
+    return {
+        **headers,
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: signature(secret, timestamp, body),
+    }
+
+
+def verify_signature(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature_header: str,
+    tolerance_s: float = SIGNATURE_TOLERANCE_S,
+    now: float | None = None,
+) -> bool:
+    """What a subscriber runs on each POST: True only when the body is the one we signed,
+    with this secret, within `tolerance_s` of now (an old request replayed is refused)."""
+    if not timestamp.isascii() or not timestamp.isdigit():
+        return False
+    current = now if now is not None else time.time()
+    if abs(current - int(timestamp)) > tolerance_s:
+        return False
+    return hmac.compare_digest(signature(secret, timestamp, body), signature_header)
+
+
 def alert_request(item: QueuedOutput) -> tuple[str, bytes, dict[str, str]]:
     """The alert id, JSON body and headers of one queued alert's POST."""
     alert = orjson.loads(item.output.value)
@@ -147,14 +197,17 @@ class Policy:
     backoff_s: float
     backoff_max_s: float
     timeout_s: float
+    secret: str | None = None  # signs every attempt (see signed_headers)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
+        secret = settings.webhook_secret
         return cls(
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
             backoff_max_s=settings.webhook_backoff_max_s,
             timeout_s=settings.webhook_timeout_s,
+            secret=secret.get_secret_value() if secret is not None else None,
         )
 
 
@@ -244,7 +297,7 @@ class Subscriber:
             async with self.session.post(
                 self.url,
                 data=body,
-                headers=headers,
+                headers=signed_headers(headers, body, self.policy.secret),
                 timeout=aiohttp.ClientTimeout(total=self.policy.timeout_s),
             ) as response:
                 await response.read()  # drain, so the connection can be reused
@@ -325,6 +378,11 @@ async def dispatch_webhooks() -> None:
     if not settings.webhook_urls:
         return  # no subscribers: nothing to lock, nothing to run
     if _dispatcher is None:
+        if settings.webhook_secret is None:
+            log.warning(
+                "WEBHOOK_SECRET is not set: webhook POSTs go out unsigned, and subscribers "
+                "cannot tell them from forgeries"
+            )
         # Its own client: the delivery loops hold blocking XREADs.
         _dispatcher = Dispatcher(
             settings.webhook_urls,

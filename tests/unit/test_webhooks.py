@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
@@ -11,9 +13,11 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import SecretStr
 
 from streams.outbox import Outbox, Output, QueuedOutput
 from streams.redis_keys import election_namespace
+from streams.settings import Settings
 from streams.webhooks import (
     Action,
     Decision,
@@ -25,7 +29,9 @@ from streams.webhooks import (
     backoff_delay,
     backoff_schedule,
     decide,
+    signed_headers,
     subscriber_id,
+    verify_signature,
 )
 from tests.integration.helpers import free_port
 
@@ -81,6 +87,81 @@ def test_the_request_names_the_alert_and_carries_its_outbox_position() -> None:
     assert orjson.loads(body) == {"alert_id": "a1", "headline": "alert a1", "sequence": 7}
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Alert-Id"] == headers["Idempotency-Key"] == "a1"
+
+
+SECRET = "whsec-test"
+SIGNED_AT = 1720137600  # 2024-07-05 01:00 BST
+SIGNED_BODY = b'{"alert_id":"a1","sequence":7}'
+# `printf '1720137600.{"alert_id":"a1","sequence":7}' | openssl dgst -sha256 -hmac whsec-test`
+OPENSSL_VECTOR = "59c446994cbad013f602e2627791a4c2547002170a8f75982b7d3126bd393683"
+
+
+def test_the_signature_is_the_hmac_of_timestamp_dot_body() -> None:
+    headers = signed_headers({"X-Alert-Id": "a1"}, SIGNED_BODY, SECRET, now=SIGNED_AT + 0.9)
+    assert headers["X-Signature-Timestamp"] == str(SIGNED_AT)
+    by_hand = hmac.new(SECRET.encode(), b"1720137600." + SIGNED_BODY, hashlib.sha256)
+    assert by_hand.hexdigest() == OPENSSL_VECTOR
+    assert headers["X-Signature-256"] == "sha256=" + OPENSSL_VECTOR
+    assert headers["X-Alert-Id"] == "a1"
+
+
+def test_a_subscriber_accepts_only_the_signed_body_with_the_secret_in_time() -> None:
+    sig = "sha256=" + OPENSSL_VECTOR
+    ts = str(SIGNED_AT)
+    assert verify_signature(SECRET, ts, SIGNED_BODY, sig, now=SIGNED_AT + 299)
+    assert not verify_signature(SECRET, ts, SIGNED_BODY.replace(b"a1", b"a2"), sig, now=SIGNED_AT)
+    assert not verify_signature("other-secret", ts, SIGNED_BODY, sig, now=SIGNED_AT)
+    assert not verify_signature(SECRET, str(SIGNED_AT + 1), SIGNED_BODY, sig, now=SIGNED_AT)
+    assert not verify_signature(SECRET, ts, SIGNED_BODY, OPENSSL_VECTOR, now=SIGNED_AT)
+    # A request replayed later, or stamped far ahead, is refused even though it is genuine.
+    assert not verify_signature(SECRET, ts, SIGNED_BODY, sig, now=SIGNED_AT + 301)
+    assert not verify_signature(SECRET, ts, SIGNED_BODY, sig, now=SIGNED_AT - 301)
+    assert verify_signature(SECRET, ts, SIGNED_BODY, sig, tolerance_s=3600, now=SIGNED_AT + 3000)
+    for bad in ("", "-1", "1720137600.0", "1e9", "١٧٢٠"):
+        assert not verify_signature(SECRET, bad, SIGNED_BODY, sig, now=SIGNED_AT)
+
+
+def test_without_a_secret_nothing_is_signed() -> None:
+    headers = {"X-Alert-Id": "a1"}
+    assert signed_headers(headers, SIGNED_BODY, None) == headers
+    assert signed_headers(headers, SIGNED_BODY, "") == headers
+    assert Policy.from_settings(Settings()).secret is None
+    assert Policy.from_settings(Settings(webhook_secret=SecretStr("k"))).secret == "k"
+
+
+async def test_every_attempt_reaches_the_subscriber_signed_and_verifiable(
+    session: aiohttp.ClientSession,
+) -> None:
+    verified: list[bool] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        verified.append(
+            verify_signature(
+                SECRET,
+                request.headers["X-Signature-Timestamp"],
+                body,
+                request.headers["X-Signature-256"],
+            )
+        )
+        # The first attempt fails, so the retry is signed afresh too.
+        return web.Response(status=503 if len(verified) == 1 else 204)
+
+    application = web.Application()
+    application.router.add_post("/hook", hook)
+    server = TestServer(application)
+    await server.start_server()
+    redis = fakeredis.FakeAsyncRedis()
+    await Outbox(redis, NS).announce(1, [alert("signed")])
+    policy = Policy(
+        max_attempts=3, backoff_s=0.001, backoff_max_s=0.004, timeout_s=2.0, secret=SECRET
+    )
+    subscriber = Subscriber(str(server.make_url("/hook")), redis, NS, policy, session)
+    try:
+        assert await subscriber.step(block_ms=10) == 1
+    finally:
+        await server.close()
+    assert verified == [True, True]
 
 
 class Receiver:
