@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.connections import sync_redis_from_settings
 from streams.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = [
@@ -132,11 +133,44 @@ def urls(settings: Settings) -> ServiceURLs:
 
 def render_properties(settings: Settings, data_dir: Path) -> str:
     template = (DEPLOY_DIR / "server.properties.in").read_text(encoding="utf-8")
+    sasl_listener = sasl_config = ""
+    if settings.kafka_sasl_port:
+        sasl_listener = f",SASL_PLAINTEXT://127.0.0.1:{settings.kafka_sasl_port}"
+        # The broker side of SCRAM needs a login module per mechanism, and no secret.
+        sasl_config = "\n".join(
+            ["sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512"]
+            + [
+                f"listener.name.sasl_plaintext.{mechanism}.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                for mechanism in ("scram-sha-256", "scram-sha-512")
+            ]
+        )
     return template.format(
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
         data_dir=data_dir,
+        sasl_listener=sasl_listener,
+        sasl_config=sasl_config,
     )
+
+
+def scram_credential(settings: Settings) -> str | None:
+    """The StorageTool `--add-scram` value of the local broker's SASL user, if it has one."""
+    if not settings.kafka_sasl_port:
+        return None
+    if settings.kafka_sasl_mechanism not in {"SCRAM-SHA-256", "SCRAM-SHA-512"}:
+        raise ServiceError(
+            "the local broker's SASL listener takes SCRAM only: set KAFKA_SASL_MECHANISM "
+            "to SCRAM-SHA-256 or SCRAM-SHA-512"
+        )
+    user = settings.kafka_sasl_username
+    password = settings.kafka_sasl_password.get_secret_value()
+    if not user or not password:
+        raise ServiceError("KAFKA_SASL_PORT needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+    # The tool's own syntax quotes values with double quotes; refuse what would break it.
+    if any(c in value for value in (user, password) for c in '",[]='):
+        raise ServiceError('KAFKA_SASL_USERNAME/PASSWORD must not contain " , [ ] or =')
+    return f'{settings.kafka_sasl_mechanism}=[name="{user}",password="{password}"]'
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -216,8 +250,9 @@ def find_problems(settings: Settings, paths: Paths) -> list[str]:
         for port, variable in (
             (settings.kafka_port, "KAFKA_PORT"),
             (settings.kafka_controller_port, "KAFKA_CONTROLLER_PORT"),
+            (settings.kafka_sasl_port, "KAFKA_SASL_PORT"),
         ):
-            if port_in_use(port):
+            if port and port_in_use(port):
                 problems.append(
                     f"port {port} is taken by a program these scripts did not start: "
                     f"stop it or set {variable} to a free port"
@@ -267,8 +302,8 @@ def ensure_redis_installed() -> str:
 def redis_answers(settings: Settings) -> bool:
     import redis
 
-    client = redis.Redis(
-        host="127.0.0.1", port=settings.redis_port, socket_timeout=1, socket_connect_timeout=1
+    client = sync_redis_from_settings(
+        settings, url=urls(settings).redis_url, socket_timeout=1, socket_connect_timeout=1
     )
     try:
         return bool(client.ping())
@@ -285,9 +320,18 @@ def start_redis(settings: Settings, paths: Paths) -> bool:
     server = ensure_redis_installed()
     paths.redis.mkdir(parents=True, exist_ok=True)
     paths.redis_pid.unlink(missing_ok=True)
+    # With REDIS_PASSWORD the local server asks for it too, from a file only we can read
+    # (not the command line, which every user of the machine can list).
+    config = paths.redis / "redis.conf"
+    config.touch(mode=0o600)
+    config.chmod(0o600)
+    password = settings.redis_password.get_secret_value() if settings.redis_password else ""
+    quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+    config.write_text(f'requirepass "{quoted}"\n' if password else "", encoding="utf-8")
     _run_quietly(
         [
             server,
+            str(config),
             "--port",
             str(settings.redis_port),
             "--bind",
@@ -377,24 +421,35 @@ def format_storage(settings: Settings, paths: Paths) -> None:
     paths.kafka_properties.write_text(
         render_properties(settings, paths.kafka_data), encoding="utf-8"
     )
+    scram = scram_credential(settings)
+    # SCRAM users enter the metadata log at format time only; this file names who did.
+    scram_user = paths.kafka / "scram-user"
     if (paths.kafka_data / "meta.properties").exists():
+        formatted_with = scram_user.read_text().strip() if scram_user.exists() else ""
+        if scram is not None and formatted_with != settings.kafka_sasl_username:
+            raise ServiceError(
+                f"{paths.kafka_data} was formatted without SASL user "
+                f"{settings.kafka_sasl_username!r}: delete {paths.kafka_data} (or use another "
+                "RUN_DIR) so the next start formats it with that user"
+            )
         return
     cluster_id = _run_quietly(
         java_command(paths, "kafka.tools.StorageTool", "random-uuid"), "kafka random-uuid"
     ).strip()
     # A static controller.quorum.voters needs no --standalone for one combined node.
-    _run_quietly(
-        java_command(
-            paths,
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(paths.kafka_properties),
-        ),
-        "kafka storage format",
+    command = java_command(
+        paths,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        str(paths.kafka_properties),
     )
+    if scram is not None:
+        command += ["--add-scram", scram]
+    _run_quietly(command, "kafka storage format")
+    scram_user.write_text(settings.kafka_sasl_username if scram is not None else "")
 
 
 def kafka_answers(settings: Settings) -> bool:
