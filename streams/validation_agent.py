@@ -14,7 +14,7 @@ from streams.counters import OutcomeTally
 from streams.rebuild import until_redis_answers
 from streams.resources import election_namespace, redis_client, register
 from streams.settings import get_settings
-from streams.validation import Accepted, FeedPosition, validate_message
+from streams.validation import Accepted, FeedPosition, dead_letter_key, validate_message
 
 settings = get_settings()
 
@@ -53,7 +53,8 @@ async def validate_declarations(stream: AsyncIterable[faust.EventT]) -> None:
             else:
                 rejection = verdict.rejection
                 await topics.dead_letter.send(
-                    key=key,
+                    # Cut, so a dead letter stays under the broker's size limit whatever came.
+                    key=dead_letter_key(key),
                     value=rejection.model_dump_json().encode(),
                     headers={"reason": rejection.reason.value.encode()},
                 )
