@@ -21,7 +21,8 @@ def state_table(state: StateOfParties, limit: int | None = None) -> Table:
         else f"{state.majority_line} for a majority"
     )
     table = Table(
-        title=f"State of the parties: {declared}, {leader}",
+        # Text, not a markup string: a party code like "[red]x" must show as it is.
+        title=Text(f"State of the parties: {declared}, {leader}"),
         caption=f"sequence {state.sequence}"
         + (f", as of {state.as_of:%a %d %b %H:%M}" if state.as_of else ""),
     )
@@ -49,7 +50,7 @@ def state_table(state: StateOfParties, limit: int | None = None) -> Table:
         votes = sum(t.votes for t in others)
         share = votes / state.total_votes if state.total_votes else 0.0
         table.add_row(
-            f"Others ({len(others)} parties)",
+            Text(f"Others ({len(others)} parties)"),
             "0",
             "",
             "",
