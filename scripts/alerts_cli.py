@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from schemas.alert import Alert, AlertPriority
+from streams.connections import kafka_client_options
 from streams.settings import get_settings
 
 POLL_MS = 500
@@ -57,6 +58,7 @@ def read_alerts(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             request_timeout_ms=10_000,
+            **kafka_client_options(get_settings()),  # SASL/TLS as configured
         )
         partitions = consumer.partitions_for_topic(topic)
     except (KafkaError, OSError, ValueError) as error:
