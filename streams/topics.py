@@ -41,3 +41,14 @@ ALL: tuple[faust.TopicT, ...] = (
     state_of_parties,
     alerts,
 )
+
+# Sent to, never consumed here: no agent subscribes to them, so Faust would not create them
+# and the first send would let the broker auto-create each with its defaults.
+OUTPUTS: tuple[faust.TopicT, ...] = (dead_letter, results, state_of_parties, alerts)
+
+
+@app.task
+async def declare_output_topics() -> None:
+    """Create the output topics with their partitions when the worker starts (once each)."""
+    for topic in OUTPUTS:
+        await topic.maybe_declare()
