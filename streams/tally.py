@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping
+from typing import Any
 
 from schemas.declaration import Declaration, DeclarationKind
-from schemas.results import CandidateResult, PartyTally, SeatResult, StateOfParties
+from schemas.results import CandidateResult, SeatResult, StateOfParties
 from streams.reference import ConstituencyRef, Register
 
 Contribution = dict[str, int]
@@ -203,49 +204,65 @@ def state_of_parties(
     the Speaker's seat is listed as party `Spk` and never lowered from the line, because
     broadcasters differ on how to count it (the Speaker and deputies do not vote).
     """
-    per_party: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    # Plain dicts and one validation of the whole snapshot: it is rebuilt after every change,
+    # with a tally for each of a hundred parties, and building each PartyTally on its own
+    # cost more than everything else the publisher does per change.
+    per_party: dict[str, dict[str, int]] = {}
     for key, value in totals.items():
         if key.startswith("party:"):
             _, party, field = key.split(":", 2)
-            per_party[party][field] += int(value)
+            fields = per_party.get(party)
+            if fields is None:
+                fields = per_party[party] = {}
+            fields[field] = fields.get(field, 0) + int(value)
     total_votes = int(totals.get("total:votes", 0))
     electorate = int(totals.get("total:electorate", 0))
-    tallies = []
+    rows: list[tuple[int, int, str, dict[str, Any]]] = []
     for party, fields in per_party.items():
-        if not any(fields.get(f) for f in ("seats", "votes", "gains", "losses")):
+        seats, votes = fields.get("seats", 0), fields.get("votes", 0)
+        gains, losses = fields.get("gains", 0), fields.get("losses", 0)
+        if not (seats or votes or gains or losses):
             continue  # a party only in the 2019 baseline of seats declared so far
-        share = fields["votes"] / total_votes if total_votes else 0.0
-        share_19 = fields["n19"] / total_votes if total_votes else None
+        share = votes / total_votes if total_votes else 0.0
+        share_19 = fields.get("n19", 0) / total_votes if total_votes else None
         known = register.parties.get(party)
-        tallies.append(
-            PartyTally(
-                party=party,
-                name=known.name if known else party,
-                seats=fields["seats"],
-                gains=fields["gains"],
-                losses=fields["losses"],
-                seats_change=fields["gains"] - fields["losses"],
-                votes=fields["votes"],
-                share=share,
-                share_change=share - share_19 if share_19 is not None else None,
+        rows.append(
+            (
+                seats,
+                votes,
+                party,
+                {
+                    "party": party,
+                    "name": known.name if known else party,
+                    "seats": seats,
+                    "gains": gains,
+                    "losses": losses,
+                    "seats_change": gains - losses,
+                    "votes": votes,
+                    "share": share,
+                    "share_change": share - share_19 if share_19 is not None else None,
+                },
             )
         )
-    tallies.sort(key=lambda t: (-t.seats, -t.votes, t.party))
+    rows.sort(key=lambda row: (-row[0], -row[1], row[2]))
     majority_line = register.majority_line
-    leader = tallies[0] if tallies and tallies[0].seats else None
-    return StateOfParties(
-        election_id=register.election_id,
-        sequence=sequence,
-        as_of=as_of,
-        total_seats=register.total_seats,
-        majority_line=majority_line,
-        seats_declared=int(totals.get("total:declared", 0)),
-        seats_with_figures=int(totals.get("total:with_figures", 0)),
-        total_votes=total_votes,
-        electorate_declared=electorate,
-        turnout=total_votes / electorate if electorate else None,
-        largest_party=leader.party if leader else None,
-        majority_party=leader.party if leader and leader.seats >= majority_line else None,
-        last_constituency_id=last_constituency_id,
-        parties=tallies,
+    leader = rows[0] if rows and rows[0][0] else None
+    leading = leader[2] if leader else None
+    return StateOfParties.model_validate(
+        {
+            "election_id": register.election_id,
+            "sequence": sequence,
+            "as_of": as_of,
+            "total_seats": register.total_seats,
+            "majority_line": majority_line,
+            "seats_declared": int(totals.get("total:declared", 0)),
+            "seats_with_figures": int(totals.get("total:with_figures", 0)),
+            "total_votes": total_votes,
+            "electorate_declared": electorate,
+            "turnout": total_votes / electorate if electorate else None,
+            "largest_party": leading,
+            "majority_party": leading if leader and leader[0] >= majority_line else None,
+            "last_constituency_id": last_constituency_id,
+            "parties": [row[3] for row in rows],
+        }
     )
