@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import faust
 
 from streams.connections import faust_broker_credentials
@@ -50,6 +52,21 @@ from streams import (  # noqa: E402, F401
     web,
     webhooks,
 )
+
+
+@app.task
+async def _settle_the_heap() -> None:
+    """Load the reference data, then exempt everything alive from garbage collection.
+
+    A worker holds hundreds of thousands of long-lived objects (300,000 with the register of
+    a 10,000-seat election), and a full collection walks them all: a pause of about 100 ms
+    in the middle of the night's traffic. Frozen, they are never walked again.
+    """
+    from streams.resources import register
+
+    register()
+    gc.collect()
+    gc.freeze()
 
 
 def main() -> None:
