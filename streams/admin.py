@@ -66,3 +66,34 @@ class ResetView(View):
         return aiohttp_web.json_response(
             {"election_id": settings.election_id, "removed_keys": removed}
         )
+
+
+@app.page(ADMIN_PREFIX + "rebuild")
+class RebuildView(View):
+    """POST: re-make this election's Redis state from the Kafka log, as `election-rebuild`
+    does, inside the running worker (token required); answers what was read and how long."""
+
+    async def post(self, request: Request) -> Any:
+        denied = require_admin(request)
+        if denied is not None:
+            return denied
+        from streams.rebuild import rebuild_now
+        from streams.resources import redis_client, register
+        from streams.tally_store import TallyStore
+
+        settings = get_settings()
+        store = TallyStore(redis_client(), settings.election_id, settings.redis_key_prefix)
+        report = await rebuild_now(store, settings, register())
+        if report is None:  # another worker's rebuild finished while this one waited
+            return aiohttp_web.json_response(
+                {"election_id": settings.election_id, "rebuilt_by": "another worker"}
+            )
+        return aiohttp_web.json_response(
+            {
+                "election_id": settings.election_id,
+                "messages": report.messages,
+                "seconds": round(report.seconds, 3),
+                "outcomes": dict(report.outcomes),
+                "already_on_kafka": dict(report.already_sent),
+            }
+        )

@@ -106,6 +106,7 @@ class Publisher:
         self.watchlist = load_watchlist(watchlist_path(settings))
         self.policy = AlertPolicy.from_settings(settings)
         self.epoch = ""
+        self.on_kafka: set[int] = set()  # outbox entries past the cursor found on Kafka
         self.announced = 0  # the newest change announced, as far as this publisher knows
 
     async def tick(self) -> None:
@@ -202,9 +203,10 @@ class Publisher:
             queued = await self.outbox.read(after=published, count=500)
             if not queued:
                 return
-            await self._send(queued)
+            await self._send([item for item in queued if item.sequence not in self.on_kafka])
             published = queued[-1].sequence
             await self.outbox.mark_published(published)
+            self.on_kafka = {seq for seq in self.on_kafka if seq > published}
 
     async def _send(self, queued: Sequence[QueuedOutput]) -> None:
         assert self.producer is not None
@@ -224,7 +226,12 @@ class Publisher:
         await asyncio.gather(*futures)
 
     async def _resync_from_kafka(self) -> None:
-        """Move the published cursor to the newest outbox entry already on any output topic."""
+        """Learn which outbox entries a crashed publisher already put on Kafka.
+
+        Entries for different partitions can land out of order when a publisher dies mid-send
+        (a later snapshot on Kafka, an earlier alert not), so the cursor moves only up to the
+        first entry missing, and the drain skips the later ones that are there.
+        """
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             **kafka_client_options(settings),
@@ -233,7 +240,6 @@ class Publisher:
         )
         await consumer.start()
         try:
-            newest = 0
             # Every topic's partitions first: once a partition is assigned, a metadata update
             # covers assigned topics only, and a topic looked up after that would be missed.
             await consumer._client.force_metadata_update()  # topics may be new
@@ -241,22 +247,29 @@ class Publisher:
                 topic: consumer.partitions_for_topic(topic) or set()
                 for topic in self.topics.values()
             }
+            present: set[int] = set()
             for topic, partitions in partitions_of.items():
                 for partition in partitions:
-                    newest = max(
-                        newest, await _last_outbox_seq(consumer, topic, partition, self.epoch)
-                    )
-            if newest:
+                    present |= await _outbox_seqs(consumer, topic, partition, self.epoch)
+            published = newest = await self.outbox.published()
+            while newest + 1 in present:
+                newest += 1
+            self.on_kafka = {seq for seq in present if seq > newest}
+            if newest > published:
                 await self.outbox.mark_published(newest)
-                log.info("publisher resynced: outbox entries up to %d are on Kafka", newest)
+            log.info(
+                "publisher resynced: outbox entries up to %d are on Kafka, and %d after them",
+                newest,
+                len(self.on_kafka),
+            )
         finally:
             await consumer.stop()
 
 
-async def _last_outbox_seq(
+async def _outbox_seqs(
     consumer: AIOKafkaConsumer, topic: str, partition: int, epoch: str
-) -> int:
-    """Newest outbox sequence of this epoch among a partition's last messages.
+) -> set[int]:
+    """The outbox sequences of this epoch among a partition's last messages.
 
     A window rather than only the last message, so another election or an old night sharing
     the topic cannot hide what this publisher already sent.
@@ -265,7 +278,7 @@ async def _last_outbox_seq(
     consumer.assign([tp])
     end = (await consumer.end_offsets([tp]))[tp]
     consumer.seek(tp, max(end - RESYNC_WINDOW, 0))
-    newest = 0
+    seqs: set[int] = set()
     while await consumer.position(tp) < end:
         batch = await consumer.getmany(tp, timeout_ms=5000)
         records = batch.get(tp, [])
@@ -274,8 +287,8 @@ async def _last_outbox_seq(
         for record in records:
             headers = dict(record.headers)
             if headers.get(OUTBOX_EPOCH_HEADER, b"").decode() == epoch:
-                newest = max(newest, int(headers.get(OUTBOX_SEQ_HEADER, b"0")))
-    return newest
+                seqs.add(int(headers.get(OUTBOX_SEQ_HEADER, b"0")))
+    return seqs
 
 
 _publisher: Publisher | None = None

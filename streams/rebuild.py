@@ -39,7 +39,7 @@ from streams.connections import kafka_client_options
 from streams.outbox import ANNOUNCED, ANNOUNCED_IDS
 from streams.reference import Register
 from streams.settings import Settings
-from streams.tally_store import PendingApply, TallyStore
+from streams.tally_store import OFFSETS, PendingApply, TallyStore
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
     redis_errors.TimeoutError,
 )
 RETRY_FIRST_S = 0.2
+SETTLE_S = 1.0
 RETRY_MAX_S = 5.0
 
 _RELEASE = (
@@ -124,10 +125,50 @@ class RebuildError(RuntimeError):
     """The state could not be rebuilt (yet); nothing may be applied until it is."""
 
 
-async def ensure_state(store: TallyStore, settings: Settings, register: Register) -> None:
-    """Return once the election's state is whole, rebuilding it from Kafka if it was lost."""
+def _lost_writes(marker: bytes, recorded: list[Any], first_offsets: dict[str, int]) -> bool:
+    """A batch starts past the offset Redis last recorded on its partition: Redis lost steps
+    Kafka already counts as done (a restart from an append-only file a second behind)."""
+    how = orjson.loads(marker).get("how")
+    for (name, first), last in zip(first_offsets.items(), recorded, strict=True):
+        if last is None:
+            # After a reset the state starts empty at the group's offsets; otherwise the
+            # first message of a partition Redis never saw must be the log's first.
+            if how != "reset" and first > 0:
+                log.warning("no offset recorded for %s, whose batch starts at %d", name, first)
+                return True
+        elif int(last) < first - 1:
+            log.warning("%s: Redis recorded offset %s, the batch starts at %d", name, last, first)
+            return True
+    return False
+
+
+async def ensure_state(
+    store: TallyStore,
+    settings: Settings,
+    register: Register,
+    first_offsets: dict[str, int] | None = None,
+) -> None:
+    """Return once the election's state is whole, rebuilding it from Kafka if it was lost.
+
+    `first_offsets` ("topic:partition" -> first offset of the batch about to be applied)
+    also catches a partial loss: Redis back from its files but missing its last writes.
+    """
     redis, ns = store.redis, store.ns
-    if await state_present(redis, ns):
+    fields = list(first_offsets or {})
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(ns + STATE_MARKER)
+        if fields:
+            pipe.hmget(ns + OFFSETS, fields)
+        replies = await pipe.execute()
+    marker = replies[0]
+    if marker is not None:
+        if fields and _lost_writes(marker, replies[1], first_offsets or {}):
+            try:
+                await rebuild_now(store, settings, register)
+            except REDIS_UNAVAILABLE:
+                raise
+            except Exception as error:
+                raise RebuildError(f"{type(error).__name__}: {error}") from error
         return
     try:
         committed = await group_has_committed(settings)
@@ -144,19 +185,35 @@ async def ensure_state(store: TallyStore, settings: Settings, register: Register
         raise RebuildError(f"{type(error).__name__}: {error}") from error
 
 
-async def _rebuild_once(store: TallyStore, settings: Settings, register: Register) -> None:
+async def _rebuild_once(
+    store: TallyStore, settings: Settings, register: Register
+) -> RebuildReport | None:
+    """Rebuild unless another worker already is (then wait for its marker: None)."""
     redis, ns = store.redis, store.ns
     log.warning("the state of %s is missing from Redis: rebuilding it from Kafka", ns)
     token = uuid.uuid4().hex
     while not await state_present(redis, ns):
         if await redis.set(ns + REBUILD_LOCK, token, nx=True, px=LOCK_TTL_MS):
             try:
+                # A batch another worker checked just before the marker went may still land:
+                # let it, so the wipe takes it away and the log puts it back.
+                await asyncio.sleep(SETTLE_S)
                 report = await rebuild(store, settings, register, token)
             finally:
                 await redis.eval(_RELEASE, 1, ns + REBUILD_LOCK, token)  # type: ignore[misc]
             log.warning("%s", report.summary(settings.election_id, settings.topic_accepted))
-            return
+            return report
         await asyncio.sleep(0.2)  # another worker is rebuilding; its marker ends the wait
+    return None
+
+
+async def rebuild_now(
+    store: TallyStore, settings: Settings, register: Register
+) -> RebuildReport | None:
+    """Rebuild in a running worker (the admin endpoint): dropping the marker first makes
+    every worker's tally agent hold its batches until the state is whole again."""
+    await store.redis.delete(store.ns + STATE_MARKER)
+    return await _rebuild_once(store, settings, register)
 
 
 async def with_state(
@@ -165,6 +222,7 @@ async def with_state(
     register: Register,
     step: Callable[[], Awaitable[T]],
     what: str,
+    first_offsets: dict[str, int] | None = None,
 ) -> T:
     """Run `step` on a whole state; while Redis is unreachable, wait and run it again.
 
@@ -174,7 +232,7 @@ async def with_state(
     delay = RETRY_FIRST_S
     while True:
         try:
-            await ensure_state(store, settings, register)
+            await ensure_state(store, settings, register, first_offsets)
             return await step()
         except REDIS_UNAVAILABLE as error:
             log.warning("%s: Redis unavailable (%s); retrying in %.1fs", what, error, delay)
@@ -395,6 +453,7 @@ __all__ = [
     "output_ids_on_kafka",
     "read_log",
     "rebuild",
+    "rebuild_now",
     "state_present",
     "until_redis_answers",
     "with_state",

@@ -96,5 +96,10 @@ async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
         settings.batch_size, within=settings.batch_within_s
     ):
         # A Redis restart neither crashes the agent nor skips the batch: it waits, rebuilds
-        # the state from Kafka if Redis came back empty, then applies the batch.
-        await with_state(store, settings, register(), partial(_tally, store, events), "tally")
+        # the state from Kafka if Redis came back without it, then applies the batch.
+        first: dict[str, int] = {}
+        for event in events:
+            field = f"{event.message.topic}:{event.message.partition}"
+            first.setdefault(field, event.message.offset)
+        step = partial(_tally, store, events)
+        await with_state(store, settings, register(), step, "tally", first)

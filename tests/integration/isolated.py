@@ -15,6 +15,7 @@ from scripts.services import (
     Paths,
     ServiceError,
     kafka_answers,
+    port_in_use,
     read_pid,
     redis_answers,
     start_kafka,
@@ -124,7 +125,7 @@ class IsolatedRedis:
             raise AssertionError(f"the test's own redis-server cannot start: {error}") from error
         deadline = time.monotonic() + START_TIMEOUT_S
         while not redis_answers(self.settings):
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or "aborting" in _tail(self.paths.redis_log, 3):
                 raise AssertionError(
                     f"the test's own redis-server did not answer:\n{_tail(self.paths.redis_log)}"
                 )
@@ -136,13 +137,23 @@ class IsolatedRedis:
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid, lambda: self.pid() is not None)
 
-    def lose(self) -> None:
-        """kill -9, then its files are gone too (a lost disk or a new machine): it comes back
-        empty, which even the append-only file cannot prevent."""
+    def crash(self, lose_files: bool) -> None:
+        """kill -9 and restart: from its append-only file (up to a second behind), or, with
+        `lose_files`, empty (a lost disk or a new machine), which no file can prevent."""
         self.kill()
-        shutil.rmtree(self.paths.redis / "appendonlydir", ignore_errors=True)
-        (self.paths.redis / "dump.rdb").unlink(missing_ok=True)
+        # A snapshot child forked before the kill outlives it, listening socket and all,
+        # until its save is done: the new server could not bind the port before then.
+        deadline = time.monotonic() + 30
+        while port_in_use(self.settings.redis_port):
+            assert time.monotonic() < deadline, "the killed redis-server's port stays taken"
+            time.sleep(0.05)
+        if lose_files:
+            shutil.rmtree(self.paths.redis / "appendonlydir", ignore_errors=True)
+            (self.paths.redis / "dump.rdb").unlink(missing_ok=True)
         self.start()
+
+    def lose(self) -> None:
+        self.crash(lose_files=True)
 
     def stop(self) -> None:
         pid = self.pid()

@@ -1,0 +1,82 @@
+"""What a rebuild counts as already sent: the publisher's own output ids, read off Kafka."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+
+from streams.alert_rules import AlertPolicy
+from streams.publisher import outputs_of_change
+from streams.rebuild import RebuildReport, _lost_writes, output_ids_on_kafka
+from streams.settings import Settings
+from streams.tally import seat_contribution, seat_result, state_of_parties
+from streams.tally_store import Change
+from streams.watchlist import load_watchlist
+from tests.unit.tally_fixtures import DATA_DIR, SOUTH_WEST_NORFOLK, declaration_of, night
+
+ELECTION = "parl.2024-07-04"
+
+
+def records(*values: Any) -> list[Any]:
+    return [SimpleNamespace(value=v if isinstance(v, bytes) else orjson.dumps(v)) for v in values]
+
+
+def test_alerts_and_results_of_this_election_only_and_every_snapshot_up_to_the_newest() -> None:
+    alerts = records(
+        {"election_id": ELECTION, "alert_id": "a1"},
+        {"election_id": "parl.2019-12-12", "alert_id": "old"},
+        b"not json",
+        {"election_id": ELECTION, "alert_id": "a2"},
+    )
+    assert output_ids_on_kafka("alerts", alerts, ELECTION) == ["alert:a1", "alert:a2"]
+    results = records({"election_id": ELECTION, "constituency_id": "E1", "revision": 2})
+    assert output_ids_on_kafka("results", results, ELECTION) == ["result:E1:2"]
+    # A rebuilt change log numbers its changes anew: every sequence up to the newest counts.
+    states = records(
+        {"election_id": ELECTION, "message_type": "state_of_parties", "sequence": 3},
+        {"election_id": ELECTION, "message_type": "state_of_parties", "sequence": 2},
+    )
+    assert output_ids_on_kafka("state", states, ELECTION) == ["state:1", "state:2", "state:3"]
+    assert output_ids_on_kafka("state", [], ELECTION) == []
+
+
+def test_the_ids_read_off_kafka_are_the_ones_the_publisher_dedupes_by() -> None:
+    """Built from one real change's outputs, as they would be on Kafka: every id is found."""
+    register = night().register
+    declaration = declaration_of(SOUTH_WEST_NORFOLK)
+    ref = register.constituencies[SOUTH_WEST_NORFOLK]
+    totals = dict(seat_contribution(declaration, ref, None))
+    change = Change(1, seat_result(declaration, ref, 1), None, totals)
+    before = state_of_parties({}, register, 0, None, None)
+    policy = AlertPolicy.from_settings(Settings())
+    outputs, _ = outputs_of_change(
+        change, before, register, load_watchlist(DATA_DIR / "watchlist.csv"), policy
+    )
+    assert any(output.topic == "alerts" for output in outputs)
+    found = []
+    for topic in ("results", "state", "alerts"):
+        on_kafka = records(*(o.value for o in outputs if o.topic == topic))
+        found += output_ids_on_kafka(topic, on_kafka, ELECTION)
+    assert sorted(found) == sorted(output.output_id for output in outputs)
+
+
+def test_the_summary_names_messages_time_and_what_is_not_sent_again() -> None:
+    report = RebuildReport(messages=651, partitions=4, seconds=0.31)
+    report.outcomes.update({"applied": 650, "exit_poll_applied": 1})
+    report.already_sent.update({"alerts": 362})
+    assert report.summary(ELECTION, "declarations-accepted") == (
+        "rebuilt parl.2024-07-04 from 651 messages of declarations-accepted (4 partitions) in "
+        "0.31s: 650 applied, 1 exit_poll_applied; already on Kafka, not sent again: 362 alerts"
+    )
+
+
+def test_lost_writes_are_a_batch_starting_past_what_redis_recorded() -> None:
+    fresh, reset = orjson.dumps({"how": "fresh"}), orjson.dumps({"how": "reset"})
+    batch = {"accepted:0": 10, "accepted:1": 0}
+    assert not _lost_writes(fresh, [b"9", None], batch)  # the next one, and a first message
+    assert not _lost_writes(fresh, [b"12", None], batch)  # a redelivery
+    assert _lost_writes(fresh, [b"8", None], batch)  # offset 9 applied, then lost
+    assert _lost_writes(fresh, [None, None], batch)  # nothing recorded, offset 10 next
+    assert not _lost_writes(reset, [None, None], batch)  # emptied on purpose
