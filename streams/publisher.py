@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -142,11 +141,12 @@ class Publisher:
                 **kafka_client_options(settings),
                 acks="all",
                 enable_idempotence=True,
-                linger_ms=5,
+                linger_ms=1,  # alerts go out within a millisecond or two of the tally
             )
             await self.producer.start()
 
     async def stop(self) -> None:
+        self.leading = False  # ends the timer's follow loop before the producer goes
         if self.producer is not None:
             await self.producer.stop()
             self.producer = None
@@ -301,10 +301,11 @@ async def publish_outputs() -> None:
         _publisher = Publisher()
     try:
         await _publisher.tick()
-        # The publisher follows the change log until the next tick renews its lock: a blocking
-        # read wakes it as soon as a tally step appends, instead of up to a tick later.
-        until = time.monotonic() + TICK_S * 0.8
-        while _publisher.leading and await _publisher.wait_for_change(until - time.monotonic()):
+        # While it leads, the publisher follows the change log: a blocking read wakes it as
+        # soon as a tally step appends, and a tick at least every TICK_S renews the lock. It
+        # does not return to the timer, which sleeps a whole interval after every run.
+        while _publisher.leading:
+            await _publisher.wait_for_change(TICK_S)
             await _publisher.tick()
     except REDIS_UNAVAILABLE as error:
         # An exception would end this timer for good: stand down, take over afresh later.
