@@ -16,6 +16,8 @@ app = faust.App(
     broker=["kafka://" + server for server in settings.kafka_bootstrap_servers.split(",")],
     broker_credentials=faust_broker_credentials(settings),
     store="memory://",
+    # Faust's own folder goes with the services' data, not the repo root (APP_DATADIR wins).
+    datadir=str(settings.run_dir / "faust" / "{conf.name}-data"),
     # Every value is bytes on the wire; our pydantic models do the (de)serialising, so
     # a malformed message reaches validation instead of crashing Faust's codec.
     key_serializer="raw",
