@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections import Counter
@@ -289,7 +290,13 @@ async def test_the_cursor_never_moves_back() -> None:
     assert await subscriber.cursor() == 9
 
 
-async def test_only_one_dispatcher_delivers() -> None:
+async def test_only_one_dispatcher_delivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lock is what is tested: delivery loops that just wait keep fakeredis's blocking
+    # reads (which outlive their cancellation) out of the event loop's teardown.
+    async def wait_forever(self: Subscriber) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(Subscriber, "run", wait_forever)
     redis = fakeredis.FakeAsyncRedis()
     first = Dispatcher(["http://127.0.0.1:1/hook"], redis, NS, FAST)
     second = Dispatcher(["http://127.0.0.1:1/hook"], redis, NS, FAST)
