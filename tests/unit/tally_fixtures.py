@@ -13,25 +13,6 @@ from streams.reference import CANDIDATES_FILE, CONSTITUENCIES_FILE
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 
-# Seats won, from the official results.
-OFFICIAL_SEATS = {
-    "Lab": 411,
-    "Con": 121,
-    "LD": 72,
-    "SNP": 9,
-    "SF": 7,
-    "Ind": 6,
-    "RUK": 5,
-    "DUP": 5,
-    "Green": 4,
-    "PC": 4,
-    "SDLP": 2,
-    "Spk": 1,
-    "APNI": 1,
-    "TUV": 1,
-    "UUP": 1,
-}
-OFFICIAL_VALID_VOTES = 28_808_662
 
 SOUTH_WEST_NORFOLK = "E14001497"  # Lab gain from Con by 630, declared after a recount
 CHORLEY = "E14001170"  # the Speaker's seat

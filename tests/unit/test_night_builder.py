@@ -15,29 +15,11 @@ from schemas.declaration import Declaration, DeclarationKind
 from scripts.night_builder import RECORDED_SOURCE, Night, build_night
 from streams.reference import ReferenceDataError
 from streams.validation import Accepted, FeedPosition, validate_message
+from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 BST = dt.timezone(dt.timedelta(hours=1))
 
-# Seats won on 4 July 2024, from the official declared results.
-OFFICIAL_SEATS = {
-    "Lab": 411,
-    "Con": 121,
-    "LD": 72,
-    "SNP": 9,
-    "SF": 7,
-    "Ind": 6,
-    "RUK": 5,
-    "DUP": 5,
-    "Green": 4,
-    "PC": 4,
-    "SDLP": 2,
-    "Spk": 1,
-    "APNI": 1,
-    "TUV": 1,
-    "UUP": 1,
-}
-OFFICIAL_VALID_VOTES = 28_808_662
 INVERNESS = "Inverness, Skye and West Ross-shire"
 CANDIDATES = "HoC-GE2024-results-by-candidate.csv"
 CONSTITUENCIES = "HoC-GE2024-results-by-constituency.csv"

@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 from schemas.declaration import Declaration, DeclarationKind
 from streams.reference import ConstituencyRef
 from streams.tally import Contribution, seat_contribution, seat_result, state_of_parties
+from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 from tests.unit.tally_fixtures import (
     CHORLEY,
-    OFFICIAL_SEATS,
-    OFFICIAL_VALID_VOTES,
     SOUTH_WEST_NORFOLK,
     candidate_rows,
     constituency_rows,

@@ -18,9 +18,8 @@ from schemas.declaration import Declaration, DeclarationKind
 from streams.reference import ReferenceDataError
 from streams.tally import seat_result
 from streams.tally_store import PendingApply, TallyStore, TallyStoreError
+from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 from tests.unit.tally_fixtures import (
-    OFFICIAL_SEATS,
-    OFFICIAL_VALID_VOTES,
     SOUTH_WEST_NORFOLK,
     declaration_of,
     eventful_revisions,
