@@ -10,6 +10,8 @@ from streams.connections import faust_broker_credentials
 from streams.settings import get_settings
 
 settings = get_settings()
+# Faust makes its data folder but not the folders above it.
+(settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
     settings.app_id,
