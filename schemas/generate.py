@@ -180,16 +180,9 @@ CHANNELS: tuple[tuple[str, str, bool, tuple[str, ...], str, str], ...] = (
         True,
         ("declaration", "exit_poll"),
         "The feed: declarations keyed by ONS id, and the exit poll keyed `exit-poll`. Raw "
-        "bytes; anything that fails validation goes to the dead-letter topic.",
+        "bytes; anything that fails validation goes to the dead-letter topic. The whole night is "
+        "kept: a lost Redis state is rebuilt from it.",
         "receive",
-    ),
-    (
-        "declarationsAccepted",
-        "topic_accepted",
-        True,
-        ("declaration", "exit_poll"),
-        "Declarations and the exit poll that passed validation, re-serialised, same keys.",
-        "send",
     ),
     (
         "declarationsDeadLetter",
@@ -212,7 +205,8 @@ CHANNELS: tuple[tuple[str, str, bool, tuple[str, ...], str, str], ...] = (
         "topic_state",
         False,
         ("state_of_parties",),
-        "The state of the parties after each change, keyed by election id.",
+        "The state of the parties after each change (after the last of a run of changes that "
+        "arrive together), keyed by election id.",
         "send",
     ),
     (
@@ -250,15 +244,6 @@ def asyncapi(json_dir: str = JSON_DIR_NAME) -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{channel_id}"},
             "messages": [{"$ref": f"#/channels/{channel_id}/messages/{name}"} for name in names],
         }
-    # The processor reads its own accepted topic back to tally it.
-    operations["receiveDeclarationsAccepted"] = {
-        "action": "receive",
-        "channel": {"$ref": "#/channels/declarationsAccepted"},
-        "messages": [
-            {"$ref": f"#/channels/declarationsAccepted/messages/{name}"}
-            for name in ("declaration", "exit_poll")
-        ],
-    }
     messages = {
         name: {
             "name": name,

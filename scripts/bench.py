@@ -83,7 +83,7 @@ class Isolated:
         self.app_id = f"bench-{self.run_id}"
         self.topics = {
             name: f"bench-{name.replace('_', '-')}-{self.run_id}"
-            for name in ("declarations", "accepted", "dead_letter", "results", "state", "alerts")
+            for name in ("declarations", "dead_letter", "results", "state", "alerts")
         }
         self.ns = election_namespace(self.prefix, self.election_id)
         self.workers: list[WorkerProcess] = []

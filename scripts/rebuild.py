@@ -3,7 +3,7 @@
     election-rebuild                          # the election of ELECTION_ID
     python -m scripts.rebuild --election parl.2024-07-04
 
-Reads declarations-accepted from its start to its end now and applies every message with the
+Reads declarations from its start to its end now and applies every message with the
 workers' own Lua step, then records which results, snapshots and alerts are already on the
 output topics so the publisher does not send them again. Run it with the workers stopped (a
 running worker rebuilds by itself when it finds the state missing). Prints the messages read
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RedisError, KafkaError, ReferenceDataError, RuntimeError, OSError) as error:
         print(f"election-rebuild: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    print(report.summary(chosen.election_id, chosen.topic_accepted))
+    print(report.summary(chosen.election_id, chosen.topic_declarations))
     return 0
 
 

@@ -86,7 +86,6 @@ def _topics(run_id: str, settings: Settings) -> dict[str, tuple[str, int]]:
     many = settings.topic_partitions
     return {
         "declarations": (f"{run_id}-declarations", many),
-        "accepted": (f"{run_id}-accepted", many),
         "dead_letter": (f"{run_id}-dead-letter", 1),
         "results": (f"{run_id}-results", many),
         "state": (f"{run_id}-state", 1),

@@ -37,8 +37,8 @@ app = faust.App(
     # its fetch loop, flushing the producer first, which stalls every agent each time.
     broker_commit_every=1_000_000,
     broker_commit_interval=1.0,
-    # Sends to the accepted and dead-letter topics wait up to 2 ms to share a request,
-    # rather than one produce request (and socket write) per message.
+    # Sends to the dead-letter topic wait up to 2 ms to share a request, rather than one
+    # produce request (and socket write) per message.
     producer_linger=0.002,
     # A killed worker's partitions move to the others after this, not Faust's 60 s default.
     broker_session_timeout=settings.kafka_session_timeout_s,
@@ -49,10 +49,9 @@ app = faust.App(
 # `faust -A streams.app worker` the one way to run everything.
 from streams import (  # noqa: E402, F401
     api,
+    declaration_agent,
     live_page,
     publisher,
-    tally_agent,
-    validation_agent,
     web,
     webhooks,
 )

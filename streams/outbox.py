@@ -17,31 +17,40 @@ ANNOUNCED_IDS = "outbox:ids"
 LOCK = "publisher:lock"
 EPOCH = "outbox:epoch"
 
-# Queues one change's outputs atomically: the cursor check makes a second announcer (or a
-# retry after a crash) a no-op, and the id set keeps an alert id from ever being queued twice.
-# Key names are built from the namespace in ARGV[1]; KEYS[1] is the namespace's announced
-# cursor only so that a Redis Cluster routes the call to the node of the election's hash slot.
+# Queues a run of changes' outputs atomically: the cursor check makes a second announcer (or
+# a retry after a crash) a no-op for every change at or below it, and the id set keeps an
+# alert id from ever being queued twice. Key names are built from the namespace in ARGV[1];
+# KEYS[1] is the namespace's announced cursor only so that a Redis Cluster routes the call to
+# the node of the election's hash slot. ARGV after the namespace, per change: its sequence,
+# its number of outputs, then output id, topic, key and value of each. Returns each output's
+# outbox sequence, 0 for one not queued.
 _ANNOUNCE = """
 local ns = ARGV[1]
-local change_seq = tonumber(ARGV[2])
 local announced = tonumber(redis.call('GET', ns .. 'publisher:announced') or '0')
-if announced >= change_seq then
-  return {0, announced}
-end
-local queued = 0
-local i = 3
+local start = announced
+local queued = {}
+local i = 2
 while i <= #ARGV do
-  local output_id, topic, key, value = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  if redis.call('SADD', ns .. 'outbox:ids', output_id) == 1 then
-    local n = redis.call('INCR', ns .. 'outbox:seq')
-    redis.call('XADD', ns .. 'outbox', n .. '-0',
-      'output_id', output_id, 'topic', topic, 'key', key, 'value', value)
-    queued = queued + 1
+  local change_seq, count = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  i = i + 2
+  local fresh = change_seq > announced
+  for j = 0, count - 1 do
+    local at = i + j * 4
+    local n = 0
+    if fresh and redis.call('SADD', ns .. 'outbox:ids', ARGV[at]) == 1 then
+      n = redis.call('INCR', ns .. 'outbox:seq')
+      redis.call('XADD', ns .. 'outbox', n .. '-0', 'output_id', ARGV[at], 'topic', ARGV[at + 1],
+        'key', ARGV[at + 2], 'value', ARGV[at + 3])
+    end
+    queued[#queued + 1] = n
   end
-  i = i + 4
+  if fresh then announced = change_seq end
+  i = i + count * 4
 end
-redis.call('SET', ns .. 'publisher:announced', change_seq)
-return {queued, change_seq}
+if announced > start then
+  redis.call('SET', ns .. 'publisher:announced', announced)
+end
+return queued
 """
 
 # Renew the lock only if we still hold it, so a worker that stalled cannot steal it back.
@@ -84,18 +93,24 @@ class Outbox:
 
     async def announce(self, change_seq: int, outputs: Sequence[Output]) -> int:
         """Queue a change's outputs unless that change was already announced; returns count."""
-        return await self.announce_many([(change_seq, outputs)])
+        return len(await self.announce_many([(change_seq, outputs)]))
 
-    async def announce_many(self, changes: Sequence[tuple[int, Sequence[Output]]]) -> int:
-        """Announce several changes in order in one round trip; each stays its own atomic step."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for change_seq, outputs in changes:
-                args: list[str | bytes | int] = [self.ns, change_seq]
-                for output in outputs:
-                    args += [output.output_id, output.topic, output.key, output.value]
-                await self._announce(keys=[self.ns + ANNOUNCED], args=args, client=pipe)
-            replies = await pipe.execute()
-        return sum(int(queued) for queued, _ in replies)
+    async def announce_many(
+        self, changes: Sequence[tuple[int, Sequence[Output]]]
+    ) -> list[QueuedOutput]:
+        """Announce several changes in order, in one atomic step; returns what was queued."""
+        if not changes:
+            return []
+        args: list[str | bytes | int] = [self.ns]
+        for change_seq, outputs in changes:
+            args += [change_seq, len(outputs)]
+            for output in outputs:
+                args += [output.output_id, output.topic, output.key, output.value]
+        replies = await self._announce(keys=[self.ns + ANNOUNCED], args=args)
+        every = [output for _, outputs in changes for output in outputs]
+        return [
+            QueuedOutput(int(n), output) for n, output in zip(replies, every, strict=True) if int(n)
+        ]
 
     async def announced(self) -> int:
         return int(await self.redis.get(self.ns + ANNOUNCED) or 0)

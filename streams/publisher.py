@@ -11,7 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.alert import Alert
-from schemas.results import SeatResult, StateOfParties
+from schemas.results import SeatResult
 from streams import alert_rules
 from streams.alert_rules import AlertPolicy
 from streams.app import app
@@ -21,7 +21,7 @@ from streams.rebuild import REDIS_UNAVAILABLE, state_present
 from streams.reference import Register
 from streams.resources import election_namespace, redis_client, register
 from streams.settings import get_settings
-from streams.tally import state_of_parties
+from streams.tally import RunningTotals, state_of_parties
 from streams.tally_store import CHANGES, Change, TallyStore
 from streams.watchlist import Watchlist, load_watchlist, watchlist_path
 
@@ -35,45 +35,66 @@ TICK_S = 0.1  # the publisher's timer: lock renewal, and taking over from a stop
 RESYNC_WINDOW = 2_000
 
 
-def outputs_of_change(
-    change: Change,
-    state_before: StateOfParties,
+def outputs_of_changes(
+    changes: Sequence[Change],
+    running: RunningTotals,
     register: Register,
     watchlist: Watchlist,
     policy: AlertPolicy,
-) -> tuple[list[Output], StateOfParties]:
-    """Everything one applied change publishes, built by pure functions; returns the new state."""
-    if change.exit_poll is not None:
-        alerts = alert_rules.detect_exit_poll(change.exit_poll, register, policy)
-        return [_alert_output(alert) for alert in alerts], state_before
-    assert change.result is not None
-    result: SeatResult = change.result
-    state_after = state_of_parties(
-        change.totals, register, change.sequence, result.declared_at, result.constituency_id
-    )
-    applied = alert_rules.AppliedChange(
-        result=result,
-        previous=change.previous,
-        state_before=state_before,
-        state_after=state_after,
-    )
-    alerts = alert_rules.detect_change(applied, register, watchlist, policy)
-    outputs = [
-        Output(
-            output_id=f"result:{result.constituency_id}:{result.revision}",
-            topic="results",
-            key=result.constituency_id,
-            value=result.model_dump_json().encode(),
-        ),
-        Output(
-            output_id=f"state:{change.sequence}",
-            topic="state",
-            key=register.election_id,
-            value=state_after.model_dump_json().encode(),
-        ),
-    ]
-    outputs += [_alert_output(alert) for alert in alerts]
-    return outputs, state_after
+) -> list[tuple[int, list[Output]]]:
+    """Everything a run of applied changes publishes, change by change, by pure functions.
+
+    Each seat change publishes its result and its alerts; the run publishes one snapshot of
+    the state of the parties, after its last seat change. Graphics show the latest state, and
+    a snapshot (votes and shares of a hundred parties) after every change of a fast run cost
+    more than everything else the publisher does; when changes come one at a time, as on the
+    night, each still gets its own. `running` holds the totals before the run and is moved on
+    past it.
+    """
+    announcements: list[tuple[int, list[Output]]] = []
+    last_seat: SeatResult | None = None
+    before = running.seat_count(register)
+    for change in changes:
+        if change.exit_poll is not None:
+            alerts = alert_rules.detect_exit_poll(change.exit_poll, register, policy)
+            announcements.append((change.sequence, [_alert_output(alert) for alert in alerts]))
+            continue
+        assert change.result is not None
+        result: SeatResult = change.result
+        running.apply(change.delta, change.sequence)
+        after = running.seat_count(register)
+        applied = alert_rules.AppliedChange(
+            result=result, previous=change.previous, state_before=before, state_after=after
+        )
+        alerts = alert_rules.detect_change(applied, register, watchlist, policy)
+        outputs = [
+            Output(
+                output_id=f"result:{result.constituency_id}:{result.revision}",
+                topic="results",
+                key=result.constituency_id,
+                value=change.result_json or result.model_dump_json().encode(),
+            )
+        ]
+        outputs += [_alert_output(alert) for alert in alerts]
+        announcements.append((change.sequence, outputs))
+        before, last_seat = after, result
+    if last_seat is not None:
+        snapshot = state_of_parties(
+            running.totals,
+            register,
+            last_seat.sequence,
+            last_seat.declared_at,
+            last_seat.constituency_id,
+        )
+        announcements[-1][1].append(
+            Output(
+                output_id=f"state:{last_seat.sequence}",
+                topic="state",
+                key=register.election_id,
+                value=snapshot.model_dump_json().encode(),
+            )
+        )
+    return announcements
 
 
 def _alert_output(alert: Alert) -> Output:
@@ -101,7 +122,7 @@ class Publisher:
         }
         self.producer: AIOKafkaProducer | None = None
         self.leading = False
-        self.state: StateOfParties | None = None
+        self.running: RunningTotals | None = None  # the totals after the last change announced
         self.watchlist = load_watchlist(watchlist_path(settings))
         self.policy = AlertPolicy.from_settings(settings)
         self.epoch = ""
@@ -113,7 +134,7 @@ class Publisher:
             # Redis lost the state, or a rebuild is under way: nothing may be announced from
             # a half-built change log, and what this publisher remembers belongs to the old one.
             self.leading = False
-            self.state = None
+            self.running = None
             return
         if not await self.outbox.acquire_lock(self.token, LOCK_TTL_MS):
             self.leading = False
@@ -123,11 +144,11 @@ class Publisher:
             await self._start_producer()
             self.epoch = await self.outbox.epoch()
             await self._resync_from_kafka()
-            self.state = None
+            self.running = None
             self.leading = True
         try:
-            await self._announce()
-            await self._drain()
+            fresh = await self._announce()
+            await self._drain(fresh)
         except Exception:
             # Never let a broker or Redis hiccup kill the worker: what was not marked
             # published is sent again after a resync, which skips what Kafka already has.
@@ -161,44 +182,31 @@ class Publisher:
         )
         return bool(reply)
 
-    async def _announce(self) -> None:
+    async def _announce(self) -> list[QueuedOutput]:
+        """Queue the outputs of the changes not yet announced; returns what was queued."""
         announced = await self.outbox.announced()
         self.announced = announced
         changes = await self.store.changes(after=announced, count=settings.batch_size)
         if not changes:
-            return
+            return []
         self.announced = changes[-1].sequence
-        if self.state is None:
-            self.state = await self._state_at(announced)
-        reg = register()
-        announcements = []
-        for change in changes:
-            outputs, self.state = outputs_of_change(
-                change, self.state, reg, self.watchlist, self.policy
-            )
-            announcements.append((change.sequence, outputs))
-        # One round trip for the batch of changes, as on the tally side.
-        await self.outbox.announce_many(announcements)
-
-    async def _state_at(self, sequence: int) -> StateOfParties:
-        reg = register()
-        if sequence == 0:
-            return state_of_parties({}, reg, 0, None, None)
-        change = await self.store.change(sequence)
-        if change is None or change.result is None:
-            # An exit poll changes no tallies: the state is that of the change before it.
-            return await self._state_at(sequence - 1)
-        return state_of_parties(
-            change.totals,
-            reg,
-            sequence,
-            change.result.declared_at,
-            change.result.constituency_id,
+        if self.running is None or self.running.sequence != announced:
+            self.running = RunningTotals(await self.store.totals_at(announced), announced)
+        announcements = outputs_of_changes(
+            changes, self.running, register(), self.watchlist, self.policy
         )
+        # One round trip for the batch of changes, as on the tally side.
+        return await self.outbox.announce_many(announcements)
 
-    async def _drain(self) -> None:
+    async def _drain(self, fresh: Sequence[QueuedOutput]) -> None:
+        """Send what is queued and not yet on Kafka; what was just queued is sent from memory
+        when it follows straight on from the published cursor, else read back from Redis."""
         assert self.producer is not None
         published = await self.outbox.published()
+        if fresh and fresh[0].sequence == published + 1 and not self.on_kafka:
+            await self._send(fresh)
+            await self.outbox.mark_published(fresh[-1].sequence)
+            return
         while True:
             queued = await self.outbox.read(after=published, count=500)
             if not queued:

@@ -1,12 +1,14 @@
 """Rebuild an election's Redis state from the Kafka log when Redis has lost it."""
 
-# Why this is safe: the tallies are a function of the declarations-accepted log. Each step
-# records its Kafka offset and the seat's revision in the same Lua call, so re-applying the
-# log from the start gives the same seats and totals whatever the partitions' interleaving.
+# Why this is safe: the tallies are a function of the declarations log. Validation is a
+# function of the message and the election's reference data, and each step records its Kafka
+# offset and the seat's revision in the same Lua call, so re-validating and re-applying the
+# log from the start gives the same seats, totals and counters whatever the partitions'
+# interleaving.
 #
 # How a loss is told apart from a fresh start: the state carries a marker key, written once
 # when a worker first finds no state and its consumer group has committed nothing on the
-# accepted topic (a fresh night), by a rebuild, or by `election-reset`. No marker while the
+# declarations topic (a fresh night), by a rebuild, or by `election-reset`. No marker while the
 # group has committed offsets means Redis lost what it held: the state is wiped (a retried
 # pipeline may have written into the empty Redis), re-applied from the log up to its end,
 # and the outputs already on Kafka are recorded as sent, so no alert is pushed twice.
@@ -33,13 +35,20 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from schemas.declaration import Declaration
 from schemas.exit_poll import ExitPoll
 from streams.connections import kafka_client_options
 from streams.outbox import ANNOUNCED, ANNOUNCED_IDS
 from streams.reference import Register
 from streams.settings import Settings
-from streams.tally_store import OFFSETS, PendingApply, TallyStore
+from streams.tally_store import (
+    OFFSETS,
+    PendingApply,
+    PendingExitPoll,
+    PendingRejection,
+    PendingStep,
+    TallyStore,
+)
+from streams.validation import Accepted, FeedPosition, validate_message
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +59,6 @@ REBUILD_LOCK = "state:rebuild-lock"  # one rebuilder at a time across workers
 LOCK_TTL_MS = 30_000
 # The announce script skips every change at or below the cursor: parked here, it queues nothing.
 HOLD_ANNOUNCED = 2**62
-# The key the validation agent gives the exit poll on the accepted topic.
-EXIT_POLL_KEY = b"exit-poll"
 APPLY_CHUNK = 500
 READ_STALL_S = 30.0
 # Redis is restarting or unreachable: wait and try the same batch again, never skip it.
@@ -107,7 +114,7 @@ async def mark_state(redis: Redis, namespace: str, how: str, **details: Any) -> 
 
 
 async def group_has_committed(settings: Settings) -> bool:
-    """Whether the worker's consumer group committed any offset on the accepted topic."""
+    """Whether the worker's consumer group committed any offset on the declarations topic."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings)
     )
@@ -117,7 +124,7 @@ async def group_has_committed(settings: Settings) -> bool:
     finally:
         await admin.close()
     return any(
-        tp.topic == settings.topic_accepted and meta.offset >= 0 for tp, meta in offsets.items()
+        tp.topic == settings.topic_declarations and meta.offset >= 0 for tp, meta in offsets.items()
     )
 
 
@@ -201,7 +208,7 @@ async def _rebuild_once(
                 report = await rebuild(store, settings, register, token)
             finally:
                 await redis.eval(_RELEASE, 1, ns + REBUILD_LOCK, token)  # type: ignore[misc]
-            log.warning("%s", report.summary(settings.election_id, settings.topic_accepted))
+            log.warning("%s", report.summary(settings.election_id, settings.topic_declarations))
             return report
         await asyncio.sleep(0.2)  # another worker is rebuilding; its marker ends the wait
     return None
@@ -328,27 +335,22 @@ async def read_log(
 
 async def _apply_log(store: TallyStore, settings: Settings, register: Register) -> RebuildReport:
     report = RebuildReport()
-    async for partitions, records in read_log(settings, settings.topic_accepted):
+    async for partitions, records in read_log(settings, settings.topic_declarations):
         report.partitions = partitions
-        run: list[PendingApply] = []
+        steps: list[PendingStep] = []
         for record in records:
             report.messages += 1
-            if record.key != EXIT_POLL_KEY:
-                declaration = Declaration.model_validate_json(record.value or b"")
-                run.append(PendingApply(declaration, record.topic, record.partition, record.offset))
-                continue
-            # Offsets are recorded in order, so what came before the exit poll goes first.
-            for outcome in await store.apply_batch(run, register):
-                report.outcomes[outcome.outcome] += 1
-            run = []
-            poll = await store.record_exit_poll(
-                ExitPoll.model_validate_json(record.value or b""),
-                record.topic,
-                record.partition,
-                record.offset,
-            )
-            report.outcomes[f"exit_poll_{poll.outcome}"] += 1
-        for outcome in await store.apply_batch(run, register):
+            where = (record.topic, record.partition, record.offset)
+            key = record.key if isinstance(record.key, bytes) else None
+            # Rejected messages were dead-lettered when first consumed: only counted again.
+            verdict = validate_message(record.value or b"", FeedPosition(*where, key), register)
+            if not isinstance(verdict, Accepted):
+                steps.append(PendingRejection(verdict.rejection.reason.value, *where))
+            elif isinstance(verdict.message, ExitPoll):
+                steps.append(PendingExitPoll(verdict.message, *where))
+            else:
+                steps.append(PendingApply(verdict.message, *where))
+        for outcome in await store.apply_steps(steps, register):
             report.outcomes[outcome.outcome] += 1
     return report
 
@@ -403,7 +405,7 @@ async def _record_sent(redis: Redis, namespace: str, settings: Settings) -> Coun
 async def rebuild(
     store: TallyStore, settings: Settings, register: Register, token: str | None = None
 ) -> RebuildReport:
-    """Wipe the election's state and re-make it from the accepted topic; the caller holds the
+    """Wipe the election's state and re-make it from the declarations topic; the caller holds the
     rebuild lock under `token` (None: this call takes it, failing if someone holds it)."""
     redis, ns = store.redis, store.ns
     lock = ns + REBUILD_LOCK

@@ -77,10 +77,6 @@ class Settings(BaseSettings):
         "declarations",
         description="Input: declarations, keyed by constituency",
     )
-    topic_accepted: str = Field(
-        "declarations-accepted",
-        description="Internal: validated declarations",
-    )
     topic_dead_letter: str = Field(
         "declarations-dead-letter",
         description="Rejected messages, with reasons",
@@ -89,9 +85,14 @@ class Settings(BaseSettings):
         "results",
         description="Output: one enriched result per applied revision",
     )
-    topic_state: str = Field("state-of-parties", description="Output: snapshot after each change")
+    topic_state: str = Field(
+        "state-of-parties",
+        description="Output: snapshot after each change, or each run of changes",
+    )
     topic_alerts: str = Field("alerts", description="Output: alerts for newsrooms and apps")
-    topic_partitions: int = Field(4, description="Partitions of the declarations topics")
+    topic_partitions: int = Field(
+        4, description="Partitions of the declarations and results topics"
+    )
     input_retention_ms: int = Field(
         -1,
         ge=-1,

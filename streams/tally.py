@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from schemas.declaration import Declaration, DeclarationKind
@@ -266,3 +267,75 @@ def state_of_parties(
             "parties": [row[3] for row in rows],
         }
     )
+
+
+def contribution_delta(old: Mapping[str, int], new: Mapping[str, int]) -> Contribution:
+    """Counter -> net change from a seat's old contribution to its new one, without the zeros."""
+    delta = {name: -value for name, value in old.items()}
+    for name, value in new.items():
+        delta[name] = delta.get(name, 0) + value
+    return {name: change for name, change in delta.items() if change}
+
+
+def add_delta(totals: dict[str, int], delta: Mapping[str, int]) -> None:
+    """Apply a change's delta to totals in place; a counter reaching 0 goes, as in Redis."""
+    for name, change in delta.items():
+        value = totals.get(name, 0) + change
+        if value:
+            totals[name] = value
+        else:
+            totals.pop(name, None)
+
+
+@dataclass(frozen=True, slots=True)
+class PartySeatCount:
+    party: str
+    seats: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeatCount:
+    """The nation's seats after a change: what the national alert detectors read.
+
+    The snapshot (state_of_parties) has votes and shares of every party as well, and costs a
+    hundred times more to build; the publisher needs this after every change, that once per
+    batch of changes.
+    """
+
+    sequence: int
+    total_seats: int
+    seats_declared: int
+    parties: tuple[PartySeatCount, ...]
+
+
+class RunningTotals:
+    """The flat counters followed change by change, with each party's seats kept apart."""
+
+    def __init__(self, totals: Mapping[str, int], sequence: int) -> None:
+        self.sequence = sequence  # the change these totals are just after
+        self.totals: dict[str, int] = {k: v for k, v in totals.items() if k != SEQUENCE}
+        self.seats: dict[str, int] = {}
+        for name, value in self.totals.items():
+            self._note(name, value)
+
+    def _note(self, name: str, value: int) -> None:
+        if name.startswith("party:") and name.endswith(":seats"):
+            party = name[len("party:") : -len(":seats")]
+            if value:
+                self.seats[party] = value
+            else:
+                self.seats.pop(party, None)
+
+    def apply(self, delta: Mapping[str, int], sequence: int) -> None:
+        add_delta(self.totals, delta)
+        for name in delta:
+            self._note(name, self.totals.get(name, 0))
+        self.sequence = sequence
+
+    def seat_count(self, register: Register) -> SeatCount:
+        return SeatCount(
+            sequence=self.sequence,
+            total_seats=register.total_seats,
+            seats_declared=self.totals.get("total:declared", 0),
+            parties=tuple(PartySeatCount(party, n) for party, n in self.seats.items()),
+        )

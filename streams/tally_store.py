@@ -17,7 +17,14 @@ from schemas.results import SeatResult, StateOfParties
 from streams.redis_keys import election_namespace
 from streams.reference import ReferenceDataError, Register, cached_register
 from streams.settings import get_settings
-from streams.tally import SEQUENCE, seat_contribution, seat_result, state_of_parties
+from streams.tally import (
+    SEQUENCE,
+    add_delta,
+    contribution_delta,
+    seat_contribution,
+    seat_result,
+    state_of_parties,
+)
 
 # Key names inside an election's namespace (streams.redis_keys.election_namespace).
 # + ONS id: hash revision, kind, content_hash, contribution, result, recount, applied_offset
@@ -36,125 +43,165 @@ _FIELDS = list(SeatResult.model_fields)
 assert _FIELDS[_FIELDS.index("sequence") :][:4] == _SPLICE_FIELDS, "SeatResult field order"
 _SEQUENCE_PLACEHOLDER = '"sequence":0,'
 
-# One declaration, all or nothing. The offset check makes a redelivery after a crash a no-op;
-# the revision check makes duplicates and stale revisions no-ops; an applied revision takes
-# out the seat's old contribution, adds the new, and logs the change for the publisher.
-# Outcome counters live here too, so they are exact even across crashes. Redis keeps the
-# writes of a script that fails halfway, so everything that can fail (decoding, splicing)
-# comes before the first write: a failed step records nothing, not even its offset, and
-# its redelivery is applied. A batch's later steps still run after a failed one, so each
-# names the offset of the step before it on its partition (ARGV[10], '' for the first): if
-# that one did not record its offset, this one is held back, else its offset would mark
-# the failed one as already applied and the redelivery would skip it.
+# A batch of consumed messages in one script, in the order Kafka delivered them; each
+# message is its own all-or-nothing step. The offset check makes a redelivery after a crash
+# a no-op; the revision check makes duplicates and stale revisions no-ops; an applied
+# revision takes out the seat's old contribution, adds the new, and logs the change (with
+# both contributions, so the publisher follows the totals without reading them all) for the
+# publisher. Outcome counters, validation's included, live here too, so every offset is
+# counted exactly once, across crashes. Redis keeps the writes of a script that fails
+# halfway, so everything in a step that can fail (decoding, splicing) comes before its first
+# write and a failure is returned, not raised: the failed step records nothing, not even its
+# offset, and the later steps of its partition are held back (else their offsets would mark
+# the failed one as applied and its redelivery would be skipped); other partitions go on.
 #
-# KEYS: seat, totals, offsets, changes, seats, counters
-# ARGV: topic:partition, offset, revision, content hash, kind, contribution JSON,
-#       result JSON before its sequence value, result JSON after it, ONS id,
-#       offset of the batch's step before this one on the same partition, or ''
+# KEYS: the namespace's totals (Redis Cluster routing; every key shares its hash tag).
+# ARGV: namespace, then FIELDS values per message:
+#   'd' (declaration): topic:partition, offset, revision, content hash, kind, contribution
+#       JSON, result JSON before its sequence value, result JSON after it, ONS id
+#   'e' (exit poll): topic:partition, offset, exit poll JSON, then unused
+#   'r' (rejected): topic:partition, offset, reason, then unused
+# Returns name, sequence (or error text) per message.
+_FIELDS_PER_STEP = 10
 _APPLY = """
-local seat_key, totals_key, offsets_key, changes_key, seats_key, counters_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local offset_field, offset = ARGV[1], tonumber(ARGV[2])
-local revision, content_hash, kind = tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local head, tail, ons_id, after = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local ns = ARGV[1]
+local FIELDS = 10
+local totals_key, offsets_key, changes_key = ns .. 'totals', ns .. 'offsets', ns .. 'changes'
+local seats_key, counters_key, exit_poll_key = ns .. 'seats', ns .. 'counters', ns .. 'exit-poll'
+local replies = {}
+local last_of, held = {}, {}
 
-local function outcome(name, seq)
-  redis.call('HINCRBY', counters_key, 'tally:' .. name, 1)
-  return {name, seq}
+local function count(name)
+  redis.call('HINCRBY', counters_key, name, 1)
 end
 
-local last = redis.call('HGET', offsets_key, offset_field)
-if after ~= '' and not (last and tonumber(last) >= tonumber(after)) then
-  return redis.error_reply('held back: offset ' .. after .. ' of ' .. offset_field ..
-    ' before it in the batch was not applied')
-end
-if last and tonumber(last) >= offset then
-  return outcome('redelivered', 0)
+local function record(field, offset)
+  redis.call('HSET', offsets_key, field, offset)
+  last_of[field] = offset
 end
 
-local current = redis.call('HMGET', seat_key, 'revision', 'content_hash', 'contribution', 'result')
-if current[1] then
-  local current_revision = tonumber(current[1])
-  local name
-  if current_revision > revision then name = 'superseded'
-  elseif current_revision == revision and current[2] == content_hash then name = 'duplicate'
-  elseif current_revision == revision then name = 'conflict' end
-  if name then
-    redis.call('HSET', offsets_key, offset_field, offset)
-    return outcome(name, 0)
+local function declaration(i, field, offset)
+  local revision, content_hash, kind = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
+  local head, tail, ons_id = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
+  local seat_key = ns .. 'seat:' .. ons_id
+  local current = redis.call('HMGET', seat_key,
+    'revision', 'content_hash', 'contribution', 'result')
+  if current[1] then
+    local current_revision = tonumber(current[1])
+    local name
+    if current_revision > revision then name = 'superseded'
+    elseif current_revision == revision and current[2] == content_hash then name = 'duplicate'
+    elseif current_revision == revision then name = 'conflict' end
+    if name then
+      record(field, offset)
+      count('validation:accepted')
+      count('tally:' .. name)
+      return name, 0
+    end
   end
-end
 
-local old = {}
-if current[3] then old = cjson.decode(current[3]) end
-local new = old
-local encoded_new = current[3] or '{}'
-if kind ~= 'recount' then
-  new = cjson.decode(ARGV[6])
-  encoded_new = ARGV[6]
-end
-
-local previous = current[4]
-if kind == 'recount' and previous then
-  -- The figures announced before stand, marked, until the recount's result replaces them:
-  -- this notice's header (ids, kind, revision, time, sequence), then the previous result
-  -- from figures_pending on, with recount set.
-  local pending_at = string.find(previous, ',"figures_pending":', 1, true)
-  local recount_at = pending_at and string.find(previous, ',"recount":', pending_at, true)
-  local winning_at = recount_at and string.find(previous, ',"winning_party":', recount_at, true)
-  if not winning_at then
-    return redis.error_reply('stored result of ' .. ons_id .. ' cannot be marked for a recount')
+  local old_text = current[3] or '{}'
+  local new_text = old_text
+  if kind ~= 'recount' then new_text = ARGV[i + 6] end
+  local decoded_old, old = pcall(cjson.decode, old_text)
+  local decoded_new, new = pcall(cjson.decode, new_text)
+  if not (decoded_old and decoded_new) then
+    return nil, 'contribution of ' .. ons_id .. ' cannot be read'
   end
-  tail = string.sub(previous, pending_at, recount_at - 1) .. ',"recount":true' ..
-    string.sub(previous, winning_at)
-end
 
-redis.call('HSET', offsets_key, offset_field, offset)
--- The net change per counter, so a counter no seat contributes to is removed, not left at
--- 0: the totals are then exactly the sum of the seats' contributions, however reached.
-local delta = {}
-for field, value in pairs(old) do delta[field] = -value end
-for field, value in pairs(new) do delta[field] = (delta[field] or 0) + value end
-for field, change in pairs(delta) do
-  if change ~= 0 and redis.call('HINCRBY', totals_key, field, change) == 0 then
-    redis.call('HDEL', totals_key, field)
+  local previous = current[4]
+  if kind == 'recount' and previous then
+    -- The figures announced before stand, marked, until the recount's result replaces them:
+    -- this notice's header (ids, kind, revision, time, sequence), then the previous result
+    -- from figures_pending on, with recount set.
+    local pending_at = string.find(previous, ',"figures_pending":', 1, true)
+    local recount_at = pending_at and string.find(previous, ',"recount":', pending_at, true)
+    local winning_at = recount_at and string.find(previous, ',"winning_party":', recount_at, true)
+    if not winning_at then
+      return nil, 'stored result of ' .. ons_id .. ' cannot be marked for a recount'
+    end
+    tail = string.sub(previous, pending_at, recount_at - 1) .. ',"recount":true' ..
+      string.sub(previous, winning_at)
   end
-end
-local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
-local result = head .. seq .. tail
-local recount = '0'
-if kind == 'recount' then recount = '1' end
-redis.call('HSET', seat_key, 'revision', revision, 'content_hash', content_hash, 'kind', kind,
-  'contribution', encoded_new, 'result', result, 'recount', recount,
-  'applied_offset', offset_field .. ':' .. ARGV[2])
-redis.call('SADD', seats_key, ons_id)
 
-local flat = redis.call('HGETALL', totals_key)
-local totals = {}
-for i = 1, #flat, 2 do totals[flat[i]] = tonumber(flat[i + 1]) end
-redis.call('XADD', changes_key, seq .. '-0', 'seat', ons_id, 'result', result,
-  'previous', previous or '', 'totals', cjson.encode(totals))
-return outcome('applied', seq)
-"""
-
-# The exit poll, once per election. KEYS: exit poll, totals, offsets, changes, counters.
-# ARGV: topic:partition, offset, exit poll JSON.
-_EXIT_POLL = """
-local exit_poll_key, totals_key, offsets_key, changes_key, counters_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local offset_field, offset = ARGV[1], tonumber(ARGV[2])
-local function outcome(name, seq)
-  redis.call('HINCRBY', counters_key, 'tally:exit_poll_' .. name, 1)
-  return {name, seq}
+  record(field, offset)
+  -- The net change per counter, so a counter no seat contributes to is removed, not left at
+  -- 0: the totals are then exactly the sum of the seats' contributions, however reached.
+  local delta = {}
+  for name, value in pairs(old) do delta[name] = -value end
+  for name, value in pairs(new) do delta[name] = (delta[name] or 0) + value end
+  for name, change in pairs(delta) do
+    if change ~= 0 and redis.call('HINCRBY', totals_key, name, change) == 0 then
+      redis.call('HDEL', totals_key, name)
+    end
+  end
+  local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
+  local result = head .. seq .. tail
+  local recount = '0'
+  if kind == 'recount' then recount = '1' end
+  redis.call('HSET', seat_key, 'revision', revision, 'content_hash', content_hash, 'kind', kind,
+    'contribution', new_text, 'result', result, 'recount', recount,
+    'applied_offset', field .. ':' .. ARGV[i + 2])
+  redis.call('SADD', seats_key, ons_id)
+  redis.call('XADD', changes_key, seq .. '-0', 'seat', ons_id, 'result', result,
+    'previous', previous or '', 'old', old_text, 'new', new_text)
+  count('validation:accepted')
+  count('tally:applied')
+  return 'applied', seq
 end
-local last = redis.call('HGET', offsets_key, offset_field)
-if last and tonumber(last) >= offset then return outcome('redelivered', 0) end
-redis.call('HSET', offsets_key, offset_field, offset)
-if redis.call('EXISTS', exit_poll_key) == 1 then return outcome('duplicate', 0) end
-redis.call('SET', exit_poll_key, ARGV[3])
-local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
-redis.call('XADD', changes_key, seq .. '-0', 'exit_poll', ARGV[3])
-return outcome('applied', seq)
+
+local function exit_poll(i, field, offset)
+  record(field, offset)
+  count('validation:accepted')
+  if redis.call('EXISTS', exit_poll_key) == 1 then
+    count('tally:exit_poll_duplicate')
+    return 'exit_poll_duplicate', 0
+  end
+  redis.call('SET', exit_poll_key, ARGV[i + 3])
+  local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
+  redis.call('XADD', changes_key, seq .. '-0', 'exit_poll', ARGV[i + 3])
+  count('tally:exit_poll_applied')
+  return 'exit_poll_applied', seq
+end
+
+local function rejected(i, field, offset)
+  record(field, offset)
+  count('validation:rejected:' .. ARGV[i + 3])
+  return 'rejected', 0
+end
+
+local steps = {d = declaration, e = exit_poll, r = rejected}
+for i = 2, #ARGV, FIELDS do
+  local field, offset = ARGV[i + 1], tonumber(ARGV[i + 2])
+  local name, seq
+  if held[field] then
+    name, seq = 'error', 'held back: a message before it on ' .. field .. ' was not applied'
+  else
+    local last = last_of[field]
+    if last == nil then
+      last = tonumber(redis.call('HGET', offsets_key, field) or '-1')
+      last_of[field] = last
+    end
+    if last >= offset then
+      count('kafka:redelivered')
+      name, seq = 'redelivered', 0
+    else
+      local step = steps[ARGV[i]]
+      if step == nil then
+        name, seq = nil, 'unknown step ' .. tostring(ARGV[i])
+      else
+        name, seq = step(i, field, offset)
+      end
+      if name == nil then
+        held[field] = true
+        name = 'error'
+      end
+    end
+  end
+  replies[#replies + 1] = name
+  replies[#replies + 1] = seq
+end
+return replies
 """
 
 
@@ -166,6 +213,37 @@ class PendingApply:
     topic: str
     partition: int
     offset: int
+
+
+@dataclass(frozen=True)
+class PendingExitPoll:
+    """The accepted exit poll and where it was read."""
+
+    exit_poll: ExitPoll
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class PendingRejection:
+    """A message validation rejected (already dead-lettered): only its offset and reason count."""
+
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+
+
+PendingStep = PendingApply | PendingExitPoll | PendingRejection
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    # applied | duplicate | superseded | conflict | exit_poll_applied | exit_poll_duplicate |
+    # rejected | redelivered
+    outcome: str
+    sequence: int | None  # the change's sequence when applied
 
 
 @dataclass(frozen=True)
@@ -184,13 +262,18 @@ class ExitPollOutcome:
 
 @dataclass(frozen=True)
 class Change:
-    """One entry of the change log: an applied revision (or the exit poll), in order."""
+    """One entry of the change log: an applied revision (or the exit poll), in order.
+
+    `delta` is what the change did to the totals (counter -> net change, none at 0), so a
+    reader that knows the totals before it knows them after, without reading them all.
+    """
 
     sequence: int
     result: SeatResult | None
     previous: SeatResult | None
-    totals: dict[str, int]  # after the change, without meta:sequence; {} for the exit poll
+    delta: dict[str, int]
     exit_poll: ExitPoll | None = None
+    result_json: bytes = b""  # the stored result exactly, for publishing without re-encoding
 
 
 def content_hash(declaration: Declaration) -> str:
@@ -257,9 +340,24 @@ class TallyStore:
             )
         return chosen
 
-    def _seat_args(
-        self, item: PendingApply, register: Register, after: int | None
-    ) -> tuple[list[str], list[Any]]:
+    def _step_args(self, item: PendingStep, register: Register) -> list[Any]:
+        """The script's FIELDS values for one message (see _APPLY)."""
+        where = f"{item.topic}:{item.partition}"
+        if isinstance(item, PendingRejection):
+            return ["r", where, item.offset, item.reason, "", "", "", "", "", ""]
+        if isinstance(item, PendingExitPoll):
+            return [
+                "e",
+                where,
+                item.offset,
+                item.exit_poll.model_dump_json(),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+            ]
         declaration = item.declaration
         ref = register.constituencies[declaration.constituency_id]
         # A recount notice keeps the old contribution, which only Lua has: nothing is sent.
@@ -269,16 +367,9 @@ class TallyStore:
             else seat_contribution(declaration, ref, None)
         )
         head, tail = _split_result(seat_result(declaration, ref, 0))
-        keys = [
-            self.key(SEAT + declaration.constituency_id),
-            self.key(TOTALS),
-            self.key(OFFSETS),
-            self.key(CHANGES),
-            self.key(SEATS),
-            self.key(COUNTERS),
-        ]
-        args = [
-            f"{item.topic}:{item.partition}",
+        return [
+            "d",
+            where,
             item.offset,
             declaration.revision,
             content_hash(declaration),
@@ -287,61 +378,67 @@ class TallyStore:
             head,
             tail,
             declaration.constituency_id,
-            "" if after is None else after,
         ]
-        return keys, args
 
-    async def apply_batch(
-        self, items: Sequence[PendingApply], register: Register | None = None
-    ) -> list[ApplyOutcome]:
-        """Apply a batch in one round trip; each declaration is its own atomic Lua step.
+    async def apply_steps(
+        self, items: Sequence[PendingStep], register: Register | None = None
+    ) -> list[StepOutcome]:
+        """Record a batch of consumed messages in one round trip, each its own atomic step.
 
-        The pipeline starts with SCRIPT LOAD, so EVALSHA never meets NOSCRIPT after a Redis
-        restart and no SCRIPT EXISTS round trip is needed. If Redis refuses a step, this
-        raises: the steps after it on the same partition are held back unapplied, so when the
-        batch is redelivered the offset check skips exactly what was applied. Items of one
-        topic-partition must come in offset order, as Kafka delivers them.
+        Declarations are applied, the exit poll logged once, rejections only counted; every
+        offset is counted once, however often Kafka delivers it. The pipeline starts with
+        SCRIPT LOAD, so EVALSHA never meets NOSCRIPT after a Redis restart and no SCRIPT
+        EXISTS round trip is needed. If a step fails, this raises: the steps after it on the
+        same partition are held back unapplied, so when the batch is redelivered the offset
+        check skips exactly what was applied. Items of one topic-partition must come in
+        offset order, as Kafka delivers them.
         """
         if not items:
             return []
         chosen = self._register(register)
+        args: list[Any] = [self.ns]
+        for item in items:
+            step = self._step_args(item, chosen)
+            assert len(step) == _FIELDS_PER_STEP
+            args += step
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.script_load(_APPLY)
-            last_offsets: dict[tuple[str, int], int] = {}
-            for item in items:
-                partition = (item.topic, item.partition)
-                keys, args = self._seat_args(item, chosen, last_offsets.get(partition))
-                last_offsets[partition] = item.offset
-                pipe.evalsha(self._apply_sha, len(keys), *keys, *args)
-            replies = await pipe.execute(raise_on_error=False)
-        errors = [reply for reply in replies if isinstance(reply, Exception)]
+            pipe.evalsha(self._apply_sha, 1, self.key(TOTALS), *args)
+            _, replies = await pipe.execute()
+        outcomes = [StepOutcome(_text(replies[at]), None) for at in range(0, len(replies), 2)]
+        errors = [
+            _text(replies[at + 1])
+            for at in range(0, len(replies), 2)
+            if outcomes[at // 2].outcome == "error"
+        ]
         if errors:
-            raise TallyStoreError(f"{len(errors)} of {len(items)} steps failed") from errors[0]
+            raise TallyStoreError(f"{len(errors)} of {len(items)} steps failed: {errors[0]}")
+        return [
+            StepOutcome(outcome.outcome, int(replies[at * 2 + 1]) or None)
+            for at, outcome in enumerate(outcomes)
+        ]
+
+    async def apply_batch(
+        self, items: Sequence[PendingApply], register: Register | None = None
+    ) -> list[ApplyOutcome]:
+        """Apply a batch of accepted declarations in one round trip (see apply_steps)."""
+        outcomes = await self.apply_steps(items, register)
         return [
             ApplyOutcome(
-                outcome=_text(reply[0]),
-                sequence=int(reply[1]) or None,
+                outcome=outcome.outcome,
+                sequence=outcome.sequence,
                 constituency_id=item.declaration.constituency_id,
                 revision=item.declaration.revision,
             )
-            for item, reply in zip(items, replies[1:], strict=True)
+            for item, outcome in zip(items, outcomes, strict=True)
         ]
 
     async def record_exit_poll(
         self, exit_poll: ExitPoll, topic: str, partition: int, offset: int
     ) -> ExitPollOutcome:
         """Log the exit poll once per election: applied, then duplicate; or redelivered."""
-        keys = [
-            self.key(EXIT_POLL),
-            self.key(TOTALS),
-            self.key(OFFSETS),
-            self.key(CHANGES),
-            self.key(COUNTERS),
-        ]
-        args: list[str | int] = [f"{topic}:{partition}", offset, exit_poll.model_dump_json()]
-        # Once a night: EVAL with the script's text costs nothing and never meets NOSCRIPT.
-        reply: Any = await self.redis.eval(_EXIT_POLL, len(keys), *keys, *args)  # type: ignore[misc]
-        return ExitPollOutcome(_text(reply[0]), int(reply[1]) or None)
+        [outcome] = await self.apply_steps([PendingExitPoll(exit_poll, topic, partition, offset)])
+        return ExitPollOutcome(outcome.outcome.removeprefix("exit_poll_"), outcome.sequence)
 
     async def exit_poll(self) -> ExitPoll | None:
         raw = await self.redis.get(self.key(EXIT_POLL))
@@ -389,6 +486,20 @@ class TallyStore:
             if raw
         }
 
+    async def totals_at(self, sequence: int) -> dict[str, int]:
+        """The totals (without meta:sequence) just after change `sequence`: those now, with the
+        deltas of every later change taken back, from one consistent read (MULTI)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.key(TOTALS))
+            pipe.xrange(self.key(CHANGES), min=f"({sequence}-0")
+            raw, later = await pipe.execute()
+        totals = {_text(k): int(v) for k, v in raw.items()}
+        totals.pop(SEQUENCE, None)
+        for entry_id, fields in later:
+            change = _change(entry_id, fields)
+            add_delta(totals, {name: -value for name, value in change.delta.items()})
+        return totals
+
     async def changes(self, after: int, count: int = 500) -> list[Change]:
         """Up to `count` changes with a sequence above `after`, in order."""
         entries: Any = await self.redis.xrange(self.key(CHANGES), min=f"({after}-0", count=count)
@@ -427,13 +538,13 @@ def _change(entry_id: Any, fields: Any) -> Change:
     if "exit_poll" in decoded:
         return Change(sequence, None, None, {}, ExitPoll.model_validate_json(decoded["exit_poll"]))
     previous = decoded.get("previous")
-    totals = {k: int(v) for k, v in orjson.loads(decoded["totals"]).items()}
-    totals.pop(SEQUENCE, None)
+    result_json = decoded["result"]
     return Change(
         sequence=sequence,
-        result=SeatResult.model_validate_json(decoded["result"]),
+        result=SeatResult.model_validate_json(result_json),
         previous=SeatResult.model_validate_json(previous) if previous else None,
-        totals=totals,
+        delta=contribution_delta(orjson.loads(decoded["old"]), orjson.loads(decoded["new"])),
+        result_json=result_json if isinstance(result_json, bytes) else result_json.encode(),
     )
 
 
@@ -442,7 +553,13 @@ __all__ = [
     "Change",
     "ExitPollOutcome",
     "PendingApply",
+    "PendingExitPoll",
+    "PendingRejection",
+    "PendingStep",
+    "StepOutcome",
     "TallyStore",
     "TallyStoreError",
+    "add_delta",
     "content_hash",
+    "contribution_delta",
 ]

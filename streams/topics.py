@@ -9,21 +9,15 @@ from streams.settings import get_settings
 
 settings = get_settings()
 
-# The tallies are a function of the accepted log and are rebuilt from it when Redis loses
-# them (streams/rebuild.py), so the input topics keep every message of the night. Faust
-# creates only `internal` topics: without it a broker would auto-create the accepted topic
-# with one partition and the default retention, and a worker started before the replay
-# would find neither topic.
+# The tallies are a function of the declarations log and are rebuilt from it when Redis loses
+# them (streams/rebuild.py), so the input topic keeps every message of the night. Faust
+# creates only `internal` topics: without it a broker would auto-create the topic with one
+# partition and the default retention, and a worker started before the replay would not
+# find it.
 INPUT_CONFIG = {"retention.ms": str(settings.input_retention_ms)}
 
 declarations: faust.TopicT = app.topic(
     settings.topic_declarations,
-    partitions=settings.topic_partitions,
-    config=INPUT_CONFIG,
-    internal=True,
-)
-accepted: faust.TopicT = app.topic(
-    settings.topic_accepted,
     partitions=settings.topic_partitions,
     config=INPUT_CONFIG,
     internal=True,
@@ -35,7 +29,6 @@ alerts: faust.TopicT = app.topic(settings.topic_alerts, partitions=1)
 
 ALL: tuple[faust.TopicT, ...] = (
     declarations,
-    accepted,
     dead_letter,
     results,
     state_of_parties,

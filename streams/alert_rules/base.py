@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol
 
 from schemas.alert import Alert, AlertPriority, AlertTrigger, AlertType
-from schemas.results import SeatResult, StateOfParties
+from schemas.results import SeatResult
 from streams.alert_text import AlertText
 from streams.reference import Register
 from streams.settings import Settings
@@ -85,6 +86,37 @@ def merged_priorities(overrides: Mapping[str, str]) -> Mapping[AlertType, AlertP
     return MappingProxyType(priorities)
 
 
+class PartySeats(Protocol):
+    """A party's seats, as the national detectors read them (a PartyTally is one)."""
+
+    @property
+    def party(self) -> str: ...
+
+    @property
+    def seats(self) -> int: ...
+
+
+class SeatPicture(Protocol):
+    """The nation's seats after a change: all the national detectors read of the state.
+
+    A StateOfParties is one; the publisher passes the lighter tally.SeatCount, since it needs
+    one for every change and the full snapshot (votes and shares of every party) only once per
+    batch of changes.
+    """
+
+    @property
+    def sequence(self) -> int: ...
+
+    @property
+    def total_seats(self) -> int: ...
+
+    @property
+    def seats_declared(self) -> int: ...
+
+    @property
+    def parties(self) -> Sequence[PartySeats]: ...
+
+
 @dataclass(frozen=True)
 class AppliedChange:
     """One revision applied to the tallies: the seat before and after, the nation before and after.
@@ -96,8 +128,8 @@ class AppliedChange:
 
     result: SeatResult
     previous: SeatResult | None
-    state_before: StateOfParties
-    state_after: StateOfParties
+    state_before: SeatPicture
+    state_after: SeatPicture
     last_declared: SeatResult | None = field(default=None)
 
     @property

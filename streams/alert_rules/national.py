@@ -11,11 +11,13 @@ from collections.abc import Callable
 
 from schemas.alert import Alert, AlertType
 from schemas.exit_poll import ExitPoll
-from schemas.results import PartyTally, SeatResult, StateOfParties
+from schemas.results import SeatResult
 from streams import alert_text
 from streams.alert_rules.base import (
     AlertPolicy,
     AppliedChange,
+    PartySeats,
+    SeatPicture,
     alert_id,
     fact_id,
     louder,
@@ -28,7 +30,7 @@ from streams.reference import Register
 # case) but never "the largest party".
 NOT_A_PARTY = "Ind"
 
-Milestone = Callable[[StateOfParties, str, Register], bool]
+Milestone = Callable[[SeatPicture, str, Register], bool]
 
 
 def exit_poll_alerts(poll: ExitPoll, register: Register, policy: AlertPolicy) -> list[Alert]:
@@ -60,16 +62,16 @@ def exit_poll_alerts(poll: ExitPoll, register: Register, policy: AlertPolicy) ->
     ]
 
 
-def _tally(state: StateOfParties, party: str) -> PartyTally | None:
+def _tally(state: SeatPicture, party: str) -> PartySeats | None:
     return next((t for t in state.parties if t.party == party), None)
 
 
-def _seats(state: StateOfParties, party: str) -> int:
+def _seats(state: SeatPicture, party: str) -> int:
     tally = _tally(state, party)
     return tally.seats if tally else 0
 
 
-def undeclared(state: StateOfParties) -> int:
+def undeclared(state: SeatPicture) -> int:
     return max(state.total_seats - state.seats_declared, 0)
 
 
@@ -77,7 +79,7 @@ def _contender(party: str, register: Register) -> bool:
     return party not in (register.speaker_party, NOT_A_PARTY)
 
 
-def nearest_rival(state: StateOfParties, party: str, register: Register) -> PartyTally | None:
+def nearest_rival(state: SeatPicture, party: str, register: Register) -> PartySeats | None:
     """The other party with most seats; the Speaker is nobody's rival."""
     rivals = [
         t for t in state.parties if t.party not in (party, register.speaker_party) and t.seats
@@ -85,12 +87,12 @@ def nearest_rival(state: StateOfParties, party: str, register: Register) -> Part
     return max(rivals, key=lambda t: (t.seats, t.party), default=None)
 
 
-def has_majority(state: StateOfParties, party: str, register: Register) -> bool:
+def has_majority(state: SeatPicture, party: str, register: Register) -> bool:
     """At or over the register's line (326 of 650); the Speaker's seat is nobody's."""
     return _contender(party, register) and _seats(state, party) >= register.majority_line
 
 
-def cannot_be_overtaken(state: StateOfParties, party: str, register: Register) -> bool:
+def cannot_be_overtaken(state: SeatPicture, party: str, register: Register) -> bool:
     """No other party can finish with more seats, even winning every seat left (a tie at worst)."""
     if not _contender(party, register) or _seats(state, party) == 0:
         return False
@@ -98,7 +100,7 @@ def cannot_be_overtaken(state: StateOfParties, party: str, register: Register) -
     return _seats(state, party) >= (rival.seats if rival else 0) + undeclared(state)
 
 
-def largest_party_certain(state: StateOfParties, party: str, register: Register) -> bool:
+def largest_party_certain(state: SeatPicture, party: str, register: Register) -> bool:
     """Strictly ahead of what any other party could reach: the largest party, with no tie."""
     if not _contender(party, register) or _seats(state, party) == 0:
         return False
@@ -113,7 +115,7 @@ MILESTONES: dict[AlertType, Milestone] = {
 }
 
 
-def _could_hold(state: StateOfParties, register: Register) -> set[str]:
+def _could_hold(state: SeatPicture, register: Register) -> set[str]:
     """Parties for which a milestone may hold: each needs at least the seats of every other
     party but the Speaker's (a majority is more than half of all seats, so it has them too)."""
     seats = {t.party: t.seats for t in state.parties if t.seats}
@@ -145,7 +147,7 @@ def milestone_alerts(change: AppliedChange, register: Register, policy: AlertPol
 
 
 def _milestone_figures(
-    state: StateOfParties, party: str, register: Register
+    state: SeatPicture, party: str, register: Register
 ) -> dict[str, int | float | str | None]:
     rival = nearest_rival(state, party, register)
     return {

@@ -150,7 +150,7 @@ class Pipeline:
             applied = {
                 int(k.decode().rsplit(":", 1)[1]): int(v)
                 for k, v in offsets.items()
-                if k.decode().rsplit(":", 1)[0] == self.topics["accepted"]
+                if k.decode().rsplit(":", 1)[0] == self.topics["declarations"]
             }
             return Progress(int(seats), int(queued or 0), int(published or 0), applied)
 
@@ -172,7 +172,7 @@ class Pipeline:
         return asyncio.run(read())
 
     def committed_offsets(self) -> dict[int, int]:
-        """The consumer group's committed offsets on the accepted topic (next to read)."""
+        """The consumer group's committed offsets on the declarations topic (next to read)."""
         admin = KafkaAdminClient(bootstrap_servers=self.kafka_bootstrap)
         try:
             offsets = admin.list_group_offsets(self.app_id).get(self.app_id, {})
@@ -181,7 +181,7 @@ class Pipeline:
         return {
             tp.partition: meta.offset
             for tp, meta in offsets.items()
-            if tp.topic == self.topics["accepted"] and meta.offset >= 0
+            if tp.topic == self.topics["declarations"] and meta.offset >= 0
         }
 
     def wait_for_seats(
@@ -273,7 +273,7 @@ class Progress:
     seats: int  # seats tallied
     queued: int  # outbox sequence
     published: int  # outbox entries on Kafka
-    applied: dict[int, int]  # last offset applied per accepted partition (Redis)
+    applied: dict[int, int]  # last offset recorded per declarations partition (Redis)
     committed: dict[int, int] = field(default_factory=dict)  # next offset per partition (group)
 
     @property
@@ -327,7 +327,7 @@ def named_pipeline(kafka_bootstrap: str, redis_url: str, prefix: str) -> Pipelin
     run_id = uuid.uuid4().hex[:10]
     topics = {
         name: f"test-{name.replace('_', '-')}-{run_id}"
-        for name in ("declarations", "accepted", "dead_letter", "results", "state", "alerts")
+        for name in ("declarations", "dead_letter", "results", "state", "alerts")
     }
     return Pipeline(kafka_bootstrap, redis_url, prefix, topics, f"test-{run_id}")
 
@@ -337,7 +337,6 @@ def new_pipeline(
 ) -> Pipeline:
     topics = {
         "declarations": unique_topic("declarations", PARTITIONS),
-        "accepted": unique_topic("accepted", PARTITIONS),
         "dead_letter": unique_topic("dead-letter", 1),
         "results": unique_topic("results", PARTITIONS),
         "state": unique_topic("state", 1),

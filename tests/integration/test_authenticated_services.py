@@ -223,13 +223,12 @@ def test_a_worker_runs_the_night_through_scram_and_redis_auth(secured: Settings)
     admin.create_topics(
         [
             NewTopic(name, settings.topic_partitions, 1)
-            for name in (settings.topic_declarations, settings.topic_accepted)
+            for name in (settings.topic_declarations, settings.topic_results)
         ]
         + [
             NewTopic(name, 1, 1)
             for name in (settings.topic_dead_letter, settings.topic_state, settings.topic_alerts)
         ]
-        + [NewTopic(settings.topic_results, settings.topic_partitions, 1)]
     )
     admin.close()
     with WorkerProcess("streams.app:app", env, name="scram") as worker:

@@ -172,11 +172,11 @@ def test_a_broker_restart_mid_night_is_ridden_out_by_the_same_worker(
     assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
     results = pipeline.read("results")
     assert sorted(Counter(key for key, _, _ in results).values()) == [1] * 650
-    # The input topics, created on this broker by the worker, keep the whole night, and the
-    # accepted one has all its partitions (not the one a broker's auto-creation gives).
+    # The input topic, created on this broker by the worker, keeps the whole night and has
+    # all its partitions (not the one a broker's auto-creation gives).
     admin = KafkaAdminClient(bootstrap_servers=own_kafka.bootstrap)
     try:
-        for name in ("declarations", "accepted"):
+        for name in ("declarations",):
             topic = pipeline.topics[name]
             [description] = admin.describe_topics([topic])
             assert len(description["partitions"]) == PARTITIONS, name
@@ -286,7 +286,7 @@ def test_the_rebuild_command_remakes_the_night_and_sends_nothing_again(
     assert done.returncode == 0, done.stderr
     print(done.stdout.strip())
     assert done.stdout.startswith(
-        f"rebuilt {ELECTION_ID} from 651 messages of {pipeline.topics['accepted']} "
+        f"rebuilt {ELECTION_ID} from 651 messages of {pipeline.topics['declarations']} "
     )
     assert "650 applied" in done.stdout and "1 exit_poll_applied" in done.stdout
     assert_official_result(pipeline, night)
@@ -336,7 +336,7 @@ def test_two_workers_one_killed_the_survivor_takes_every_partition(
         }
     )
     assert at_kill.seats < 650
-    for name in ("declarations", "accepted"):
+    for name in ("declarations",):
         assert assigned_partitions(survivor_log, pipeline.topics[name]) == "{0-3}", name
     assert_official_result(pipeline, night)
     alerts = assert_published_once(pipeline)

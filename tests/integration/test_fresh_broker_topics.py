@@ -16,7 +16,6 @@ from tests.integration.pipeline import DATA_DIR, PARTITIONS, Pipeline
 
 EXPECTED_PARTITIONS = {
     "declarations": PARTITIONS,
-    "accepted": PARTITIONS,
     "dead_letter": 1,
     "results": PARTITIONS,
     "state": 1,
@@ -60,7 +59,7 @@ def test_a_worker_creates_every_topic_and_tallies_without_waiting_for_a_rebalanc
             )
             time.sleep(0.5)
         fresh_pipeline.send(feed)
-        # Before the fix the consumer ignored the missing accepted topic until its metadata
+        # Before the fix the consumer ignored a topic missing at start until its metadata
         # refresh, five minutes later; a minute is plenty for 40 seats.
         state = fresh_pipeline.wait_until_published(night.register, seats=40, timeout=60)
     assert state.seats_declared == 40

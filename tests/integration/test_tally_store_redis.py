@@ -61,7 +61,7 @@ async def test_a_step_failing_in_cjson_records_nothing(redis_url: str, redis_pre
         with pytest.raises(TallyStoreError):
             await store.apply_batch(pending([correction], 1))
         assert await store.totals() == before
-        assert await redis.hget(store.key("offsets"), "declarations-accepted:0") == b"0"  # type: ignore[misc]
+        assert await redis.hget(store.key("offsets"), "declarations:0") == b"0"  # type: ignore[misc]
         await redis.hset(seat_key, "contribution", good)  # type: ignore[misc]
         [outcome] = await store.apply_batch(pending([correction], 1))
         assert (outcome.outcome, outcome.sequence) == ("applied", 2)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)
 WORKER_COMMAND = "python -m faust -A streams.app worker -l info --web-host 0.0.0.0"
-TOPIC_FIELDS = ("declarations", "accepted", "dead_letter", "results", "state", "alerts")
+TOPIC_FIELDS = ("declarations", "dead_letter", "results", "state", "alerts")
 
 
 def render() -> list[dict[str, Any]]:

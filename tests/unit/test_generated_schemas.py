@@ -186,7 +186,6 @@ def test_asyncapi_describes_every_topic_with_keys_and_schemas() -> None:
         defaults[field].default
         for field in (
             "topic_declarations",
-            "topic_accepted",
             "topic_dead_letter",
             "topic_results",
             "topic_state",
@@ -204,7 +203,6 @@ def test_asyncapi_describes_every_topic_with_keys_and_schemas() -> None:
     by_address = {c["address"]: c for c in document["channels"].values()}
     expected = {
         "declarations": {"declaration", "exit_poll"},
-        "declarations-accepted": {"declaration", "exit_poll"},
         "declarations-dead-letter": {"rejection"},
         "results": {"seat_result"},
         "state-of-parties": {"state_of_parties"},

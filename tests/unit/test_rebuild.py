@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 
 from streams.alert_rules import AlertPolicy
-from streams.publisher import outputs_of_change
+from streams.publisher import outputs_of_changes
 from streams.rebuild import RebuildReport, _lost_writes, output_ids_on_kafka
 from streams.settings import Settings
-from streams.tally import seat_contribution, seat_result, state_of_parties
+from streams.tally import RunningTotals, seat_contribution, seat_result
 from streams.tally_store import Change
 from streams.watchlist import load_watchlist
 from tests.unit.tally_fixtures import DATA_DIR, SOUTH_WEST_NORFOLK, declaration_of, night
@@ -47,13 +47,17 @@ def test_the_ids_read_off_kafka_are_the_ones_the_publisher_dedupes_by() -> None:
     register = night().register
     declaration = declaration_of(SOUTH_WEST_NORFOLK)
     ref = register.constituencies[SOUTH_WEST_NORFOLK]
-    totals = dict(seat_contribution(declaration, ref, None))
-    change = Change(1, seat_result(declaration, ref, 1), None, totals)
-    before = state_of_parties({}, register, 0, None, None)
+    delta = dict(seat_contribution(declaration, ref, None))
+    change = Change(1, seat_result(declaration, ref, 1), None, delta)
     policy = AlertPolicy.from_settings(Settings())
-    outputs, _ = outputs_of_change(
-        change, before, register, load_watchlist(DATA_DIR / "watchlist.csv"), policy
+    [(_, outputs)] = outputs_of_changes(
+        [change],
+        RunningTotals({}, 0),
+        register,
+        load_watchlist(DATA_DIR / "watchlist.csv"),
+        policy,
     )
+    assert {output.topic for output in outputs} == {"results", "state", "alerts"}
     assert any(output.topic == "alerts" for output in outputs)
     found = []
     for topic in ("results", "state", "alerts"):
@@ -66,8 +70,8 @@ def test_the_summary_names_messages_time_and_what_is_not_sent_again() -> None:
     report = RebuildReport(messages=651, partitions=4, seconds=0.31)
     report.outcomes.update({"applied": 650, "exit_poll_applied": 1})
     report.already_sent.update({"alerts": 362})
-    assert report.summary(ELECTION, "declarations-accepted") == (
-        "rebuilt parl.2024-07-04 from 651 messages of declarations-accepted (4 partitions) in "
+    assert report.summary(ELECTION, "declarations") == (
+        "rebuilt parl.2024-07-04 from 651 messages of declarations (4 partitions) in "
         "0.31s: 650 applied, 1 exit_poll_applied; already on Kafka, not sent again: 362 alerts"
     )
 

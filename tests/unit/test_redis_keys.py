@@ -60,7 +60,7 @@ async def test_every_script_call_routes_by_a_key_of_the_election(
     redis = fakeredis.FakeAsyncRedis()
     ns = election_namespace(PREFIX, ELECTION)
     store = TallyStore(redis, ELECTION, PREFIX, night().register)
-    await store.record_exit_poll(night().exit_poll, "declarations-accepted", 0, 0)
+    await store.record_exit_poll(night().exit_poll, "declarations", 0, 0)
     await store.apply_batch(pending(night().declarations[:5], first_offset=1))
     outbox = Outbox(redis, ns)
     alert = Output("alert:a", "alerts", "a", b'{"alert_id": "a"}')

@@ -1,0 +1,142 @@
+"""Declaration agent: validates each feed message and records the batch in one Redis round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import time
+from collections.abc import AsyncIterable, Sequence
+from functools import partial
+
+import faust
+
+from schemas.declaration import Declaration
+from schemas.rejection import Rejection, RejectionReason
+from streams import topics
+from streams.app import app
+from streams.counters import MESSAGES, observe_latency
+from streams.rebuild import with_state
+from streams.reference import Register
+from streams.resources import redis_client, register
+from streams.settings import get_settings
+from streams.tally_store import (
+    PendingApply,
+    PendingExitPoll,
+    PendingRejection,
+    PendingStep,
+    StepOutcome,
+    TallyStore,
+)
+from streams.validation import Accepted, FeedPosition, dead_letter_key, validate_message
+
+settings = get_settings()
+
+
+def revision_conflict(declaration: Declaration, event: faust.EventT) -> Rejection:
+    message = event.message
+    return Rejection(
+        reason=RejectionReason.REVISION_CONFLICT,
+        detail=(
+            f"{declaration.constituency_name} revision {declaration.revision} was already "
+            "applied with different content; send a higher revision to change it"
+        ),
+        original_b64=base64.b64encode(message.value or b"").decode("ascii"),
+        original_key=declaration.constituency_id,
+        source_topic=message.topic,
+        source_partition=message.partition,
+        source_offset=message.offset,
+        rejected_at=dt.datetime.now(dt.UTC),
+        election_id=settings.election_id,
+    )
+
+
+def steps_of(
+    events: Sequence[faust.EventT], reg: Register
+) -> tuple[list[PendingStep], list[tuple[bytes | None, Rejection]]]:
+    """Validate a batch: the step each message becomes, and the dead letters it owes."""
+    steps: list[PendingStep] = []
+    dead_letters: list[tuple[bytes | None, Rejection]] = []
+    for event in events:
+        message = event.message
+        raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
+        key = message.key if isinstance(message.key, bytes) else None
+        where = (message.topic, message.partition, message.offset)
+        verdict = validate_message(raw, FeedPosition(*where, key), reg)
+        if isinstance(verdict, Accepted):
+            accepted = verdict.message
+            if isinstance(accepted, Declaration):
+                steps.append(PendingApply(accepted, *where))
+            else:
+                steps.append(PendingExitPoll(accepted, *where))
+        else:
+            rejection = verdict.rejection
+            steps.append(PendingRejection(rejection.reason.value, *where))
+            # Cut, so a dead letter stays under the broker's size limit whatever came.
+            dead_letters.append((dead_letter_key(key), rejection))
+    return steps, dead_letters
+
+
+async def _send_dead_letters(letters: Sequence[tuple[bytes | None, Rejection]]) -> None:
+    """Put rejections on the dead-letter topic and wait until Kafka has them."""
+    pending = [
+        await topics.dead_letter.send(
+            key=key,
+            value=rejection.model_dump_json().encode(),
+            headers={"reason": rejection.reason.value.encode()},
+        )
+        for key, rejection in letters
+    ]
+    await asyncio.gather(*pending)
+
+
+def _count(steps: Sequence[PendingStep], outcomes: Sequence[StepOutcome]) -> None:
+    """Prometheus counters, as Lua counted them in Redis."""
+    for step, outcome in zip(steps, outcomes, strict=True):
+        if outcome.outcome == "redelivered":
+            MESSAGES.labels("kafka", "redelivered").inc()
+        elif isinstance(step, PendingRejection):
+            MESSAGES.labels("validation", f"rejected:{step.reason}").inc()
+        else:
+            MESSAGES.labels("validation", "accepted").inc()
+            MESSAGES.labels("tally", outcome.outcome).inc()
+
+
+@app.agent(topics.declarations)
+async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
+    store = TallyStore(redis_client(), settings.election_id, settings.redis_key_prefix)
+    async for events in stream.take_events(  # type: ignore[attr-defined]
+        settings.batch_size, within=settings.batch_within_s
+    ):
+        reg = register()
+        steps, dead_letters = steps_of(events, reg)
+        # Dead letters reach Kafka before the batch's offsets are recorded: a crash between
+        # the two sends a rejection twice (each names its source offset), never not at all.
+        if dead_letters:
+            await _send_dead_letters(dead_letters)
+        first: dict[str, int] = {}
+        for event in events:
+            first.setdefault(
+                f"{event.message.topic}:{event.message.partition}", event.message.offset
+            )
+        # A Redis restart neither crashes the agent nor skips the batch: it waits, rebuilds
+        # the state from Kafka if Redis came back without it, then records the batch.
+        outcomes = await with_state(
+            store, settings, reg, partial(store.apply_steps, steps, reg), "tally", first
+        )
+        _count(steps, outcomes)
+        conflicts = [
+            (step.declaration.constituency_id.encode(), revision_conflict(step.declaration, event))
+            for step, outcome, event in zip(steps, outcomes, events, strict=True)
+            if outcome.outcome == "conflict" and isinstance(step, PendingApply)
+        ]
+        if conflicts:
+            await _send_dead_letters(conflicts)
+        observe_latency(
+            (
+                event.message.timestamp
+                for step, event in zip(steps, events, strict=True)
+                if not isinstance(step, PendingRejection)
+            ),
+            time.time(),
+        )
