@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -35,50 +35,12 @@ TICK_S = 0.1  # the publisher's timer: lock renewal, and taking over from a stop
 RESYNC_WINDOW = 2_000
 
 
-class SeatMemory:
-    """Each seat's last announced result, as stored and as parsed, with the outcome alerts it
-    raised: the seat's next revision is compared with it, and neither parsing it again nor
-    judging it again changes anything (both are functions of the stored JSON)."""
-
-    def __init__(self) -> None:
-        self._seats: dict[str, tuple[bytes, SeatResult, list[Alert] | None]] = {}
-        self._judged: tuple[SeatResult, list[Alert]] | None = None  # the change being judged
-
-    def known(self, ons_id: str, result_json: bytes) -> SeatResult | None:
-        """The parsed result if it is the one remembered for the seat (KnownResult)."""
-        entry = self._seats.get(ons_id)
-        return entry[1] if entry is not None and entry[0] == result_json else None
-
-    def outcome(
-        self, result: SeatResult, judge: Callable[[SeatResult], list[Alert]]
-    ) -> list[Alert]:
-        """The result's outcome alerts, judged once (alert_rules.OutcomeLookup)."""
-        entry = self._seats.get(result.constituency_id)
-        if entry is not None and entry[1] is result:
-            if entry[2] is None:
-                entry = (entry[0], result, judge(result))
-                self._seats[result.constituency_id] = entry
-            assert entry[2] is not None
-            return entry[2]
-        alerts = judge(result)
-        self._judged = (result, alerts)
-        return alerts
-
-    def remember(self, result_json: bytes, result: SeatResult) -> None:
-        """The seat's result now, after its alerts were detected."""
-        judged = self._judged
-        alerts = judged[1] if judged is not None and judged[0] is result else None
-        self._seats[result.constituency_id] = (result_json, result, alerts)
-        self._judged = None
-
-
 def outputs_of_changes(
     changes: Sequence[Change],
     running: RunningTotals,
     register: Register,
     watchlist: Watchlist,
     policy: AlertPolicy,
-    memory: SeatMemory | None = None,
 ) -> list[tuple[int, list[Output]]]:
     """Everything a run of applied changes publishes, change by change, by pure functions.
 
@@ -104,10 +66,7 @@ def outputs_of_changes(
         applied = alert_rules.AppliedChange(
             result=result, previous=change.previous, state_before=before, state_after=after
         )
-        outcome_of = memory.outcome if memory is not None else None
-        alerts = alert_rules.detect_change(applied, register, watchlist, policy, outcome_of)
-        if memory is not None:
-            memory.remember(change.result_json, result)
+        alerts = alert_rules.detect_change(applied, register, watchlist, policy)
         outputs = [
             Output(
                 output_id=f"result:{result.constituency_id}:{result.revision}",
@@ -164,7 +123,6 @@ class Publisher:
         self.producer: AIOKafkaProducer | None = None
         self.leading = False
         self.running: RunningTotals | None = None  # the totals after the last change announced
-        self.memory = SeatMemory()
         self.watchlist = load_watchlist(watchlist_path(settings))
         self.policy = AlertPolicy.from_settings(settings)
         self.epoch = ""
@@ -228,18 +186,14 @@ class Publisher:
         """Queue the outputs of the changes not yet announced; returns what was queued."""
         announced = await self.outbox.announced()
         self.announced = announced
-        if self.running is None or self.running.sequence != announced:
-            # Another publisher moved on meanwhile, or the state was rebuilt or reset.
-            self.running = RunningTotals(await self.store.totals_at(announced), announced)
-            self.memory = SeatMemory()
-        changes = await self.store.changes(
-            after=announced, count=settings.batch_size, known=self.memory.known
-        )
+        changes = await self.store.changes(after=announced, count=settings.batch_size)
         if not changes:
             return []
         self.announced = changes[-1].sequence
+        if self.running is None or self.running.sequence != announced:
+            self.running = RunningTotals(await self.store.totals_at(announced), announced)
         announcements = outputs_of_changes(
-            changes, self.running, register(), self.watchlist, self.policy, self.memory
+            changes, self.running, register(), self.watchlist, self.policy
         )
         # One round trip for the batch of changes, as on the tally side.
         return await self.outbox.announce_many(announcements)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,10 +290,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
-
-
 def _split_result(result: SeatResult) -> tuple[str, str]:
     """The result JSON around its sequence value, for Lua to put the real sequence in."""
     assert result.sequence == 0
@@ -504,13 +500,10 @@ class TallyStore:
             add_delta(totals, {name: -value for name, value in change.delta.items()})
         return totals
 
-    async def changes(
-        self, after: int, count: int = 500, known: KnownResult | None = None
-    ) -> list[Change]:
-        """Up to `count` changes with a sequence above `after`, in order; `known` saves parsing
-        previous results the caller already holds."""
+    async def changes(self, after: int, count: int = 500) -> list[Change]:
+        """Up to `count` changes with a sequence above `after`, in order."""
         entries: Any = await self.redis.xrange(self.key(CHANGES), min=f"({after}-0", count=count)
-        return [_change(entry_id, fields, known) for entry_id, fields in entries]
+        return [_change(entry_id, fields) for entry_id, fields in entries]
 
     async def changes_before(self, before: int, count: int) -> list[Change]:
         """Up to `count` changes with a sequence below `before`, newest first."""
@@ -539,30 +532,19 @@ class TallyStore:
         return removed
 
 
-# Given a seat's ONS id and the stored JSON of its previous result, that result if the caller
-# already has it parsed (None: parse it).
-KnownResult = Callable[[str, bytes], SeatResult | None]
-
-
-def _change(entry_id: Any, fields: Any, known: KnownResult | None = None) -> Change:
+def _change(entry_id: Any, fields: Any) -> Change:
     decoded = {_text(k): v for k, v in fields.items()}
     sequence = int(_text(entry_id).split("-", 1)[0])
     if "exit_poll" in decoded:
         return Change(sequence, None, None, {}, ExitPoll.model_validate_json(decoded["exit_poll"]))
-    previous_json = decoded.get("previous")
-    previous = None
-    if previous_json:
-        if known is not None:
-            previous = known(_text(decoded["seat"]), _bytes(previous_json))
-        if previous is None:
-            previous = SeatResult.model_validate_json(previous_json)
+    previous = decoded.get("previous")
     result_json = decoded["result"]
     return Change(
         sequence=sequence,
         result=SeatResult.model_validate_json(result_json),
-        previous=previous,
+        previous=SeatResult.model_validate_json(previous) if previous else None,
         delta=contribution_delta(orjson.loads(decoded["old"]), orjson.loads(decoded["new"])),
-        result_json=_bytes(result_json),
+        result_json=result_json if isinstance(result_json, bytes) else result_json.encode(),
     )
 
 

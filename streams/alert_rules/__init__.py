@@ -26,7 +26,7 @@ from streams.alert_rules.national import (
     milestone_alerts,
 )
 from streams.alert_rules.people import people_alerts
-from streams.alert_rules.revisions import OutcomeLookup, outcome_alerts, revised_alerts
+from streams.alert_rules.revisions import outcome_alerts, revised_alerts
 from streams.alert_rules.seats import recount_alerts, seat_alerts
 from streams.reference import Register
 from streams.watchlist import Watchlist
@@ -35,7 +35,6 @@ __all__ = [
     "DEFAULT_PRIORITIES",
     "AlertPolicy",
     "AppliedChange",
-    "OutcomeLookup",
     "alert_id",
     "cannot_be_overtaken",
     "declaration_count_alerts",
@@ -54,24 +53,19 @@ __all__ = [
 
 
 def detect_change(
-    change: AppliedChange,
-    register: Register,
-    watchlist: Watchlist,
-    policy: AlertPolicy,
-    outcome_of: OutcomeLookup | None = None,
+    change: AppliedChange, register: Register, watchlist: Watchlist, policy: AlertPolicy
 ) -> list[Alert]:
     """Every alert one applied revision raises, loudest first; the same change, the same list.
 
     A recount notice names no winner, so it leaves the seat's earlier alerts standing: they
     are compared with the result that follows it (see AppliedChange.last_declared).
-    `outcome_of` may remember results' outcome alerts (revisions.OutcomeLookup).
     """
     result = change.result
     alerts = declaration_count_alerts(change, register, policy)
     alerts += milestone_alerts(change, register, policy)
     alerts += recount_alerts(result, policy)
     if result.winner is not None:
-        alerts += revised_alerts(result, change.baseline, register, watchlist, policy, outcome_of)
+        alerts += revised_alerts(result, change.baseline, register, watchlist, policy)
     return in_order(alerts)
 
 

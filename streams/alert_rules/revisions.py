@@ -14,8 +14,6 @@ harmless), and one that keys by `supersedes[0]` keeps one alert per fact.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from schemas.alert import Alert, AlertType
 from schemas.results import SeatResult
 from streams import alert_text
@@ -53,29 +51,18 @@ def outcome_alerts(
     )
 
 
-# Memoises outcome_alerts: given a result and the way to judge it, the result's outcome
-# alerts (the publisher remembers each seat's last ones, which its next revision compares to).
-OutcomeLookup = Callable[[SeatResult, Callable[[SeatResult], list[Alert]]], list[Alert]]
-
-
 def revised_alerts(
     result: SeatResult,
     baseline: SeatResult | None,
     register: Register,
     watchlist: Watchlist,
     policy: AlertPolicy,
-    outcome_of: OutcomeLookup | None = None,
 ) -> list[Alert]:
     """The seat's outcome alerts at `result`, as news relative to `baseline`."""
-
-    def judge(judged: SeatResult) -> list[Alert]:
-        return outcome_alerts(judged, register, watchlist, policy)
-
-    now = list(outcome_of(result, judge) if outcome_of else judge(result))
+    now = outcome_alerts(result, register, watchlist, policy)
     if baseline is None:
         return now
-    earlier = outcome_of(baseline, judge) if outcome_of else judge(baseline)
-    before = {a.alert_id: a for a in earlier}
+    before = {a.alert_id: a for a in outcome_alerts(baseline, register, watchlist, policy)}
     alerts: list[Alert] = []
     for alert in now:
         old = before.get(alert.alert_id)
