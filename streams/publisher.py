@@ -57,6 +57,7 @@ def outputs_of_changes(
     for change in changes:
         if change.exit_poll is not None:
             alerts = alert_rules.detect_exit_poll(change.exit_poll, register, policy)
+            running.skip_to(change.sequence)
             announcements.append((change.sequence, [_alert_output(alert) for alert in alerts]))
             continue
         assert change.result is not None

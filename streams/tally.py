@@ -332,6 +332,10 @@ class RunningTotals:
             self._note(name, self.totals.get(name, 0))
         self.sequence = sequence
 
+    def skip_to(self, sequence: int) -> None:
+        """A change that moved no counter (the exit poll)."""
+        self.sequence = sequence
+
     def seat_count(self, register: Register) -> SeatCount:
         return SeatCount(
             sequence=self.sequence,
