@@ -6,8 +6,9 @@ import asyncio
 import base64
 import datetime as dt
 import time
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Sequence
 from functools import partial
+from typing import Any
 
 import faust
 
@@ -51,12 +52,16 @@ def revision_conflict(declaration: Declaration, event: faust.EventT) -> Rejectio
     )
 
 
-def steps_of(
+async def steps_of(
     events: Sequence[faust.EventT], reg: Register
-) -> tuple[list[PendingStep], list[tuple[bytes | None, Rejection]]]:
-    """Validate a batch: the step each message becomes, and the dead letters it owes."""
+) -> tuple[list[PendingStep], list[Awaitable[Any]]]:
+    """Validate a batch: the step each message becomes, and its dead letters, already sent.
+
+    Each rejection goes to the producer as soon as it is made, as the producer takes it: a
+    batch of large bad messages is never held whole (it would be twice, original and base64).
+    """
     steps: list[PendingStep] = []
-    dead_letters: list[tuple[bytes | None, Rejection]] = []
+    sent: list[Awaitable[Any]] = []
     for event in events:
         message = event.message
         raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
@@ -73,21 +78,17 @@ def steps_of(
             rejection = verdict.rejection
             steps.append(PendingRejection(rejection.reason.value, *where))
             # Cut, so a dead letter stays under the broker's size limit whatever came.
-            dead_letters.append((dead_letter_key(key), rejection))
-    return steps, dead_letters
+            sent.append(await _dead_letter(dead_letter_key(key), rejection))
+    return steps, sent
 
 
-async def _send_dead_letters(letters: Sequence[tuple[bytes | None, Rejection]]) -> None:
-    """Put rejections on the dead-letter topic and wait until Kafka has them."""
-    pending = [
-        await topics.dead_letter.send(
-            key=key,
-            value=rejection.model_dump_json().encode(),
-            headers={"reason": rejection.reason.value.encode()},
-        )
-        for key, rejection in letters
-    ]
-    await asyncio.gather(*pending)
+async def _dead_letter(key: bytes | None, rejection: Rejection) -> Awaitable[Any]:
+    """Hand a rejection to the producer; the result resolves once Kafka has it."""
+    return await topics.dead_letter.send(
+        key=key,
+        value=rejection.model_dump_json().encode(),
+        headers={"reason": rejection.reason.value.encode()},
+    )
 
 
 def _count(steps: Sequence[PendingStep], outcomes: Sequence[StepOutcome]) -> None:
@@ -117,11 +118,10 @@ async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
         settings.batch_size, within=settings.batch_within_s
     ):
         reg = register()
-        steps, dead_letters = steps_of(events, reg)
+        steps, dead_letters = await steps_of(events, reg)
         # Dead letters reach Kafka before the batch's offsets are recorded: a crash between
         # the two sends a rejection twice (each names its source offset), never not at all.
-        if dead_letters:
-            await _send_dead_letters(dead_letters)
+        await asyncio.gather(*dead_letters)
         first: dict[str, int] = {}
         for event in events:
             first.setdefault(
@@ -133,13 +133,16 @@ async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
             store, settings, reg, partial(store.apply_steps, steps, reg), "tally", first
         )
         _count(steps, outcomes)
-        conflicts = [
-            (step.declaration.constituency_id.encode(), revision_conflict(step.declaration, event))
-            for step, outcome, event in zip(steps, outcomes, events, strict=True)
-            if outcome.outcome == "conflict" and isinstance(step, PendingApply)
-        ]
-        if conflicts:
-            await _send_dead_letters(conflicts)
+        await asyncio.gather(
+            *[
+                await _dead_letter(
+                    step.declaration.constituency_id.encode(),
+                    revision_conflict(step.declaration, event),
+                )
+                for step, outcome, event in zip(steps, outcomes, events, strict=True)
+                if outcome.outcome == "conflict" and isinstance(step, PendingApply)
+            ]
+        )
         observe_latency(
             (
                 event.message.timestamp

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     )
     redis_key_prefix: str = Field("", description="Extra Redis key prefix (tests isolate with it)")
     batch_size: int = Field(200, description="Most declarations applied in one Redis round trip")
+    consumer_max_fetch_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Most bytes a worker fetches from one partition at a time",
+    )
     batch_within_s: float = Field(0.005, description="Longest wait to fill a batch, seconds")
     max_message_bytes: int = Field(
         256 * 1024,
