@@ -200,9 +200,11 @@ def run_faust_worker(args: argparse.Namespace) -> None:
         topic_partitions=args.partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
-        # As the pipeline's app: commits on a timer, never inline in the fetch loop.
+        # As the pipeline's app: commits on a timer, never inline in the fetch loop, and
+        # fetches of CONSUMER_MAX_FETCH_BYTES (--fetch-bytes) a partition.
         broker_commit_every=1_000_000,
         broker_commit_interval=1.0,
+        consumer_max_fetch_size=args.fetch_bytes,
         web_enabled=False,
         autodiscover=False,
     )
@@ -275,6 +277,8 @@ def run_faust(args: argparse.Namespace, topic: str, mode: str, folder: Path, app
         str(args.messages),
         "--partitions",
         str(args.partitions),
+        "--fetch-bytes",
+        str(args.fetch_bytes),
         "--bootstrap-servers",
         args.bootstrap_servers,
         "--app-id",
@@ -313,7 +317,8 @@ def run_faust(args: argparse.Namespace, topic: str, mode: str, folder: Path, app
     finally:
         _stop(process)
     return Floor(
-        f"Faust agent, take_events({TAKE}, within={TAKE_WITHIN_S:g}), {FAUST_MODES[mode]}",
+        f"Faust agent, take_events({TAKE}, within={TAKE_WITHIN_S:g}), "
+        f"fetch {args.fetch_bytes // 1024:,} KiB a partition, {FAUST_MODES[mode]}",
         int(result["messages"]),
         float(result["wall_s"]),
         float(result["cpu_s"]),
@@ -411,6 +416,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--messages", type=int, default=100_000, help="messages to produce")
     parser.add_argument("--partitions", type=int, default=settings.topic_partitions)
+    parser.add_argument(
+        "--fetch-bytes",
+        type=int,
+        default=settings.consumer_max_fetch_bytes,
+        help="Faust's fetch size a partition (Faust's own default is 1048576)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="longest wait per phase, s")
     parser.add_argument("--bootstrap-servers", default=settings.kafka_bootstrap_servers)
     parser.add_argument("--write", type=Path, help="append the results to this Markdown file")

@@ -37,10 +37,10 @@ app = faust.App(
     # its fetch loop, flushing the producer first, which stalls every agent each time.
     broker_commit_every=1_000_000,
     broker_commit_interval=1.0,
-    # 8 MiB a partition, not Faust's 1 MiB: a fetch that leaves a partition unread is followed
+    # More than Faust's 1 MiB a partition: a fetch that leaves a partition unread is followed
     # by one for the other (empty) topics only, which the broker holds for Faust's fixed 1.5 s
     # wait, and the agents starve meanwhile (scripts/bench_floor.py measured the stalls).
-    consumer_max_fetch_size=8 * 1024 * 1024,
+    consumer_max_fetch_size=settings.consumer_max_fetch_bytes,
     # Sends to the dead-letter topic wait up to 2 ms to share a request, rather than one
     # produce request (and socket write) per message.
     producer_linger=0.002,

@@ -15,8 +15,8 @@ MESSAGES = PrometheusCounter(
     ["stage", "outcome"],
 )
 
-# From the declaration's Kafka timestamp (its producer's clock, carried over to the accepted
-# topic) to its tally written in Redis: what a reader of the tallies waits, queueing included.
+# From the declaration's Kafka timestamp (its producer's clock) to its tally written in
+# Redis: what a reader of the tallies waits, queueing included.
 PROCESSING_LATENCY = Histogram(
     "election_processing_latency_seconds",
     "Seconds from a declaration's Kafka timestamp to its tally being visible in Redis",

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     input_retention_ms: int = Field(
         -1,
         ge=-1,
-        description="retention.ms of the two declarations topics (-1: forever): rebuilds read them",
+        description="retention.ms of the declarations topic (-1: forever): rebuilds read it",
     )
 
     # Worker
@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field("", description="Extra Redis key prefix (tests isolate with it)")
     batch_size: int = Field(200, description="Most declarations applied in one Redis round trip")
     consumer_max_fetch_bytes: int = Field(
-        4 * 1024 * 1024,
+        2 * 1024 * 1024,
         ge=1024 * 1024,
         description="Most bytes a worker fetches from one partition at a time",
     )
