@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter as PrometheusCounter
 from prometheus_client import Histogram
-from redis.asyncio.client import Pipeline
 
 MESSAGES = PrometheusCounter(
     "election_messages",
@@ -33,23 +32,10 @@ def observe_latency(timestamps: Iterable[float | None], now: float) -> None:
             PROCESSING_LATENCY.observe(max(now - timestamp, 0.0))
 
 
-class OutcomeTally:
-    """Outcomes of one batch, flushed in the batch's single Redis round trip."""
-
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-        self.outcomes: Counter[str] = Counter()
-
-    def add(self, outcome: str, count: int = 1) -> None:
-        self.outcomes[outcome] += count
-
-    def queue(self, pipe: Pipeline, namespace: str) -> None:
-        for outcome, count in self.outcomes.items():
-            pipe.hincrby(namespace + COUNTERS_KEY, f"{self.stage}:{outcome}", count)
-
-    def observe(self) -> None:
-        for outcome, count in self.outcomes.items():
-            MESSAGES.labels(self.stage, outcome).inc(count)
+def observe_outcomes(outcomes: Iterable[tuple[str, str]]) -> None:
+    """Count a batch's (stage, outcome) pairs: one increment per label, not one per message."""
+    for (stage, outcome), count in Counter(outcomes).items():
+        MESSAGES.labels(stage, outcome).inc(count)
 
 
 def parse_counters(raw: Mapping[bytes | str, bytes | str]) -> dict[str, int]:

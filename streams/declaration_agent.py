@@ -6,7 +6,7 @@ import asyncio
 import base64
 import datetime as dt
 import time
-from collections.abc import AsyncIterable, Awaitable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -16,20 +16,20 @@ from schemas.declaration import Declaration
 from schemas.rejection import Rejection, RejectionReason
 from streams import topics
 from streams.app import app
-from streams.counters import MESSAGES, observe_latency
+from streams.counters import observe_latency, observe_outcomes
 from streams.rebuild import with_state
 from streams.reference import Register
 from streams.resources import redis_client, register
 from streams.settings import get_settings
 from streams.tally_store import (
     PendingApply,
-    PendingExitPoll,
     PendingRejection,
     PendingStep,
     StepOutcome,
     TallyStore,
+    step_of,
 )
-from streams.validation import Accepted, FeedPosition, dead_letter_key, validate_message
+from streams.validation import FeedPosition, Rejected, dead_letter_key, validate_message
 
 settings = get_settings()
 
@@ -68,17 +68,10 @@ async def steps_of(
         key = message.key if isinstance(message.key, bytes) else None
         where = (message.topic, message.partition, message.offset)
         verdict = validate_message(raw, FeedPosition(*where, key), reg)
-        if isinstance(verdict, Accepted):
-            accepted = verdict.message
-            if isinstance(accepted, Declaration):
-                steps.append(PendingApply(accepted, *where))
-            else:
-                steps.append(PendingExitPoll(accepted, *where))
-        else:
-            rejection = verdict.rejection
-            steps.append(PendingRejection(rejection.reason.value, *where))
+        steps.append(step_of(verdict, *where))
+        if isinstance(verdict, Rejected):
             # Cut, so a dead letter stays under the broker's size limit whatever came.
-            sent.append(await _dead_letter(dead_letter_key(key), rejection))
+            sent.append(await _dead_letter(dead_letter_key(key), verdict.rejection))
     return steps, sent
 
 
@@ -91,16 +84,18 @@ async def _dead_letter(key: bytes | None, rejection: Rejection) -> Awaitable[Any
     )
 
 
-def _count(steps: Sequence[PendingStep], outcomes: Sequence[StepOutcome]) -> None:
-    """Prometheus counters, as Lua counted them in Redis."""
+def _outcomes(
+    steps: Sequence[PendingStep], outcomes: Sequence[StepOutcome]
+) -> Iterator[tuple[str, str]]:
+    """(stage, outcome) of each message, as Lua counted them in Redis."""
     for step, outcome in zip(steps, outcomes, strict=True):
         if outcome.outcome == "redelivered":
-            MESSAGES.labels("kafka", "redelivered").inc()
+            yield "kafka", "redelivered"
         elif isinstance(step, PendingRejection):
-            MESSAGES.labels("validation", f"rejected:{step.reason}").inc()
+            yield "validation", f"rejected:{step.reason}"
         else:
-            MESSAGES.labels("validation", "accepted").inc()
-            MESSAGES.labels("tally", outcome.outcome).inc()
+            yield "validation", "accepted"
+            yield "tally", outcome.outcome
 
 
 async def _state_ready() -> None:
@@ -132,7 +127,7 @@ async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
         outcomes = await with_state(
             store, settings, reg, partial(store.apply_steps, steps, reg), "tally", first
         )
-        _count(steps, outcomes)
+        observe_outcomes(_outcomes(steps, outcomes))
         await asyncio.gather(
             *[
                 await _dead_letter(

@@ -35,20 +35,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from schemas.exit_poll import ExitPoll
 from streams.connections import kafka_client_options
 from streams.outbox import ANNOUNCED, ANNOUNCED_IDS
 from streams.reference import Register
 from streams.settings import Settings
-from streams.tally_store import (
-    OFFSETS,
-    PendingApply,
-    PendingExitPoll,
-    PendingRejection,
-    PendingStep,
-    TallyStore,
-)
-from streams.validation import Accepted, FeedPosition, validate_message
+from streams.tally_store import OFFSETS, PendingStep, TallyStore, step_of
+from streams.validation import FeedPosition, validate_message
 
 log = logging.getLogger(__name__)
 
@@ -344,12 +336,7 @@ async def _apply_log(store: TallyStore, settings: Settings, register: Register) 
             key = record.key if isinstance(record.key, bytes) else None
             # Rejected messages were dead-lettered when first consumed: only counted again.
             verdict = validate_message(record.value or b"", FeedPosition(*where, key), register)
-            if not isinstance(verdict, Accepted):
-                steps.append(PendingRejection(verdict.rejection.reason.value, *where))
-            elif isinstance(verdict.message, ExitPoll):
-                steps.append(PendingExitPoll(verdict.message, *where))
-            else:
-                steps.append(PendingApply(verdict.message, *where))
+            steps.append(step_of(verdict, *where))
         for outcome in await store.apply_steps(steps, register):
             report.outcomes[outcome.outcome] += 1
     return report

@@ -25,6 +25,7 @@ from streams.tally import (
     seat_result,
     state_of_parties,
 )
+from streams.validation import Rejected, Verdict
 
 # Key names inside an election's namespace (streams.redis_keys.election_namespace).
 # + ONS id: hash revision, kind, content_hash, contribution, result, recount, applied_offset
@@ -65,7 +66,7 @@ _SEQUENCE_PLACEHOLDER = '"sequence":0,'
 _FIELDS_PER_STEP = 10
 _APPLY = """
 local ns = ARGV[1]
-local FIELDS = 10
+local FIELDS = FIELDS_PER_STEP
 local totals_key, offsets_key, changes_key = ns .. 'totals', ns .. 'offsets', ns .. 'changes'
 local seats_key, counters_key, exit_poll_key = ns .. 'seats', ns .. 'counters', ns .. 'exit-poll'
 local replies = {}
@@ -202,7 +203,7 @@ for i = 2, #ARGV, FIELDS do
   replies[#replies + 1] = seq
 end
 return replies
-"""
+""".replace("FIELDS_PER_STEP", str(_FIELDS_PER_STEP))
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,15 @@ class PendingRejection:
 
 
 PendingStep = PendingApply | PendingExitPoll | PendingRejection
+
+
+def step_of(verdict: Verdict, topic: str, partition: int, offset: int) -> PendingStep:
+    """What a validated message asks of the store: applied, logged once, or only counted."""
+    if isinstance(verdict, Rejected):
+        return PendingRejection(verdict.rejection.reason.value, topic, partition, offset)
+    if isinstance(verdict.message, ExitPoll):
+        return PendingExitPoll(verdict.message, topic, partition, offset)
+    return PendingApply(verdict.message, topic, partition, offset)
 
 
 @dataclass(frozen=True)
@@ -303,7 +313,7 @@ def _glob_escape(text: str) -> str:
 
 
 class TallyStoreError(RuntimeError):
-    """Redis refused a step; nothing after it in the batch is known to be applied."""
+    """A step failed: it and the later steps of its partition are not applied (the rest are)."""
 
 
 class TallyStore:
@@ -341,44 +351,35 @@ class TallyStore:
         return chosen
 
     def _step_args(self, item: PendingStep, register: Register) -> list[Any]:
-        """The script's FIELDS values for one message (see _APPLY)."""
+        """The script's FIELDS values for one message (see _APPLY), unused ones empty."""
         where = f"{item.topic}:{item.partition}"
         if isinstance(item, PendingRejection):
-            return ["r", where, item.offset, item.reason, "", "", "", "", "", ""]
-        if isinstance(item, PendingExitPoll):
-            return [
-                "e",
+            values: list[Any] = ["r", where, item.offset, item.reason]
+        elif isinstance(item, PendingExitPoll):
+            values = ["e", where, item.offset, item.exit_poll.model_dump_json()]
+        else:
+            declaration = item.declaration
+            ref = register.constituencies[declaration.constituency_id]
+            # A recount notice keeps the old contribution, which only Lua has: nothing is sent.
+            contribution = (
+                {}
+                if declaration.kind is DeclarationKind.RECOUNT
+                else seat_contribution(declaration, ref, None)
+            )
+            head, tail = _split_result(seat_result(declaration, ref, 0))
+            values = [
+                "d",
                 where,
                 item.offset,
-                item.exit_poll.model_dump_json(),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
+                declaration.revision,
+                content_hash(declaration),
+                declaration.kind.value,
+                orjson.dumps(contribution),
+                head,
+                tail,
+                declaration.constituency_id,
             ]
-        declaration = item.declaration
-        ref = register.constituencies[declaration.constituency_id]
-        # A recount notice keeps the old contribution, which only Lua has: nothing is sent.
-        contribution = (
-            {}
-            if declaration.kind is DeclarationKind.RECOUNT
-            else seat_contribution(declaration, ref, None)
-        )
-        head, tail = _split_result(seat_result(declaration, ref, 0))
-        return [
-            "d",
-            where,
-            item.offset,
-            declaration.revision,
-            content_hash(declaration),
-            declaration.kind.value,
-            orjson.dumps(contribution),
-            head,
-            tail,
-            declaration.constituency_id,
-        ]
+        return values + [""] * (_FIELDS_PER_STEP - len(values))
 
     async def apply_steps(
         self, items: Sequence[PendingStep], register: Register | None = None
@@ -398,25 +399,19 @@ class TallyStore:
         chosen = self._register(register)
         args: list[Any] = [self.ns]
         for item in items:
-            step = self._step_args(item, chosen)
-            assert len(step) == _FIELDS_PER_STEP
-            args += step
+            args += self._step_args(item, chosen)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.script_load(_APPLY)
             pipe.evalsha(self._apply_sha, 1, self.key(TOTALS), *args)
             _, replies = await pipe.execute()
-        outcomes = [StepOutcome(_text(replies[at]), None) for at in range(0, len(replies), 2)]
-        errors = [
-            _text(replies[at + 1])
-            for at in range(0, len(replies), 2)
-            if outcomes[at // 2].outcome == "error"
+        # Pairs of (outcome, sequence), or ("error", why) for a step that failed.
+        pairs = [
+            (_text(name), detail) for name, detail in zip(replies[0::2], replies[1::2], strict=True)
         ]
+        errors = [_text(detail) for name, detail in pairs if name == "error"]
         if errors:
             raise TallyStoreError(f"{len(errors)} of {len(items)} steps failed: {errors[0]}")
-        return [
-            StepOutcome(outcome.outcome, int(replies[at * 2 + 1]) or None)
-            for at, outcome in enumerate(outcomes)
-        ]
+        return [StepOutcome(name, int(sequence) or None) for name, sequence in pairs]
 
     async def apply_batch(
         self, items: Sequence[PendingApply], register: Register | None = None
@@ -559,7 +554,6 @@ __all__ = [
     "StepOutcome",
     "TallyStore",
     "TallyStoreError",
-    "add_delta",
     "content_hash",
-    "contribution_delta",
+    "step_of",
 ]
