@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import platform
 import re
 import shlex
 import statistics
@@ -40,7 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ from redis.asyncio import Redis as AsyncRedis
 
 from scripts import bench_feed
 from scripts.bench_feed import FeedItem
+from scripts.bench_report import load_average, machine, progress, publish, timer
 from scripts.replay import build_outgoing, kafka_sender, replay
 from scripts.worker_process import PROJECT_ROOT, WorkerProcess
 from streams.outbox import ANNOUNCED, OUTBOX_SEQ, PUBLISHED
@@ -528,10 +528,6 @@ def run_night(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Night
     return NightResult(len(feed), times[-1] - times[0], final - times[0], final - times[-1], peak)
 
 
-def progress(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
 def _n(value: float) -> str:
     return f"{value:,.0f}"
 
@@ -620,19 +616,6 @@ def report(
     return "\n".join(lines)
 
 
-def machine(load_before: str) -> str:
-    return (
-        f"{os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}, "
-        f"Kafka and Redis on the same machine; load average before the run: {load_before}"
-    )
-
-
-@contextlib.contextmanager
-def _timer() -> Iterator[Callable[[], float]]:
-    began = time.monotonic()
-    yield lambda: time.monotonic() - began
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     settings = get_settings()
     parser = argparse.ArgumentParser(
@@ -667,9 +650,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m scripts.bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-    load_before = Path("/proc/loadavg").read_text().split(" ", 3)[:3]
+    load_before = load_average()
     started = dt.datetime.now(dt.UTC)
-    with _timer() as elapsed:
+    with timer() as elapsed:
         pipeline = run_pipeline(args, args.bootstrap_servers, args.redis_url)
         baseline = (
             run_baseline(args, args.bootstrap_servers, args.redis_url) if args.baseline else None
@@ -679,17 +662,13 @@ def main(argv: list[str] | None = None) -> int:
         [
             f"## {started:%Y-%m-%d %H:%M} UTC",
             "",
-            f"`{command}` ({elapsed():.0f} s); {machine(' '.join(load_before))}.",
+            f"`{command}` ({elapsed():.0f} s); {machine('Kafka and Redis', load_before)}.",
             "",
             report(args, pipeline, baseline, night),
             "",
         ]
     )
-    print(text)
-    if args.write:
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        with args.write.open("a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    publish(text, args.write)
     return 0
 
 

@@ -32,7 +32,6 @@ import contextlib
 import datetime as dt
 import importlib.metadata
 import os
-import platform
 import shlex
 import signal
 import subprocess
@@ -40,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +50,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from scripts.bench_feed import declaration_bytes, seat_specs
+from scripts.bench_report import load_average, machine, progress, publish, timer
 from scripts.worker_process import PROJECT_ROOT
 from streams.settings import get_settings
 
@@ -87,10 +87,6 @@ class Floor:
     @property
     def cores(self) -> float | None:
         return self.cpu_s / self.wall_s if self.wall_s > 0 else None
-
-
-def progress(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def _clocks() -> tuple[float, float]:
@@ -394,19 +390,6 @@ def report(
     return "\n".join(lines)
 
 
-def machine(load_before: str) -> str:
-    return (
-        f"{os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}, "
-        f"Kafka on the same machine; load average before the run: {load_before}"
-    )
-
-
-@contextlib.contextmanager
-def _timer() -> Iterator[Callable[[], float]]:
-    began = time.monotonic()
-    yield lambda: time.monotonic() - began
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     settings = get_settings()
     parser = argparse.ArgumentParser(
@@ -448,14 +431,14 @@ def main(argv: list[str] | None = None) -> int:
         run_faust_worker(args)
         return 0
     command = "python -m scripts.bench_floor " + shlex.join(sys.argv[1:] if argv is None else argv)
-    load_before = " ".join(Path("/proc/loadavg").read_text().split(" ", 3)[:3])
+    load_before = load_average()
     started = dt.datetime.now(dt.UTC)
     run_id = uuid.uuid4().hex[:8]
     topic = f"bench-floor-{run_id}"
     app_ids = [f"bench-floor-{mode}-{run_id}" for mode in FAUST_MODES]
     value = declaration_value()
     floors: list[Floor] = []
-    with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp, _timer() as elapsed:
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp, timer() as elapsed:
         create_topic(args.bootstrap_servers, topic, args.partitions)
         try:
             progress(f"producing {args.messages:,} messages to {topic}")
@@ -486,17 +469,13 @@ def main(argv: list[str] | None = None) -> int:
         [
             f"## Floor {started:%Y-%m-%d %H:%M} UTC",
             "",
-            f"`{command}` ({took:.0f} s); {machine(load_before)}.",
+            f"`{command}` ({took:.0f} s); {machine('Kafka', load_before)}.",
             "",
             report(floors, len(value), args.partitions, crc32c_status(), versions()),
             "",
         ]
     )
-    print(text)
-    if args.write:
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        with args.write.open("a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    publish(text, args.write)
     return 0
 
 
