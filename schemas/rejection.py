@@ -22,6 +22,10 @@ class RejectionReason(StrEnum):
     CANDIDATE_MISMATCH = "candidate_mismatch"
     UNKNOWN_PARTY = "unknown_party"
     DECLARED_BEFORE_POLLS_CLOSED = "declared_before_polls_closed"
+    # Dated after NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE, or more than DECLARED_AT_FUTURE_MARGIN_S
+    # after the message was sent; an exit poll by its published_at.
+    DECLARED_AFTER_NIGHT_ENDED = "declared_after_night_ended"
+    DECLARED_IN_FUTURE = "declared_in_future"
     WRONG_ELECTION = "wrong_election"
     REVISION_CONFLICT = "revision_conflict"
 

@@ -99,5 +99,12 @@ class StateOfParties(Message):
     turnout: float | None = Field(None, ge=0, le=1)
     largest_party: PartyCode | None = None
     majority_party: PartyCode | None = None
+    cannot_be_overtaken: PartyCode | None = Field(
+        None,
+        description=(
+            "The party no rival can finish above, a tie at worst (one seat before the largest "
+            "party is certain, which is the alert): a flag for graphics"
+        ),
+    )
     last_constituency_id: ConstituencyId | None = None
     parties: list[PartyTally] = Field(default_factory=list)

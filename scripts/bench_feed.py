@@ -25,8 +25,22 @@ from streams.reference import CANDIDATES_FILE, CONSTITUENCIES_FILE, ELECTION_FIL
 from streams.watchlist import COLUMNS as WATCHLIST_COLUMNS
 from streams.watchlist import WATCHLIST_FILE
 
-ELECTION_ID = "parl.2029-05-03"
-POLLS_CLOSE = dt.datetime(2029, 5, 3, 22, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+# A night in the past: validation refuses a declaration dated after it was sent (more than
+# DECLARED_AT_FUTURE_MARGIN_S ahead), so a synthetic election to come would be all dead letters.
+# 7 May 2020 was a Thursday whose polls were postponed: no real result shares the date.
+ELECTION_ID = "parl.2020-05-07"
+POLLS_CLOSE = dt.datetime(2020, 5, 7, 22, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+# Declarations run from an hour after polls close, in the order the feed sends them, as a real
+# night's running counts do: each revision round two hours after the one before, its seats a
+# tenth of a second apart (72,000 seats fit in a round; the default 10,000 seats of 10
+# revisions end 21 hours after polls close). A feed out of time order would make the
+# publisher wait for the watermark and amend moments, which is not what is measured. Nothing
+# is dated past a day after polls close: a bigger feed shares that last moment rather than pass
+# the night's end (NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE, 72 hours by default).
+FIRST_DECLARED_AT = POLLS_CLOSE + dt.timedelta(hours=1)
+LAST_DECLARED_AT = POLLS_CLOSE + dt.timedelta(hours=24)
+REVISION_ROUND = dt.timedelta(hours=2)
+SEAT_STEP = dt.timedelta(milliseconds=100)
 SOURCE = "bench:synthetic"
 # (abbreviation, name, Electoral Commission id): enough parties that candidates never share one.
 PARTIES = [
@@ -165,7 +179,10 @@ def write_reference_files(folder: Path, seats: list[SeatSpec]) -> Path:
 def declaration_bytes(seat: SeatSpec, revision: int) -> bytes:
     """One revision of a seat as a feed sends it: a result first, corrections after."""
     votes = _votes(seat, revision)
-    declared_at = POLLS_CLOSE + dt.timedelta(hours=1, seconds=seat.index + revision)
+    declared_at = min(
+        FIRST_DECLARED_AT + (revision - 1) * REVISION_ROUND + seat.index * SEAT_STEP,
+        LAST_DECLARED_AT,
+    )
     return orjson.dumps(
         {
             "schema_version": "1",

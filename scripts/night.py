@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -149,13 +150,39 @@ def stop_worker(settings: Settings) -> None:
     pid_file.unlink(missing_ok=True)
 
 
-def _counts_table(title: str, counts: dict[str, int] | Counter[str]) -> Table:
+def _counts_table(title: str, counts: Mapping[str, int]) -> Table:
     table = Table(title=title)
     table.add_column("what")
     table.add_column("count", justify="right")
     for name, count in sorted(counts.items()):
         table.add_row(name, str(count))
-    table.add_row("total", str(sum(counts.values())))
+    return table
+
+
+def messages_consumed(counters: Mapping[str, int]) -> int:
+    """Messages consumed from the declarations topic: the `validation:*` counters.
+
+    Each message is counted once there, as `validation:accepted` or as
+    `validation:rejected:<reason>`. The `tally:*` counters count the accepted ones again by
+    outcome, and `kafka:redelivered` counts a message delivered again after a crash, so
+    adding every counter together counts most messages twice.
+    """
+    return sum(count for name, count in counters.items() if name.startswith("validation:"))
+
+
+def accounted_table(counters: Mapping[str, int]) -> Table:
+    """Every outcome counter, then the messages consumed (accepted plus every rejection)."""
+    table = _counts_table("Every message accounted for", counters)
+    table.add_section()
+    table.add_row("messages consumed", str(messages_consumed(counters)))
+    return table
+
+
+def alerts_table(alerts: Mapping[str, int]) -> Table:
+    """The alerts of the night by type, then how many in all."""
+    table = _counts_table("Alerts of the night", alerts)
+    table.add_section()
+    table.add_row("total", str(sum(alerts.values())))
     return table
 
 
@@ -199,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ServiceError, ReplayError, ReferenceDataError) as error:
         print(f"election-night: {error}", file=sys.stderr)
         return 1
-    console.print(_counts_table("Every message accounted for", counters))
-    console.print(_counts_table("Alerts of the night", alerts))
+    console.print(accounted_table(counters))
+    console.print(alerts_table(alerts))
     console.print(state_table(state))
     if args.stop_worker:
         stop_worker(settings)

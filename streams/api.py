@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 
+from schemas.results import SeatResult
 from streams.app import app
 from streams.connections import redis_from_settings
 from streams.outbox import Outbox, QueuedOutput
@@ -21,6 +24,7 @@ settings = get_settings()
 # SSE event names by outbox topic: what a graphics engine subscribes to.
 EVENT_NAMES = {"results": "result", "state": "state", "alerts": "alert"}
 HEARTBEAT_S = 15.0
+SOCKET_SLACK_S = 10.0  # how much longer than a blocking read its socket waits for the answer
 
 
 def _store() -> TallyStore:
@@ -85,31 +89,79 @@ class SeatView(View):
         return json_with_etag(self, request, seat.model_dump_json().encode())
 
 
+def latest_declarations(seats: Iterable[SeatResult], limit: int) -> list[SeatResult]:
+    """Seats by declaration time, newest first, whatever order their messages arrived in.
+
+    The night's order reversed: the night takes seats by `declared_at`, then constituency
+    name, then ONS id (seats declared in the same minute: the order the replay sends them
+    in, and how the publisher tells first and last), and this list is latest first, so of
+    two seats declared at the same moment the one later by name comes first. The live
+    page's ticker sorts the same way.
+    """
+    return sorted(
+        seats,
+        key=lambda seat: (seat.declared_at, seat.constituency_name, seat.constituency_id),
+        reverse=True,
+    )[:limit]
+
+
+def alerts_by_time(items: Iterable[QueuedOutput]) -> list[dict[str, Any]]:
+    """The alerts among queued outputs, by the time of what they tell, oldest first.
+
+    Ordered by `occurred_at` (the declaration's time; the exit poll's publication), then by
+    outbox `sequence` among alerts of the same moment. Each carries its `sequence`.
+    """
+    alerts = [
+        # The stored alert has no position yet (sequence null): set it after the spread.
+        {**orjson.loads(item.output.value), "sequence": item.sequence}
+        for item in items
+        if item.output.topic == "alerts"
+    ]
+    return sorted(alerts, key=lambda alert: (_instant(alert.get("occurred_at")), alert["sequence"]))
+
+
+def _instant(value: Any) -> dt.datetime:
+    """An ISO time as an aware datetime; none or an unreadable one sorts before any other."""
+    try:
+        when = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return _EARLIEST
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 @app.page("/api/declarations")
 class LatestDeclarationsView(View):
-    """The latest declarations, newest first (?limit=N, default 20)."""
+    """The latest declarations by declaration time, newest first (?limit=N, default 20).
+
+    Ordered by (`declared_at`, constituency name, ONS id), latest first.
+    """
 
     async def get(self, request: Request) -> Response:
         limit = _int_param(request, "limit", 20, upper=650)
         seats = await _store().seats()
-        latest = sorted(seats.values(), key=lambda s: (s.declared_at, s.sequence), reverse=True)[
-            :limit
-        ]
+        latest = latest_declarations(seats.values(), limit)
         body = orjson.dumps([seat.model_dump(mode="json") for seat in latest])
         return json_with_etag(self, request, body)
 
 
 @app.page("/api/alerts")
 class AlertsView(View):
-    """Alerts so far, oldest first (?after=<outbox sequence> for the ones since)."""
+    """Alerts so far by the time of what they tell, oldest first.
+
+    Ordered by `occurred_at`, then outbox `sequence`. `?after=<outbox sequence>` gives only
+    the alerts queued after that position, in the same order: resume from the largest
+    `sequence` seen, which need not be the last alert's.
+    """
 
     async def get(self, request: Request) -> Response:
         after = _int_param(request, "after", 0)
-        alerts = []
-        async for item in _all_after(_outbox(), after):
-            if item.output.topic == "alerts":
-                # The stored alert has no position yet (sequence null): set it after the spread.
-                alerts.append({**orjson.loads(item.output.value), "sequence": item.sequence})
+        queued = [
+            item async for item in _all_after(_outbox(), after) if item.output.topic == "alerts"
+        ]
+        alerts = alerts_by_time(queued)
         return json_with_etag(self, request, orjson.dumps(alerts))
 
 
@@ -169,8 +221,9 @@ async def stream_events(request: Request, topics: set[str]) -> aiohttp_web.Strea
     )
     _cors(response)
     await response.prepare(request)  # type: ignore[arg-type]
-    # A blocking XREAD holds its connection, so each client gets its own.
-    blocking = redis_from_settings(settings)
+    # A blocking XREAD holds its connection, so each client gets its own, with a read timeout
+    # past the block: redis-py's default (5 s in redis-py 8) would cut a quiet stream.
+    blocking = redis_from_settings(settings, socket_timeout=HEARTBEAT_S + SOCKET_SLACK_S)
     outbox = Outbox(blocking, election_namespace())
     try:
         await response.write(b"retry: 1000\n\n")

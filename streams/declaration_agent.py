@@ -29,9 +29,17 @@ from streams.tally_store import (
     TallyStore,
     step_of,
 )
-from streams.validation import FeedPosition, Rejected, dead_letter_key, validate_message
+from streams.validation import (
+    FeedPosition,
+    NightWindow,
+    Rejected,
+    dead_letter_key,
+    kafka_time,
+    validate_message,
+)
 
 settings = get_settings()
+night_window = NightWindow.from_settings(settings)
 
 
 def revision_conflict(declaration: Declaration, event: faust.EventT) -> Rejection:
@@ -67,7 +75,8 @@ async def steps_of(
         raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
         key = message.key if isinstance(message.key, bytes) else None
         where = (message.topic, message.partition, message.offset)
-        verdict = validate_message(raw, FeedPosition(*where, key), reg)
+        position = FeedPosition(*where, key, kafka_time(message.timestamp))
+        verdict = validate_message(raw, position, reg, window=night_window)
         steps.append(step_of(verdict, *where))
         if isinstance(verdict, Rejected):
             # Cut, so a dead letter stays under the broker's size limit whatever came.

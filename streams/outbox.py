@@ -12,28 +12,34 @@ from redis.asyncio import Redis
 OUTBOX = "outbox"
 OUTBOX_SEQ = "outbox:seq"
 ANNOUNCED = "publisher:announced"
+AHEAD = "publisher:ahead"  # set of changes told before an earlier one in the log
 PUBLISHED = "publisher:published"
 ANNOUNCED_IDS = "outbox:ids"
 LOCK = "publisher:lock"
 EPOCH = "outbox:epoch"
 
-# Queues a run of changes' outputs atomically: the cursor check makes a second announcer (or
-# a retry after a crash) a no-op for every change at or below it, and the id set keeps an
-# alert id from ever being queued twice. Key names are built from the namespace in ARGV[1];
-# KEYS[1] is the namespace's announced cursor only so that a Redis Cluster routes the call to
-# the node of the election's hash slot. ARGV after the namespace, per change: its sequence,
-# its number of outputs, then output id, topic, key and value of each. Returns each output's
-# outbox sequence, 0 for one not queued.
+# Queues changes' outputs atomically. Changes are told in the night's own order, not the change
+# log's, so the cursor is the last change before which every change was told, and the ones
+# told past it wait in a set until the gap closes. A change at or below the cursor or in the
+# set is told already: a second announcer (or a retry after a crash) queues nothing for it,
+# and the reply says so (its memory of the night is stale); the id set keeps an alert id from
+# ever being queued twice. Key names are built from the namespace in ARGV[1]; KEYS[1] is the
+# namespace's announced cursor only so that a Redis Cluster routes the call to the node of the
+# election's hash slot. ARGV after the namespace, per change: its sequence, its number of
+# outputs, then output id, topic, key and value of each. Returns 1 if some change was told
+# already (else 0), then each output's outbox sequence, 0 for one not queued.
 _ANNOUNCE = """
 local ns = ARGV[1]
-local announced = tonumber(redis.call('GET', ns .. 'publisher:announced') or '0')
+local cursor_key, ahead_key = ns .. 'publisher:announced', ns .. 'publisher:ahead'
+local announced = tonumber(redis.call('GET', cursor_key) or '0')
 local start = announced
-local queued = {}
+local queued = {0}
 local i = 2
 while i <= #ARGV do
   local change_seq, count = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   i = i + 2
-  local fresh = change_seq > announced
+  local fresh = change_seq > announced and redis.call('SISMEMBER', ahead_key, change_seq) == 0
+  if not fresh then queued[1] = 1 end
   for j = 0, count - 1 do
     local at = i + j * 4
     local n = 0
@@ -44,11 +50,14 @@ while i <= #ARGV do
     end
     queued[#queued + 1] = n
   end
-  if fresh then announced = change_seq end
+  if fresh then redis.call('SADD', ahead_key, change_seq) end
   i = i + count * 4
 end
+while redis.call('SREM', ahead_key, announced + 1) == 1 do
+  announced = announced + 1
+end
 if announced > start then
-  redis.call('SET', ns .. 'publisher:announced', announced)
+  redis.call('SET', cursor_key, announced)
 end
 return queued
 """
@@ -93,27 +102,36 @@ class Outbox:
 
     async def announce(self, change_seq: int, outputs: Sequence[Output]) -> int:
         """Queue a change's outputs unless that change was already announced; returns count."""
-        return len(await self.announce_many([(change_seq, outputs)]))
+        queued, _ = await self.announce_many([(change_seq, outputs)])
+        return len(queued)
 
     async def announce_many(
         self, changes: Sequence[tuple[int, Sequence[Output]]]
-    ) -> list[QueuedOutput]:
-        """Announce several changes in order, in one atomic step; returns what was queued."""
+    ) -> tuple[list[QueuedOutput], bool]:
+        """Announce several changes, in the order given, in one atomic step: what was queued,
+        and whether some change had been announced already (by another publisher)."""
         if not changes:
-            return []
+            return [], False
         args: list[str | bytes | int] = [self.ns]
         for change_seq, outputs in changes:
             args += [change_seq, len(outputs)]
             for output in outputs:
                 args += [output.output_id, output.topic, output.key, output.value]
-        replies = await self._announce(keys=[self.ns + ANNOUNCED], args=args)
+        stale, *replies = await self._announce(keys=[self.ns + ANNOUNCED], args=args)
         every = [output for _, outputs in changes for output in outputs]
-        return [
+        queued = [
             QueuedOutput(int(n), output) for n, output in zip(replies, every, strict=True) if int(n)
         ]
+        return queued, bool(int(stale))
 
     async def announced(self) -> int:
+        """The cursor: every change up to it is announced (and maybe some after it)."""
         return int(await self.redis.get(self.ns + ANNOUNCED) or 0)
+
+    async def announced_ahead(self) -> set[int]:
+        """Changes announced past the cursor, told before an earlier change of the log."""
+        members = await self.redis.smembers(self.ns + AHEAD)  # type: ignore[misc]
+        return {int(m) for m in members}
 
     async def published(self) -> int:
         return int(await self.redis.get(self.ns + PUBLISHED) or 0)

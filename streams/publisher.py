@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
+import datetime as dt
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -14,8 +17,11 @@ from schemas.alert import Alert
 from schemas.results import SeatResult
 from streams import alert_rules
 from streams.alert_rules import AlertPolicy
+from streams.alert_rules.base import in_order
+from streams.alert_rules.story import NightStory, StoryStep
 from streams.app import app
 from streams.connections import kafka_client_options
+from streams.event_time import PartitionProgress, PartitionStalls, watermark
 from streams.outbox import Outbox, Output, QueuedOutput
 from streams.rebuild import REDIS_UNAVAILABLE, state_present
 from streams.reference import Register
@@ -32,70 +38,57 @@ OUTBOX_SEQ_HEADER = "outbox-seq"
 OUTBOX_EPOCH_HEADER = "outbox-epoch"
 LOCK_TTL_MS = 10_000
 TICK_S = 0.1  # the publisher's timer: lock renewal, and taking over from a stopped leader
+HOLD_TICK_S = 0.02  # how soon to look at the watermark again while changes are held
 RESYNC_WINDOW = 2_000
 
 
-def outputs_of_changes(
-    changes: Sequence[Change],
-    running: RunningTotals,
-    register: Register,
-    watchlist: Watchlist,
-    policy: AlertPolicy,
-) -> list[tuple[int, list[Output]]]:
-    """Everything a run of applied changes publishes, change by change, by pure functions.
+@dataclass
+class Telling:
+    """What the leading publisher holds in memory of the night since it took the lead.
 
-    Each seat change publishes its result and its alerts; the run publishes one snapshot of
-    the state of the parties, after its last seat change. Graphics show the latest state, and
-    a snapshot (votes and shares of a hundred parties) after every change of a fast run cost
-    more than everything else the publisher does; when changes come one at a time, as on the
-    night, each still gets its own. `running` holds the totals before the run and is moved on
-    past it.
+    Changes read from the log wait in `held`, in event-time order, until the watermark
+    passes them; `story` and `running` follow the changes told, in the order told.
     """
-    announcements: list[tuple[int, list[Output]]] = []
-    last_seat: SeatResult | None = None
-    before = running.seat_count(register)
-    for change in changes:
-        if change.exit_poll is not None:
-            alerts = alert_rules.detect_exit_poll(change.exit_poll, register, policy)
-            running.skip_to(change.sequence)
-            announcements.append((change.sequence, [_alert_output(alert) for alert in alerts]))
-            continue
-        assert change.result is not None
-        result: SeatResult = change.result
-        running.apply(change.delta, change.sequence)
-        after = running.seat_count(register)
-        applied = alert_rules.AppliedChange(
-            result=result, previous=change.previous, state_before=before, state_after=after
-        )
-        alerts = alert_rules.detect_change(applied, register, watchlist, policy)
-        outputs = [
-            Output(
-                output_id=f"result:{result.constituency_id}:{result.revision}",
-                topic="results",
-                key=result.constituency_id,
-                value=change.result_json or result.model_dump_json().encode(),
-            )
-        ]
-        outputs += [_alert_output(alert) for alert in alerts]
-        announcements.append((change.sequence, outputs))
-        before, last_seat = after, result
-    if last_seat is not None:
-        snapshot = state_of_parties(
-            running.totals,
-            register,
-            last_seat.sequence,
-            last_seat.declared_at,
-            last_seat.constituency_id,
-        )
-        announcements[-1][1].append(
-            Output(
-                output_id=f"state:{last_seat.sequence}",
-                topic="state",
-                key=register.election_id,
-                value=snapshot.model_dump_json().encode(),
-            )
-        )
-    return announcements
+
+    story: NightStory
+    running: RunningTotals = field(default_factory=RunningTotals)
+    held: list[Change] = field(default_factory=list)
+    read_upto: int = 0  # the last change read from the log
+    told: int = 0  # how many changes were told: the snapshots' sequence
+    as_of: dt.datetime | None = None  # the latest declaration time told
+
+    def hold(self, changes: Sequence[Change]) -> None:
+        if changes:
+            self.read_upto = changes[-1].sequence
+            self.held += changes
+            self.held.sort(key=lambda change: change.key)
+
+
+def snapshot_output(telling: Telling, register: Register, last_seat: SeatResult) -> Output:
+    snapshot = state_of_parties(
+        telling.running.totals,
+        register,
+        telling.told,
+        telling.as_of,
+        last_seat.constituency_id,
+    )
+    return Output(
+        output_id=f"state:{telling.told}",
+        topic="state",
+        key=register.election_id,
+        value=snapshot.model_dump_json().encode(),
+    )
+
+
+def result_output(change: Change) -> Output:
+    assert change.result is not None
+    result = change.result
+    return Output(
+        output_id=f"result:{result.constituency_id}:{result.revision}",
+        topic="results",
+        key=result.constituency_id,
+        value=change.result_json or result.model_dump_json().encode(),
+    )
 
 
 def _alert_output(alert: Alert) -> Output:
@@ -105,6 +98,61 @@ def _alert_output(alert: Alert) -> Output:
         key=alert.alert_id,
         value=alert.model_dump_json().encode(),
     )
+
+
+ResultsOf = Callable[[set[int]], Awaitable[dict[int, SeatResult]]]
+
+
+async def tell(
+    telling: Telling,
+    ready: Sequence[Change],
+    register: Register,
+    watchlist: Watchlist,
+    policy: AlertPolicy,
+    results_of: ResultsOf,
+) -> list[tuple[int, list[Output]]]:
+    """Everything a run of changes publishes, told in the given (event-time) order.
+
+    Each seat change publishes its result, its seat's alerts and what it does to the night's
+    story; the run publishes one snapshot of the state of the parties, after its last seat
+    change. Graphics show the latest state, and a snapshot (votes and shares of a hundred
+    parties) after every change of a fast run cost more than everything else the publisher
+    does; when changes come one at a time, as on the night, each still gets its own.
+    `results_of` reads earlier changes' results, which only a late change's story needs.
+    """
+    announcements: list[tuple[int, list[Output]]] = []
+    last_seat: SeatResult | None = None
+    for change in ready:
+        telling.told += 1
+        if change.exit_poll is not None:
+            alerts = alert_rules.detect_exit_poll(change.exit_poll, register, policy)
+            announcements.append((change.sequence, [_alert_output(alert) for alert in alerts]))
+            continue
+        assert change.result is not None
+        result: SeatResult = change.result
+        telling.running.apply(change.delta)
+        if telling.as_of is None or result.declared_at > telling.as_of:
+            telling.as_of = result.declared_at
+        before = telling.story.now
+        diff = telling.story.add(StoryStep.of_change(change.key, change.sequence, change.delta))
+        results = {change.sequence: result}
+        missing = diff.sequences_needed - results.keys()
+        if missing:
+            results |= await results_of(missing)
+        applied = alert_rules.AppliedChange(
+            result=result,
+            previous=change.previous,
+            state_before=before,
+            state_after=telling.story.now,
+        )
+        alerts = telling.story.alerts(diff, results, result, policy)
+        alerts += alert_rules.seat_change_alerts(applied, register, watchlist, policy)
+        outputs = [result_output(change)] + [_alert_output(a) for a in in_order(alerts)]
+        announcements.append((change.sequence, outputs))
+        last_seat = result
+    if last_seat is not None:
+        announcements[-1][1].append(snapshot_output(telling, register, last_seat))
+    return announcements
 
 
 class Publisher:
@@ -122,41 +170,53 @@ class Publisher:
             "alerts": settings.topic_alerts,
         }
         self.producer: AIOKafkaProducer | None = None
+        self.consumer: AIOKafkaConsumer | None = None  # asks the broker where logs end
+        self.declaration_partitions: set[int] = set()
         self.leading = False
-        self.running: RunningTotals | None = None  # the totals after the last change announced
+        self.telling: Telling | None = None  # the night as told, while this one leads
         self.watchlist = load_watchlist(watchlist_path(settings))
         self.policy = AlertPolicy.from_settings(settings)
         self.epoch = ""
         self.on_kafka: set[int] = set()  # outbox entries past the cursor found on Kafka
-        self.announced = 0  # the newest change announced, as far as this publisher knows
+        self.announced = 0  # the newest change read, as far as this publisher knows
+        self.stalls = PartitionStalls(settings.event_time_stall_s)
+
+    def stand_down(self) -> None:
+        self.leading = False
+        self.telling = None
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.telling and self.telling.held)
 
     async def tick(self) -> None:
         if not await state_present(self.redis, self.ns):
             # Redis lost the state, or a rebuild is under way: nothing may be announced from
             # a half-built change log, and what this publisher remembers belongs to the old one.
-            self.leading = False
-            self.running = None
+            self.stand_down()
             return
         if not await self.outbox.acquire_lock(self.token, LOCK_TTL_MS):
-            self.leading = False
+            self.stand_down()
             return
         if not self.leading:
             # Just became the publisher: what reached Kafka before a crash is the truth.
-            await self._start_producer()
+            await self._start_clients()
             self.epoch = await self.outbox.epoch()
             await self._resync_from_kafka()
-            self.running = None
+            self.telling = None
             self.leading = True
         try:
-            fresh = await self._announce()
+            if self.telling is None:
+                self.telling = await self._recall()
+            fresh = await self._announce(self.telling)
             await self._drain(fresh)
         except Exception:
             # Never let a broker or Redis hiccup kill the worker: what was not marked
             # published is sent again after a resync, which skips what Kafka already has.
             log.exception("publisher failed; will resync from Kafka and retry")
-            self.leading = False
+            self.stand_down()
 
-    async def _start_producer(self) -> None:
+    async def _start_clients(self) -> None:
         if self.producer is None:
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -166,16 +226,26 @@ class Publisher:
                 linger_ms=1,  # alerts go out within a millisecond or two of the tally
             )
             await self.producer.start()
+        if self.consumer is None:
+            self.consumer = AIOKafkaConsumer(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                **kafka_client_options(settings),
+                enable_auto_commit=False,
+            )
+            await self.consumer.start()
 
     async def stop(self) -> None:
-        self.leading = False  # ends the timer's follow loop before the producer goes
+        self.stand_down()  # ends the timer's follow loop before the clients go
         if self.producer is not None:
             await self.producer.stop()
             self.producer = None
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
         await self.outbox.release_lock(self.token)
 
     async def wait_for_change(self, timeout_s: float) -> bool:
-        """Block until the change log has an entry past what was announced, or the timeout."""
+        """Block until the change log has an entry past what was read, or the timeout."""
         if timeout_s <= 0:
             return False
         reply: Any = await self.redis.xread(
@@ -183,21 +253,89 @@ class Publisher:
         )
         return bool(reply)
 
-    async def _announce(self) -> list[QueuedOutput]:
-        """Queue the outputs of the changes not yet announced; returns what was queued."""
-        announced = await self.outbox.announced()
-        self.announced = announced
-        changes = await self.store.changes(after=announced, count=settings.batch_size)
-        if not changes:
+    async def _recall(self) -> Telling:
+        """The night as told before this publisher took the lead, from the change log: the
+        changes announced are told again to the story (in event-time order, sending nothing),
+        the rest are held."""
+        cursor = await self.outbox.announced()
+        ahead = await self.outbox.announced_ahead()
+        telling = Telling(NightStory(register()))
+        told: list[Change] = []
+        while batch := await self.store.changes(after=telling.read_upto, count=5_000):
+            telling.read_upto = batch[-1].sequence
+            for change in batch:
+                if change.sequence <= cursor or change.sequence in ahead:
+                    told.append(change)
+                else:
+                    telling.held.append(change)
+        telling.held.sort(key=lambda change: change.key)
+        for change in sorted(told, key=lambda change: change.key):
+            telling.told += 1
+            if change.result is not None:
+                telling.running.apply(change.delta)
+                telling.story.add(StoryStep.of_change(change.key, change.sequence, change.delta))
+                if telling.as_of is None or change.result.declared_at > telling.as_of:
+                    telling.as_of = change.result.declared_at
+        log.info("publisher recalled %d changes told and %d held", len(told), len(telling.held))
+        return telling
+
+    async def _announce(self, telling: Telling) -> list[QueuedOutput]:
+        """Queue the outputs of the changes the watermark lets through; returns what was queued."""
+        telling.hold(await self.store.changes(after=telling.read_upto, count=settings.batch_size))
+        self.announced = telling.read_upto
+        if not telling.held:
             return []
-        self.announced = changes[-1].sequence
-        if self.running is None or self.running.sequence != announced:
-            self.running = RunningTotals(await self.store.totals_at(announced), announced)
-        announcements = outputs_of_changes(
-            changes, self.running, register(), self.watchlist, self.policy
+        ready = await self._ready(telling.held)
+        if not ready:
+            return []
+        announcements = await tell(
+            telling, ready, register(), self.watchlist, self.policy, self._results_of
         )
         # One round trip for the batch of changes, as on the tally side.
-        return await self.outbox.announce_many(announcements)
+        queued, stale = await self.outbox.announce_many(announcements)
+        if stale:
+            raise RuntimeError("another publisher announced some of these changes")
+        del telling.held[: len(ready)]
+        return queued
+
+    async def _ready(self, held: Sequence[Change]) -> Sequence[Change]:
+        """The held changes (in event-time order) that the watermark lets through."""
+        topic = settings.topic_declarations
+        read = await self.store.partitions_read(topic)
+        newest = held[-1].key
+        partitions = self.declaration_partitions
+        if partitions and partitions >= read.keys():
+            clocks = [read[p].clock if p in read else None for p in partitions]
+            # Every partition has read past the newest held change: nothing can come before
+            # it now without having been sent late, and the broker need not be asked.
+            if all(clock is not None and clock >= newest for clock in clocks):
+                return held
+        ends = await self._end_offsets(topic)
+        progress = {
+            partition: PartitionProgress(
+                read[partition].applied if partition in read else -1,
+                end,
+                read[partition].clock if partition in read else None,
+            )
+            for partition, end in ends.items()
+        }
+        mark = watermark(self.stalls.moving(progress))
+        if mark is None:
+            return held
+        return held[: bisect.bisect_right(held, mark, key=lambda change: change.key)]
+
+    async def _end_offsets(self, topic: str) -> dict[int, int]:
+        assert self.consumer is not None and self.producer is not None
+        # The producer's metadata, fetched when a topic is new to it; the consumer's own
+        # knows only topics it is assigned.
+        self.declaration_partitions = await self.producer.partitions_for(topic)
+        partitions = [TopicPartition(topic, p) for p in sorted(self.declaration_partitions)]
+        ends = await self.consumer.end_offsets(partitions)
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def _results_of(self, sequences: set[int]) -> dict[int, SeatResult]:
+        changes = await self.store.changes_at(sorted(sequences))
+        return {c.sequence: c.result for c in changes if c.result is not None}
 
     async def _drain(self, fresh: Sequence[QueuedOutput]) -> None:
         """Send what is queued and not yet on Kafka; what was just queued is sent from memory
@@ -249,12 +387,11 @@ class Publisher:
         )
         await consumer.start()
         try:
-            # Every topic's partitions first: once a partition is assigned, a metadata update
-            # covers assigned topics only, and a topic looked up after that would be missed.
-            await consumer._client.force_metadata_update()  # topics may be new
+            # Partitions from the producer's metadata: once a partition is assigned, the
+            # consumer's covers assigned topics only, and a topic looked up then is missed.
+            assert self.producer is not None
             partitions_of = {
-                topic: consumer.partitions_for_topic(topic) or set()
-                for topic in self.topics.values()
+                topic: await self.producer.partitions_for(topic) for topic in self.topics.values()
             }
             present: set[int] = set()
             for topic, partitions in partitions_of.items():
@@ -312,17 +449,19 @@ async def publish_outputs() -> None:
         await _publisher.tick()
         # While it leads, the publisher follows the change log: a blocking read wakes it as
         # soon as a tally step appends, and a tick at least every TICK_S renews the lock. It
-        # does not return to the timer, which sleeps a whole interval after every run.
+        # does not return to the timer, which sleeps a whole interval after every run. While
+        # changes are held for the watermark, it looks again soon: partitions move on
+        # (duplicates, rejections) without adding to the change log.
         while _publisher.leading:
-            await _publisher.wait_for_change(TICK_S)
+            await _publisher.wait_for_change(HOLD_TICK_S if _publisher.holding else TICK_S)
             await _publisher.tick()
     except REDIS_UNAVAILABLE as error:
         # An exception would end this timer for good: stand down, take over afresh later.
         log.warning("publisher: Redis unavailable (%s)", error)
-        _publisher.leading = False
+        _publisher.stand_down()
     except Exception:
         log.exception("publisher could not take over; will try again")
-        _publisher.leading = False
+        _publisher.stand_down()
 
 
 @app.on_before_shutdown.connect  # type: ignore[misc, arg-type]

@@ -40,7 +40,7 @@ from streams.outbox import ANNOUNCED, ANNOUNCED_IDS
 from streams.reference import Register
 from streams.settings import Settings
 from streams.tally_store import OFFSETS, PendingStep, TallyStore, step_of
-from streams.validation import FeedPosition, validate_message
+from streams.validation import FeedPosition, NightWindow, kafka_time, validate_message
 
 log = logging.getLogger(__name__)
 
@@ -327,6 +327,7 @@ async def read_log(
 
 async def _apply_log(store: TallyStore, settings: Settings, register: Register) -> RebuildReport:
     report = RebuildReport()
+    window = NightWindow.from_settings(settings)
     async for partitions, records in read_log(settings, settings.topic_declarations):
         report.partitions = partitions
         steps: list[PendingStep] = []
@@ -334,8 +335,13 @@ async def _apply_log(store: TallyStore, settings: Settings, register: Register) 
             report.messages += 1
             where = (record.topic, record.partition, record.offset)
             key = record.key if isinstance(record.key, bytes) else None
+            # Each record's own timestamp, as the worker that first read it used: a declaration
+            # sent ahead of its time then is refused again now, however long ago it was sent.
+            sent_at = kafka_time(record.timestamp / 1000)
             # Rejected messages were dead-lettered when first consumed: only counted again.
-            verdict = validate_message(record.value or b"", FeedPosition(*where, key), register)
+            verdict = validate_message(
+                record.value or b"", FeedPosition(*where, key, sent_at), register, window=window
+            )
             steps.append(step_of(verdict, *where))
         for outcome in await store.apply_steps(steps, register):
             report.outcomes[outcome.outcome] += 1

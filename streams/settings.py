@@ -71,6 +71,23 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "data" / "ge2024",
         description="Reference files of the election",
     )
+    # The 2024 night's last seat (Inverness, Skye and West Ross-shire, after a recount) declared
+    # on Saturday 6 July at about 18:00, 44 hours after polls closed: 72 leaves room for a
+    # correction or a later recount, and still refuses a date typed in the wrong month.
+    night_ends_hours_after_polls_close: float = Field(
+        72.0,
+        gt=0,
+        le=24 * 366,  # at most a year, so the night's end stays a date Python can hold
+        description="The night ends this long after polls close; a later declaration: dead letter",
+    )
+    # Clocks of feeds and brokers drift by seconds, not minutes: five minutes forgives the
+    # drift and still catches a declaration dated hours ahead (07:00 typed for 05:00).
+    declared_at_future_margin_s: float = Field(
+        300.0,
+        ge=0,
+        le=366 * 86_400,
+        description="A declaration dated more than this after it was sent: dead letter",
+    )
 
     # Topics
     topic_declarations: str = Field(
@@ -117,6 +134,14 @@ class Settings(BaseSettings):
         description="Most bytes a worker fetches from one partition at a time",
     )
     batch_within_s: float = Field(0.005, description="Longest wait to fill a batch, seconds")
+    event_time_stall_s: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A declarations partition with messages unread whose offset has not moved for this "
+            "long stops holding the night's moments back (what it delivers later is amended)"
+        ),
+    )
     max_message_bytes: int = Field(
         256 * 1024,
         ge=1024,

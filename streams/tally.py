@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from schemas.declaration import Declaration, DeclarationKind
 from schemas.results import CandidateResult, SeatResult, StateOfParties
+from streams.alert_rules.base import PartySeatCount, SeatCount
+from streams.alert_rules.national import unbeatable_party
 from streams.reference import ConstituencyRef, Register
 
 Contribution = dict[str, int]
@@ -249,6 +250,13 @@ def state_of_parties(
     majority_line = register.majority_line
     leader = rows[0] if rows and rows[0][0] else None
     leading = leader[2] if leader else None
+    declared = int(totals.get("total:declared", 0))
+    seat_count = SeatCount(
+        sequence,
+        register.total_seats,
+        declared,
+        tuple(PartySeatCount(row[2], row[0]) for row in rows if row[0]),
+    )
     return StateOfParties.model_validate(
         {
             "election_id": register.election_id,
@@ -256,13 +264,14 @@ def state_of_parties(
             "as_of": as_of,
             "total_seats": register.total_seats,
             "majority_line": majority_line,
-            "seats_declared": int(totals.get("total:declared", 0)),
+            "seats_declared": declared,
             "seats_with_figures": int(totals.get("total:with_figures", 0)),
             "total_votes": total_votes,
             "electorate_declared": electorate,
             "turnout": total_votes / electorate if electorate else None,
             "largest_party": leading,
             "majority_party": leading if leader and leader[0] >= majority_line else None,
+            "cannot_be_overtaken": unbeatable_party(seat_count, register),
             "last_constituency_id": last_constituency_id,
             "parties": [row[3] for row in rows],
         }
@@ -287,59 +296,11 @@ def add_delta(totals: dict[str, int], delta: Mapping[str, int]) -> None:
             totals.pop(name, None)
 
 
-@dataclass(frozen=True, slots=True)
-class PartySeatCount:
-    party: str
-    seats: int
-
-
-@dataclass(frozen=True, slots=True)
-class SeatCount:
-    """The nation's seats after a change: what the national alert detectors read.
-
-    The snapshot (state_of_parties) has votes and shares of every party as well, and costs a
-    hundred times more to build; the publisher needs this after every change, that once per
-    batch of changes.
-    """
-
-    sequence: int
-    total_seats: int
-    seats_declared: int
-    parties: tuple[PartySeatCount, ...]
-
-
 class RunningTotals:
-    """The flat counters followed change by change, with each party's seats kept apart."""
+    """The flat counters followed change by change, for the snapshots of the state."""
 
-    def __init__(self, totals: Mapping[str, int], sequence: int) -> None:
-        self.sequence = sequence  # the change these totals are just after
-        self.totals: dict[str, int] = {k: v for k, v in totals.items() if k != SEQUENCE}
-        self.seats: dict[str, int] = {}
-        for name, value in self.totals.items():
-            self._note(name, value)
+    def __init__(self, totals: Mapping[str, int] | None = None) -> None:
+        self.totals: dict[str, int] = {k: v for k, v in (totals or {}).items() if k != SEQUENCE}
 
-    def _note(self, name: str, value: int) -> None:
-        if name.startswith("party:") and name.endswith(":seats"):
-            party = name[len("party:") : -len(":seats")]
-            if value:
-                self.seats[party] = value
-            else:
-                self.seats.pop(party, None)
-
-    def apply(self, delta: Mapping[str, int], sequence: int) -> None:
+    def apply(self, delta: Mapping[str, int]) -> None:
         add_delta(self.totals, delta)
-        for name in delta:
-            self._note(name, self.totals.get(name, 0))
-        self.sequence = sequence
-
-    def skip_to(self, sequence: int) -> None:
-        """A change that moved no counter (the exit poll)."""
-        self.sequence = sequence
-
-    def seat_count(self, register: Register) -> SeatCount:
-        return SeatCount(
-            sequence=self.sequence,
-            total_seats=register.total_seats,
-            seats_declared=self.totals.get("total:declared", 0),
-            parties=tuple(PartySeatCount(party, n) for party, n in self.seats.items()),
-        )

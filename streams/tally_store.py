@@ -14,6 +14,14 @@ from redis.asyncio import Redis
 from schemas.declaration import Declaration, DeclarationKind
 from schemas.exit_poll import ExitPoll
 from schemas.results import SeatResult, StateOfParties
+from streams.event_time import (
+    EventKey,
+    PartitionProgress,
+    event_key,
+    key_from_text,
+    key_text,
+    key_time,
+)
 from streams.redis_keys import election_namespace
 from streams.reference import ReferenceDataError, Register, cached_register
 from streams.settings import get_settings
@@ -33,6 +41,8 @@ SEAT = "seat:"
 SEATS = "seats"  # set of ONS ids with a seat hash, so reading every seat needs no SCAN
 TOTALS = "totals"  # hash of flat integer counters (none at 0), and meta:sequence
 OFFSETS = "offsets"  # hash topic:partition -> last offset applied
+CLOCKS = "clocks"  # hash topic:partition -> event key (text) of the last timed message applied
+AS_OF = "as-of"  # string: the latest declaration time applied, ms since the epoch
 CHANGES = "changes"  # stream, entry id {sequence}-0, read by the publisher
 EXIT_POLL = "exit-poll"  # string: the election's exit poll JSON, once
 COUNTERS = "counters"  # hash stage:outcome -> count (streams.counters.COUNTERS_KEY)
@@ -59,16 +69,19 @@ _SEQUENCE_PLACEHOLDER = '"sequence":0,'
 # KEYS: the namespace's totals (Redis Cluster routing; every key shares its hash tag).
 # ARGV: namespace, then FIELDS values per message:
 #   'd' (declaration): topic:partition, offset, revision, content hash, kind, contribution
-#       JSON, result JSON before its sequence value, result JSON after it, ONS id
-#   'e' (exit poll): topic:partition, offset, exit poll JSON, then unused
+#       JSON, result JSON before its sequence value, result JSON after it, ONS id, event key
+#   'e' (exit poll): topic:partition, offset, exit poll JSON, unused, event key
 #   'r' (rejected): topic:partition, offset, reason, then unused
+# The event key (streams.event_time.key_text, starting with the time in ms) is the
+# partition's clock once the message is recorded: the publisher's watermark reads it.
 # Returns name, sequence (or error text) per message.
-_FIELDS_PER_STEP = 10
+_FIELDS_PER_STEP = 11
 _APPLY = """
 local ns = ARGV[1]
 local FIELDS = FIELDS_PER_STEP
 local totals_key, offsets_key, changes_key = ns .. 'totals', ns .. 'offsets', ns .. 'changes'
 local seats_key, counters_key, exit_poll_key = ns .. 'seats', ns .. 'counters', ns .. 'exit-poll'
+local clocks_key, as_of_key = ns .. 'clocks', ns .. 'as-of'
 local replies = {}
 local last_of, held = {}, {}
 
@@ -76,14 +89,15 @@ local function count(name)
   redis.call('HINCRBY', counters_key, name, 1)
 end
 
-local function record(field, offset)
+local function record(field, offset, clock)
   redis.call('HSET', offsets_key, field, offset)
+  if clock ~= '' then redis.call('HSET', clocks_key, field, clock) end
   last_of[field] = offset
 end
 
 local function declaration(i, field, offset)
   local revision, content_hash, kind = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
-  local head, tail, ons_id = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
+  local head, tail, ons_id, clock = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
   local seat_key = ns .. 'seat:' .. ons_id
   local current = redis.call('HMGET', seat_key,
     'revision', 'content_hash', 'contribution', 'result')
@@ -94,7 +108,7 @@ local function declaration(i, field, offset)
     elseif current_revision == revision and current[2] == content_hash then name = 'duplicate'
     elseif current_revision == revision then name = 'conflict' end
     if name then
-      record(field, offset)
+      record(field, offset, clock)
       count('validation:accepted')
       count('tally:' .. name)
       return name, 0
@@ -125,7 +139,12 @@ local function declaration(i, field, offset)
       string.sub(previous, winning_at)
   end
 
-  record(field, offset)
+  record(field, offset, clock)
+  -- The "as of" time only moves forward: a correction dated earlier leaves it where it is.
+  local at = tonumber(string.match(clock, '^%d+'))
+  if at > tonumber(redis.call('GET', as_of_key) or '-1') then
+    redis.call('SET', as_of_key, at)
+  end
   -- The net change per counter, so a counter no seat contributes to is removed, not left at
   -- 0: the totals are then exactly the sum of the seats' contributions, however reached.
   local delta = {}
@@ -152,7 +171,7 @@ local function declaration(i, field, offset)
 end
 
 local function exit_poll(i, field, offset)
-  record(field, offset)
+  record(field, offset, ARGV[i + 10])
   count('validation:accepted')
   if redis.call('EXISTS', exit_poll_key) == 1 then
     count('tally:exit_poll_duplicate')
@@ -166,7 +185,7 @@ local function exit_poll(i, field, offset)
 end
 
 local function rejected(i, field, offset)
-  record(field, offset)
+  record(field, offset, '')
   count('validation:rejected:' .. ARGV[i + 3])
   return 'rejected', 0
 end
@@ -285,6 +304,17 @@ class Change:
     exit_poll: ExitPoll | None = None
     result_json: bytes = b""  # the stored result exactly, for publishing without re-encoding
 
+    @property
+    def key(self) -> EventKey:
+        """Where the change stands in the night's own time (streams.event_time)."""
+        if self.result is None:
+            assert self.exit_poll is not None
+            return event_key(self.exit_poll.published_at)
+        result = self.result
+        return event_key(
+            result.declared_at, result.constituency_name, result.constituency_id, result.revision
+        )
+
 
 def content_hash(declaration: Declaration) -> str:
     """What a revision announces; two feeds relaying the same revision are duplicates.
@@ -356,7 +386,9 @@ class TallyStore:
         if isinstance(item, PendingRejection):
             values: list[Any] = ["r", where, item.offset, item.reason]
         elif isinstance(item, PendingExitPoll):
-            values = ["e", where, item.offset, item.exit_poll.model_dump_json()]
+            poll = item.exit_poll
+            values = ["e", where, item.offset, poll.model_dump_json()]
+            values += [""] * 6 + [key_text(event_key(poll.published_at))]
         else:
             declaration = item.declaration
             ref = register.constituencies[declaration.constituency_id]
@@ -378,6 +410,14 @@ class TallyStore:
                 head,
                 tail,
                 declaration.constituency_id,
+                key_text(
+                    event_key(
+                        declaration.declared_at,
+                        ref.name,
+                        declaration.constituency_id,
+                        declaration.revision,
+                    )
+                ),
             ]
         return values + [""] * (_FIELDS_PER_STEP - len(values))
 
@@ -450,14 +490,18 @@ class TallyStore:
             pipe.hgetall(self.key(TOTALS))
             # The latest two: one of them is a seat's, since the exit poll comes only once.
             pipe.xrevrange(self.key(CHANGES), count=2)
-            raw, latest = await pipe.execute()
+            pipe.get(self.key(AS_OF))
+            raw, latest, as_of_ms = await pipe.execute()
         totals = {_text(k): int(v) for k, v in raw.items()}
         sequence = totals.pop(SEQUENCE, 0)
-        as_of = last_seat = None
+        # As of the latest declaration time applied, not the last applied: a correction
+        # dated earlier never moves the clock back.
+        as_of = key_time((int(as_of_ms), "", "", 0)) if as_of_ms is not None else None
+        last_seat = None
         for entry_id, fields in latest:
             change = _change(entry_id, fields)
             if change.result is not None:
-                as_of, last_seat = change.result.declared_at, change.result.constituency_id
+                last_seat = change.result.constituency_id
                 break
         return state_of_parties(totals, self._register(register), sequence, as_of, last_seat)
 
@@ -495,10 +539,36 @@ class TallyStore:
             add_delta(totals, {name: -value for name, value in change.delta.items()})
         return totals
 
+    async def partitions_read(self, topic: str) -> dict[int, PartitionProgress]:
+        """How far each partition of `topic` has been applied, with its clock; the end
+        offsets are the broker's to say, so they are left unknown here."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.key(OFFSETS))
+            pipe.hgetall(self.key(CLOCKS))
+            offsets, clocks = await pipe.execute()
+        prefix = topic + ":"
+        read: dict[int, PartitionProgress] = {}
+        for field, offset in offsets.items():
+            name = _text(field)
+            if name.startswith(prefix):
+                clock = clocks.get(field)
+                read[int(name[len(prefix) :])] = PartitionProgress(
+                    int(offset), None, key_from_text(_text(clock)) if clock else None
+                )
+        return read
+
     async def changes(self, after: int, count: int = 500) -> list[Change]:
         """Up to `count` changes with a sequence above `after`, in order."""
         entries: Any = await self.redis.xrange(self.key(CHANGES), min=f"({after}-0", count=count)
         return [_change(entry_id, fields) for entry_id, fields in entries]
+
+    async def changes_at(self, sequences: Sequence[int]) -> list[Change]:
+        """The changes of these sequences, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sequence in sequences:
+                pipe.xrange(self.key(CHANGES), min=f"{sequence}-0", max=f"{sequence}-0")
+            replies = await pipe.execute()
+        return [_change(*entries[0]) for entries in replies if entries]
 
     async def changes_before(self, before: int, count: int) -> list[Change]:
         """Up to `count` changes with a sequence below `before`, newest first."""

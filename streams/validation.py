@@ -18,7 +18,7 @@ from schemas.declaration import FIGURES_ERROR, Candidate, Declaration
 from schemas.exit_poll import ExitPoll
 from schemas.rejection import Rejection, RejectionReason
 from streams.reference import CandidateRef, Register
-from streams.settings import get_settings
+from streams.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,36 @@ class FeedPosition:
     partition: int
     offset: int
     key: bytes | None = None
+    # The record's Kafka timestamp: when it was sent (or appended, on a LogAppendTime topic).
+    sent_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class NightWindow:
+    """How far from the election a declaration (or the exit poll) can believably be dated."""
+
+    ends_after_polls_close: dt.timedelta
+    future_margin: dt.timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NightWindow:
+        return cls(
+            ends_after_polls_close=dt.timedelta(hours=settings.night_ends_hours_after_polls_close),
+            future_margin=dt.timedelta(seconds=settings.declared_at_future_margin_s),
+        )
+
+
+def kafka_time(seconds: float | None) -> dt.datetime | None:
+    """A record's Kafka timestamp (seconds since the epoch) as a time; None when it has none."""
+    # Kafka writes -1 for a record without a timestamp (message format v0).
+    if seconds is None or seconds <= 0:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        # A producer may stamp any 64-bit time; one past the year 9999 is later than the
+        # wall clock that caps it anyway, and must not stop the worker.
+        return None
 
 
 @dataclass(frozen=True)
@@ -169,6 +199,60 @@ def _mismatch(candidate: Candidate, nominated: CandidateRef) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _SentAt:
+    """The time a message's own time is judged against, and what that time was."""
+
+    at: dt.datetime
+    what: str  # "sent" (its Kafka timestamp) or "received" (the wall clock)
+
+
+def _sent_at(position: FeedPosition, now: dt.datetime) -> _SentAt:
+    # The record's own timestamp makes the verdict the same when a rebuild re-reads the log
+    # days later, and judges a backlog by when each message was sent, not when it was read;
+    # the wall clock caps it, so a producer whose clock runs ahead cannot vouch for itself.
+    if position.sent_at is not None and position.sent_at <= now:
+        return _SentAt(position.sent_at, "sent")
+    return _SentAt(now, "received")
+
+
+def _check_within_night(
+    dated: dt.datetime, what: str, register: Register, window: NightWindow, sent_at: _SentAt
+) -> None:
+    """A time after the night, or ahead of when its message was sent, is a wrong clock or a
+    typo; applied, it would be the night's latest moment and the state's "as of" for good."""
+    night_ends = register.polls_close + window.ends_after_polls_close
+    if dated > night_ends:
+        raise _Reject(
+            RejectionReason.DECLARED_AFTER_NIGHT_ENDED,
+            f"{what} {dated.isoformat()}, after the night ended at {night_ends.isoformat()} "
+            f"({_hours(window.ends_after_polls_close)} hours after polls closed; "
+            "NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE)",
+        )
+    if dated > sent_at.at + window.future_margin:
+        # Shown in the message's own offset, so the desk compares like with like.
+        sent = sent_at.at.astimezone(dated.tzinfo)
+        raise _Reject(
+            RejectionReason.DECLARED_IN_FUTURE,
+            f"{what} {dated.isoformat()}, {_duration(dated - sent_at.at)} after it was "
+            f"{sent_at.what} at {sent.isoformat()}; more than the "
+            f"{window.future_margin.total_seconds():g} s allowed (DECLARED_AT_FUTURE_MARGIN_S)",
+        )
+
+
+def _hours(span: dt.timedelta) -> str:
+    return f"{span.total_seconds() / 3600:g}"
+
+
+def _duration(span: dt.timedelta) -> str:
+    seconds = int(span.total_seconds())
+    days, seconds = divmod(seconds, 86_400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{days} day{'s' if days > 1 else ''} {clock}" if days else clock
+
+
 def _check_exit_poll(exit_poll: ExitPoll, register: Register) -> None:
     if exit_poll.total_seats != register.total_seats:
         raise _Reject(
@@ -212,12 +296,20 @@ def validate_message(
     register: Register,
     now: dt.datetime | None = None,
     max_bytes: int | None = None,
+    window: NightWindow | None = None,
 ) -> Verdict:
     """Decide one raw message's fate; never raises for bad input.
 
-    `max_bytes` (default MAX_MESSAGE_BYTES) is checked before anything is parsed.
+    `max_bytes` (default MAX_MESSAGE_BYTES) is checked before anything is parsed. `window`
+    (default from NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE and DECLARED_AT_FUTURE_MARGIN_S) bounds
+    the message's own time; "in the future" is measured from `position.sent_at`, or from
+    `now` (when it is judged, default the wall clock) for a record without one or stamped
+    later than that.
     """
     limit = max_bytes if max_bytes is not None else get_settings().max_message_bytes
+    window = window if window is not None else NightWindow.from_settings(get_settings())
+    now = now if now is not None else dt.datetime.now(dt.UTC)
+    sent_at = _sent_at(position, now)
     kept = raw
     try:
         oversized = _too_large(raw, position.key, limit)
@@ -227,8 +319,12 @@ def validate_message(
         message = _parse(raw, register)
         if isinstance(message, Declaration):
             _check_against_register(message, register)
+            _check_within_night(message.declared_at, "declared at", register, window, sent_at)
         else:
             _check_exit_poll(message, register)
+            _check_within_night(
+                message.published_at, "exit poll published at", register, window, sent_at
+            )
         return Accepted(message)
     except RecursionError:
         reject = _Reject(RejectionReason.MALFORMED_JSON, "nested too deeply to read")
@@ -260,7 +356,7 @@ def validate_message(
             source_topic=position.topic,
             source_partition=position.partition,
             source_offset=position.offset,
-            rejected_at=now or dt.datetime.now(dt.UTC),
+            rejected_at=now,
             election_id=register.election_id,
         )
     )

@@ -1,8 +1,9 @@
 """Alert detectors: pure functions from an applied change (or the exit poll) to alerts.
 
 One module per family: `national` (exit poll, first and last seats, majority and the moments
-before it), `people` (the watchlist), `seats` (gains, shocks, margins, recounts) and
-`revisions` (amend or retract what a correction or recount changed).
+before it), `story` (those moments in the night's own time, amended when data comes late),
+`people` (the watchlist), `seats` (gains, shocks, margins, recounts) and `revisions` (amend or
+retract what a correction or recount changed).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from streams.alert_rules.base import (
     in_order,
 )
 from streams.alert_rules.national import (
+    Crossing,
     cannot_be_overtaken,
-    declaration_count_alerts,
+    crossings,
     exit_poll_alerts,
     has_majority,
     largest_party_certain,
-    milestone_alerts,
+    moment_alert,
+    national_alerts,
+    unbeatable_party,
 )
 from streams.alert_rules.people import people_alerts
 from streams.alert_rules.revisions import outcome_alerts, revised_alerts
@@ -35,20 +39,24 @@ __all__ = [
     "DEFAULT_PRIORITIES",
     "AlertPolicy",
     "AppliedChange",
+    "Crossing",
     "alert_id",
     "cannot_be_overtaken",
-    "declaration_count_alerts",
+    "crossings",
     "detect_change",
     "detect_exit_poll",
     "fact_id",
     "has_majority",
     "largest_party_certain",
-    "milestone_alerts",
+    "moment_alert",
+    "national_alerts",
     "outcome_alerts",
     "people_alerts",
     "recount_alerts",
     "revised_alerts",
     "seat_alerts",
+    "seat_change_alerts",
+    "unbeatable_party",
 ]
 
 
@@ -60,13 +68,20 @@ def detect_change(
     A recount notice names no winner, so it leaves the seat's earlier alerts standing: they
     are compared with the result that follows it (see AppliedChange.last_declared).
     """
+    alerts = national_alerts(change, register, policy)
+    return in_order(alerts + seat_change_alerts(change, register, watchlist, policy))
+
+
+def seat_change_alerts(
+    change: AppliedChange, register: Register, watchlist: Watchlist, policy: AlertPolicy
+) -> list[Alert]:
+    """The alerts about the seat itself (gains, people, margins, recounts, what a correction
+    changed): they hold whenever the change arrives, unlike the national moments."""
     result = change.result
-    alerts = declaration_count_alerts(change, register, policy)
-    alerts += milestone_alerts(change, register, policy)
-    alerts += recount_alerts(result, policy)
+    alerts = recount_alerts(result, policy)
     if result.winner is not None:
         alerts += revised_alerts(result, change.baseline, register, watchlist, policy)
-    return in_order(alerts)
+    return alerts
 
 
 def detect_exit_poll(poll: ExitPoll, register: Register, policy: AlertPolicy) -> list[Alert]:

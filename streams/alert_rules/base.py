@@ -99,7 +99,7 @@ class PartySeats(Protocol):
 class SeatPicture(Protocol):
     """The nation's seats after a change: all the national detectors read of the state.
 
-    A StateOfParties is one; the publisher passes the lighter tally.SeatCount, since it needs
+    A StateOfParties is one; the publisher passes the lighter SeatCount below, since it needs
     one for every change and the full snapshot (votes and shares of every party) only once per
     batch of changes.
     """
@@ -115,6 +115,27 @@ class SeatPicture(Protocol):
 
     @property
     def parties(self) -> Sequence[PartySeats]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PartySeatCount:
+    party: str
+    seats: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeatCount:
+    """The nation's seats after a change: what the national alert detectors read.
+
+    The snapshot (state_of_parties) has votes and shares of every party as well, and costs a
+    hundred times more to build; the story needs this after every change, that once per
+    batch of changes.
+    """
+
+    sequence: int
+    total_seats: int
+    seats_declared: int
+    parties: tuple[PartySeatCount, ...]
 
 
 @dataclass(frozen=True)

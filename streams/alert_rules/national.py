@@ -8,6 +8,7 @@ reach the line with it, and an undeclared Chorley still counts among the seats t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from schemas.alert import Alert, AlertType
 from schemas.exit_poll import ExitPoll
@@ -158,10 +159,12 @@ MILESTONES: dict[AlertType, Milestone] = {
     AlertType.LARGEST_PARTY_CERTAIN: largest_party_certain,
     AlertType.CANNOT_BE_OVERTAKEN: cannot_be_overtaken,
 }
+# "Cannot be overtaken" and "largest party certain" hold one seat apart and tell an app user
+# the same fact twice (the 2024 night: 242 and 241 seats to declare, the same figures), so
+# only the stronger is pushed; the weaker is the state of the parties' `cannot_be_overtaken`.
 _STANDING_TESTS: dict[AlertType, Callable[[_Standing, str], bool]] = {
     AlertType.MAJORITY_WON: _Standing.has_majority,
     AlertType.LARGEST_PARTY_CERTAIN: _Standing.largest_party_certain,
-    AlertType.CANNOT_BE_OVERTAKEN: _Standing.cannot_be_overtaken,
 }
 
 
@@ -169,23 +172,100 @@ def _could_hold(state: SeatPicture, register: Register) -> set[str]:
     return _Standing(state, register).could_hold()
 
 
-def milestone_alerts(change: AppliedChange, register: Register, policy: AlertPolicy) -> list[Alert]:
-    """Each milestone fires once, on the change that crosses it; a correction that uncrosses
-    it (the party falls back below) retracts it."""
-    alerts: list[Alert] = []
-    before = _Standing(change.state_before, register)
-    after = _Standing(change.state_after, register)
+def unbeatable_party(state: SeatPicture, register: Register) -> str | None:
+    """The party no rival can finish above (a tie at worst), if any: a flag for graphics."""
+    standing = _Standing(state, register)
+    return next(
+        (party for party in sorted(standing.could_hold()) if standing.cannot_be_overtaken(party)),
+        None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """A national moment passed between two states (`holds`), or passed back (not `holds`).
+
+    First and last declaration have no party and are never passed back: a declared seat
+    stays declared, whatever its corrections say.
+    """
+
+    alert_type: AlertType
+    party: str | None
+    holds: bool
+
+
+def crossings(before: SeatPicture, after: SeatPicture, register: Register) -> list[Crossing]:
+    """The national moments a step from `before` to `after` passes, in a fixed order."""
+    found: list[Crossing] = []
+    if before.seats_declared == 0 and after.seats_declared >= 1:
+        found.append(Crossing(AlertType.FIRST_DECLARATION, None, True))
+    if before.seats_declared < register.total_seats <= after.seats_declared:
+        found.append(Crossing(AlertType.LAST_DECLARATION, None, True))
+    was_standing = _Standing(before, register)
+    now_standing = _Standing(after, register)
     # Only a party that could hold a milestone in either state can cross it; the rest would
     # be False before and after, and testing them all is quadratic in parties per change.
-    parties = sorted(before.could_hold() | after.could_hold())
+    parties = sorted(was_standing.could_hold() | now_standing.could_hold())
     for alert_type, holds in _STANDING_TESTS.items():
         for party in parties:
-            was, now = holds(before, party), holds(after, party)
-            if now and not was:
-                alerts.append(_milestone(alert_type, party, change, register, policy))
-            elif was and not now:
-                alerts.append(_milestone_withdrawn(alert_type, party, change, register, policy))
-    return alerts
+            was, now = holds(was_standing, party), holds(now_standing, party)
+            if was != now:
+                found.append(Crossing(alert_type, party, now))
+    return found
+
+
+def moment_root_id(election_id: str, crossing: Crossing) -> str:
+    """The id a moment is first told under: the election and the moment, never the seat."""
+    return fact_id(election_id, crossing.alert_type, None, crossing.party)
+
+
+def moment_id(
+    election_id: str, crossing: Crossing, ons_id: str, revision: int, occurrence: int
+) -> str:
+    """The id of one telling of a moment: the first passing has the root id; a passing back
+    names the seat that caused it; passing the same line again later is news of its own."""
+    root = moment_root_id(election_id, crossing)
+    if not crossing.holds:
+        return alert_id(root, "retracted", ons_id, revision)
+    return root if occurrence == 0 else alert_id(root, "again", occurrence)
+
+
+def moment_alert(
+    crossing: Crossing,
+    result: SeatResult,
+    state: SeatPicture,
+    register: Register,
+    policy: AlertPolicy,
+    occurrence: int = 0,
+) -> Alert:
+    """The alert telling a moment passed at `result`, with the nation at `state` after it."""
+    ident = moment_id(
+        result.election_id, crossing, result.constituency_id, result.revision, occurrence
+    )
+    if crossing.alert_type in (AlertType.FIRST_DECLARATION, AlertType.LAST_DECLARATION):
+        return _count_alert(crossing.alert_type, result, state, register, policy)
+    assert crossing.party is not None
+    if not crossing.holds:
+        return _milestone_withdrawn(
+            crossing.alert_type, crossing.party, result, state, register, policy
+        )
+    alert = _milestone(crossing.alert_type, crossing.party, result, state, register, policy)
+    if occurrence:
+        root = moment_root_id(result.election_id, crossing)
+        alert = alert.model_copy(update={"alert_id": ident, "supersedes": [root]})
+    return alert
+
+
+def national_alerts(change: AppliedChange, register: Register, policy: AlertPolicy) -> list[Alert]:
+    """The moments one change passes, judged between the states just before and after it.
+
+    Right only when changes come in the night's own order; the publisher's NightStory keeps
+    that order (and amends what late data moves), this is its step at the end of the night.
+    """
+    return [
+        moment_alert(crossing, change.result, change.state_after, register, policy)
+        for crossing in crossings(change.state_before, change.state_after, register)
+    ]
 
 
 def _milestone_figures(
@@ -207,11 +287,11 @@ def _milestone_figures(
 def _milestone(
     alert_type: AlertType,
     party: str,
-    change: AppliedChange,
+    result: SeatResult,
+    state: SeatPicture,
     register: Register,
     policy: AlertPolicy,
 ) -> Alert:
-    state, result = change.state_after, change.result
     names = party_names(register)
     figures = _milestone_figures(state, party, register)
     figures["delivered_by"] = result.constituency_id
@@ -244,15 +324,15 @@ def _milestone(
 def _milestone_withdrawn(
     alert_type: AlertType,
     party: str,
-    change: AppliedChange,
+    result: SeatResult,
+    state: SeatPicture,
     register: Register,
     policy: AlertPolicy,
 ) -> Alert:
-    result = change.result
     root = fact_id(result.election_id, alert_type, None, party)
     name = alert_text.party_name(party, party_names(register))
     original = f"{name}: {alert_type.value.replace('_', ' ')}"
-    reason = f"{name} now have {_seats(change.state_after, party)} seats"
+    reason = f"{name} now have {_seats(state, party)} seats"
     text = alert_text.retracted_text(original, reason, result)
     alert = seat_alert(
         alert_id=alert_id(root, "retracted", result.constituency_id, result.revision),
@@ -260,7 +340,7 @@ def _milestone_withdrawn(
         policy=policy,
         result=result,
         text=text,
-        figures=_milestone_figures(change.state_after, party, register),
+        figures=_milestone_figures(state, party, register),
         party=party,
     )
     # A withdrawal is as loud as what it withdraws, or the people told are never untold.
@@ -270,57 +350,30 @@ def _milestone_withdrawn(
     )
 
 
-def declaration_count_alerts(
-    change: AppliedChange, register: Register, policy: AlertPolicy
-) -> list[Alert]:
-    """The first seat to declare and the last one, from the count of seats declared."""
-    before, after, result = change.state_before, change.state_after, change.result
-    names = party_names(register)
-    alerts: list[Alert] = []
-    figures: dict[str, int | float | str | None] = {
-        "seats_declared": after.seats_declared,
-        "total_seats": after.total_seats,
-        "winning_party": result.winning_party,
-        "majority": result.majority,
-    }
-    if before.seats_declared == 0 and after.seats_declared >= 1:
-        alerts.append(
-            _count_alert(
-                AlertType.FIRST_DECLARATION,
-                result,
-                alert_text.first_declaration_text(result, names),
-                figures,
-                policy,
-            )
-        )
-    total = register.total_seats
-    if before.seats_declared < total <= after.seats_declared:
-        alerts.append(
-            _count_alert(
-                AlertType.LAST_DECLARATION,
-                result,
-                alert_text.last_declaration_text(result, total, names),
-                figures,
-                policy,
-            )
-        )
-    return alerts
-
-
 def _count_alert(
     alert_type: AlertType,
     result: SeatResult,
-    text: alert_text.AlertText,
-    figures: dict[str, int | float | str | None],
+    state: SeatPicture,
+    register: Register,
     policy: AlertPolicy,
 ) -> Alert:
+    """The first seat to declare, or the last: once a night, so the id names no seat."""
+    names = party_names(register)
+    if alert_type is AlertType.FIRST_DECLARATION:
+        text = alert_text.first_declaration_text(result, names)
+    else:
+        text = alert_text.last_declaration_text(result, register.total_seats, names)
     return seat_alert(
-        # Once a night: the id names the election and the moment, not the seat.
         alert_id=fact_id(result.election_id, alert_type),
         alert_type=alert_type,
         policy=policy,
         result=result,
         text=text,
-        figures=figures,
+        figures={
+            "seats_declared": state.seats_declared,
+            "total_seats": state.total_seats,
+            "winning_party": result.winning_party,
+            "majority": result.majority,
+        },
         party=result.winning_party,
     )

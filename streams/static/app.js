@@ -247,17 +247,57 @@
     return (incoming.revision || 0) >= (existing.revision || 0);
   }
 
+  /** Milliseconds of an ISO time; a missing or unreadable one sorts as the oldest. */
+  function timeOf(iso) {
+    const when = Date.parse(iso);
+    return isNaN(when) ? -Infinity : when;
+  }
+
+  function compareTimesNewestFirst(a, b) {
+    return a === b ? 0 : a > b ? -1 : 1;
+  }
+
+  /** Code-point order, as the API sorts names (localeCompare would differ from it). */
+  function compareText(a, b) {
+    const x = String(a === undefined || a === null ? '' : a);
+    const y = String(b === undefined || b === null ? '' : b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+
+  /**
+   * Latest declarations first, by declaration time whatever order they arrived in: the
+   * night's order (time, then name, then ONS id) reversed, as /api/declarations.
+   */
+  function compareSeats(a, b) {
+    return compareTimesNewestFirst(timeOf(a.declared_at), timeOf(b.declared_at)) ||
+      compareText(b.constituency_name, a.constituency_name) ||
+      compareText(b.constituency_id, a.constituency_id);
+  }
+
+  /**
+   * Newest alert first, by the time of what it tells (occurred_at), then by outbox sequence:
+   * /api/alerts reversed. The exit poll sorts before the first declaration whenever it came.
+   */
   function compareAlerts(a, b) {
-    const ta = Date.parse(a.occurred_at) || 0;
-    const tb = Date.parse(b.occurred_at) || 0;
-    if (ta !== tb) return tb - ta;
-    return (b.sequence || 0) - (a.sequence || 0);
+    return compareTimesNewestFirst(timeOf(a.occurred_at), timeOf(b.occurred_at)) ||
+      (b.sequence || 0) - (a.sequence || 0);
+  }
+
+  /** The `count` latest declarations of a collection of seats, in ticker order. */
+  function latestSeats(seats, count) {
+    return Array.from(seats || []).sort(compareSeats).slice(0, count);
+  }
+
+  /** The `count` newest alerts, in banner order. */
+  function newestAlerts(alerts, count) {
+    return Array.from(alerts || []).sort(compareAlerts).slice(0, count);
   }
 
   const helpers = {
     partyColour, partyShortName, textColourOn, isOddRow, hexCentre, neighbours, layoutHexmap,
     formatInt, formatSigned, formatShare, formatShareChange, formatClock, electionTitle,
-    resultLabel, orderParties, tableRows, isNewerSeat, compareAlerts, PARTY_COLOURS,
+    resultLabel, orderParties, tableRows, isNewerSeat, compareSeats, compareAlerts, latestSeats,
+    newestAlerts, PARTY_COLOURS,
   };
 
   if (typeof module === 'object' && module.exports) module.exports = helpers;
@@ -484,9 +524,8 @@
   // ---- ticker ----
 
   function renderTicker() {
-    const latest = Array.from(model.seats.values())
-      .sort((a, b) => (b.sequence || 0) - (a.sequence || 0) || (Date.parse(b.declared_at) || 0) - (Date.parse(a.declared_at) || 0))
-      .slice(0, TICKER_LENGTH);
+    // By declaration time: a seat whose message arrives late takes its place, not the top.
+    const latest = latestSeats(model.seats.values(), TICKER_LENGTH);
     const items = latest.map((seat) => {
       const colour = seat.winning_party ? partyColour(seat.winning_party) : UNDECLARED_COLOUR;
       const li = el('li', 'ticker__item' + (seat.gain ? ' ticker__item--gain' : ''));
@@ -527,7 +566,7 @@
   // ---- alerts ----
 
   function renderAlerts() {
-    const newest = Array.from(model.alerts.values()).sort(compareAlerts).slice(0, ALERTS_SHOWN);
+    const newest = newestAlerts(model.alerts.values(), ALERTS_SHOWN);
     const banners = newest.map((alert) => {
       const banner = el('article', 'alert alert--' + (alert.priority || 'normal'));
       banner.setAttribute('data-testid', 'alert-banner');
@@ -605,6 +644,12 @@
     } catch (err) {
       console.error('Unreadable ' + kind + ' event', err);
       return;
+    }
+    // An alert's outbox position is the event's id (the stored alert has none): it orders
+    // alerts of the same moment, as in /api/alerts.
+    if (kind === 'alert' && data && typeof data === 'object' && typeof data.sequence !== 'number') {
+      const sequence = Number(event.lastEventId);
+      if (event.lastEventId && isFinite(sequence)) data.sequence = sequence;
     }
     if (!model.ready) {
       model.pending.push([kind, data]); // applied after the snapshot they may postdate

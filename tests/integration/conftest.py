@@ -22,6 +22,9 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from scripts.night_builder import Night, build_night
+from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline
+
 
 @dataclass(frozen=True)
 class Services:
@@ -143,3 +146,17 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     if keys:
         client.unlink(*keys)
     client.close()
+
+
+@pytest.fixture(scope="module")
+def night() -> Night:
+    """The 2024 night built from the data files (its register, exit poll and declarations)."""
+    return build_night(DATA_DIR)
+
+
+@pytest.fixture
+def pipeline(
+    kafka_bootstrap: str, redis_url: str, redis_prefix: str, unique_topic: Callable[..., str]
+) -> Pipeline:
+    """A pipeline of this test's own: topics, Redis prefix and consumer group."""
+    return new_pipeline(kafka_bootstrap, redis_url, redis_prefix, unique_topic)

@@ -141,6 +141,12 @@ def test_one_seat(api: httpx.Client) -> None:
     assert seat["winning_party"] == "Lab" and seat["majority"] == 630
 
 
+def _night_order(seat: dict[str, Any]) -> tuple[float, str, str]:
+    """The night's order: declaration time, then name, then id (/api/declarations reverses it)."""
+    declared = dt.datetime.fromisoformat(seat["declared_at"]).timestamp()
+    return (declared, seat["constituency_name"], seat["constituency_id"])
+
+
 def test_latest_declarations_newest_first(api: httpx.Client) -> None:
     response = api.get("/api/declarations")
     assert response.status_code == 200
@@ -149,11 +155,13 @@ def test_latest_declarations_newest_first(api: httpx.Client) -> None:
     assert isinstance(latest, list) and len(latest) == 20
     for seat in latest:
         assert_valid(SEAT, seat, seat.get("constituency_id", "?"))
-    order = [(s["declared_at"], s["sequence"]) for s in latest]
-    assert order == sorted(order, reverse=True)
+    assert latest == sorted(latest, key=_night_order, reverse=True)
     assert latest[0]["constituency_name"] == "Inverness, Skye and West Ross-shire"
     assert len(api.get("/api/declarations", params={"limit": 5}).json()) == 5
-    assert len(api.get("/api/declarations", params={"limit": 10_000}).json()) == 650
+    every = api.get("/api/declarations", params={"limit": 10_000}).json()
+    assert len(every) == 650
+    assert every == sorted(every, key=_night_order, reverse=True)
+    assert every[-1]["constituency_name"] == "Houghton and Sunderland South"
 
 
 def test_alerts(api: httpx.Client) -> None:
@@ -168,6 +176,11 @@ def test_alerts(api: httpx.Client) -> None:
     assert types.count("majority_won") == 1
     assert types.count("last_declaration") == 1
     assert "former_prime_minister_defeated" in types
+    # Oldest first by the time of what they tell, then outbox sequence: the exit poll first.
+    order = [(dt.datetime.fromisoformat(a["occurred_at"]), a["sequence"]) for a in alerts]
+    assert order == sorted(order)
+    assert types[0] == "exit_poll"
+    assert types.index("first_declaration") < types.index("majority_won")
 
 
 # ---- HTTP behaviour ----
@@ -292,5 +305,7 @@ def test_an_alert_client_that_reconnects_with_last_event_id_misses_nothing(
     rest = len(every) - len(received)
     _, events = read_events(api, "/api/alerts/events", rest, headers={"Last-Event-ID": last_id})
     received += events
-    assert [int(e.id or "0") for e in received] == [a["sequence"] for a in every]
-    assert [json.loads(e.data)["alert_id"] for e in received] == [a["alert_id"] for a in every]
+    # The stream is in outbox order; /api/alerts in occurred_at order.
+    queued = sorted(every, key=lambda a: a["sequence"])
+    assert [int(e.id or "0") for e in received] == [a["sequence"] for a in queued]
+    assert [json.loads(e.data)["alert_id"] for e in received] == [a["alert_id"] for a in queued]

@@ -230,9 +230,12 @@ class FakeLiveApi:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
-    def publish(self, event: str, message: BaseModel) -> None:
-        """Update the snapshot and send one SSE event, as the worker does after each change."""
-        self._loop.call_soon_threadsafe(self._publish, event, message)
+    def publish(self, event: str, message: BaseModel, event_id: int | None = None) -> None:
+        """Update the snapshot and send one SSE event, as the worker does after each change.
+
+        `event_id` is the event's `id:` line: the worker sends its outbox sequence there.
+        """
+        self._loop.call_soon_threadsafe(self._publish, event, message, event_id)
 
     def clients(self) -> int:
         return len(self._clients)
@@ -247,14 +250,15 @@ class FakeLiveApi:
 
         self._loop.call_soon_threadsafe(end_streams)
 
-    def _publish(self, event: str, message: BaseModel) -> None:
+    def _publish(self, event: str, message: BaseModel, event_id: int | None) -> None:
         if isinstance(message, StateOfParties):
             self.state = message
         elif isinstance(message, SeatResult):
             self.seats[message.constituency_id] = message
         elif isinstance(message, Alert):
             self.alerts[message.alert_id] = message
-        chunk = f"event: {event}\ndata: {message.model_dump_json()}\n\n".encode()
+        id_line = f"id: {event_id}\n" if event_id is not None else ""
+        chunk = f"{id_line}event: {event}\ndata: {message.model_dump_json()}\n\n".encode()
         for queue in self._clients:
             queue.put_nowait(chunk)
 
@@ -555,6 +559,88 @@ def test_page_catches_up_after_reconnecting(
     # The full result replaced the rush that came before it.
     item = page.locator(f"[data-testid=ticker-item][data-ons={first[-1].constituency_id}]")
     assert "Figures to follow" not in item.inner_text()
+    assert problems.errors == []
+
+
+def _declaration_time_order(seats: list[SeatResult]) -> list[str]:
+    """The ticker's order, as /api/declarations: the night's (time, name, ONS id), reversed."""
+    ordered = sorted(
+        seats, key=lambda s: (s.declared_at, s.constituency_name, s.constituency_id), reverse=True
+    )
+    return [s.constituency_id for s in ordered]
+
+
+def test_lists_follow_declaration_time_not_arrival(
+    fake_api: FakeLiveApi, page: Page, results: list[SeatResult]
+) -> None:
+    """Results and alerts that arrive out of order take their place by time, not the top."""
+    problems = open_live_page(page, fake_api.base_url)
+    declared = results[:30]  # in declaration order
+    late = declared[24]  # would be sixth in the ticker; it arrives after all the others
+    arriving = [s for s in reversed(declared) if s is not late]
+    for sequence, seat in enumerate([*arriving, late], start=1):
+        fake_api.publish("result", seat.model_copy(update={"sequence": sequence}))
+    fake_api.publish("state", state_after(declared))
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=hex][data-party]').length === n",
+        arg=len(declared),
+        timeout=15_000,
+    )
+    page.wait_for_function(
+        "ons => Array.from(document.querySelectorAll('[data-testid=ticker-item]'))"
+        ".some(li => li.dataset.ons === ons)",
+        arg=late.constituency_id,
+    )
+    ticker = page.eval_on_selector_all(
+        "[data-testid=ticker-item]", "items => items.map(li => li.dataset.ons)"
+    )
+    expected = _declaration_time_order(declared)
+    assert ticker == expected[: len(ticker)]
+    assert ticker.index(late.constituency_id) == expected.index(late.constituency_id) > 0
+
+    # The first declaration's alert, then two of one later moment (their order is the
+    # event id, the worker's outbox sequence), and the exit poll last of all.
+    poll = Alert(
+        alert_id="exit_poll:test",
+        election_id=ELECTION_ID,
+        type=AlertType.EXIT_POLL,
+        priority=AlertPriority.FLASH,
+        headline="Exit poll: Labour landslide",
+        body="",
+        occurred_at=dt.datetime(2024, 7, 4, 22, 0, tzinfo=BST),
+    )
+    first = alert_for(declared[0], AlertType.FIRST_DECLARATION, AlertPriority.HIGH, "First")
+    gain = alert_for(declared[-1], AlertType.SEAT_GAIN, AlertPriority.NORMAL, "Gain")
+    shock = alert_for(declared[-1], AlertType.SHOCK_GAIN, AlertPriority.FLASH, "Shock")
+    for event_id, item in enumerate([first, gain, shock, poll], start=101):
+        # As the worker sends them: no sequence in the alert, only the event id.
+        fake_api.publish("alert", item.model_copy(update={"sequence": None}), event_id=event_id)
+    page.wait_for_function(
+        "() => window.liveResults.model.alerts.size === 4"
+        " && document.querySelectorAll('[data-testid=alert-banner]').length === 3"
+    )
+    newest = page.evaluate(
+        "() => window.liveResults.helpers.newestAlerts("
+        "window.liveResults.model.alerts.values(), 10).map(a => a.alert_id)"
+    )
+    assert newest == [shock.alert_id, gain.alert_id, first.alert_id, poll.alert_id]
+    banners = page.eval_on_selector_all(
+        "[data-testid=alert-banner]", "banners => banners.map(b => b.dataset.alertId)"
+    )
+    assert banners == newest[:3]
+
+    # A reload builds the same lists from the snapshot alone.
+    page.reload()
+    page.wait_for_function("() => window.liveResults && window.liveResults.model.ready")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=alert-banner]').length === 3"
+    )
+    assert (
+        page.eval_on_selector_all(
+            "[data-testid=ticker-item]", "items => items.map(li => li.dataset.ons)"
+        )
+        == ticker
+    )
     assert problems.errors == []
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Callable
 
 import orjson
-import pytest
 
 from schemas.rejection import Rejection
 from scripts.alerts_of_the_night import alerts_of_the_night
-from scripts.night_builder import Night, build_night
+from scripts.night_builder import Night
 from scripts.replay import build_outgoing
 from streams.alert_rules import AlertPolicy
 from streams.settings import Settings
@@ -21,20 +19,8 @@ from tests.integration.pipeline import (
     assert_official_result,
     assert_published_once,
     last_assignment,
-    new_pipeline,
 )
-
-
-@pytest.fixture(scope="module")
-def night() -> Night:
-    return build_night(DATA_DIR)
-
-
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, redis_url: str, redis_prefix: str, unique_topic: Callable[..., str]
-) -> Pipeline:
-    return new_pipeline(kafka_bootstrap, redis_url, redis_prefix, unique_topic)
+from tests.integration.story import assert_the_story
 
 
 def test_the_clean_night_ends_at_the_official_result(pipeline: Pipeline, night: Night) -> None:
@@ -67,6 +53,8 @@ def test_the_clean_night_ends_at_the_official_result(pipeline: Pipeline, night: 
     assert len(majority) == 1 and majority[0]["party"] == "Lab"
     assert by_type["party_leader_result"] >= 10
     assert by_type["exit_poll"] == by_type["first_declaration"] == by_type["last_declaration"] == 1
+    # Issue 15, --speed max: the moments by declaration time, and nothing amended.
+    assert_the_story(pipeline, night, clean=True)
     # None missing: exactly the alerts the same rules raise on the night in memory.
     policy = AlertPolicy.from_settings(Settings())
     expected = alerts_of_the_night(DATA_DIR, DATA_DIR / "watchlist.csv", policy)
@@ -96,7 +84,8 @@ def test_chaos_gives_the_same_final_state_and_dead_letters_every_bad_message(
     assert validated == report.total
     tallied = sum(n for k, n in counters.items() if k.startswith("tally:"))
     assert tallied == counters["validation:accepted"]
-    assert_published_once(pipeline)
+    # Issue 15, --chaos 7: the same moments; corrections may amend on the way there.
+    assert_the_story(pipeline, night, clean=False)
 
 
 def test_two_workers_give_the_same_state_as_one(pipeline: Pipeline, night: Night) -> None:
@@ -110,6 +99,8 @@ def test_two_workers_give_the_same_state_as_one(pipeline: Pipeline, night: Night
     assert_published_once(pipeline)
     # Both took part: each one's final assignment holds some of the declarations' partitions.
     assert all(pipeline.topics["declarations"] in a for a in assignments), assignments
+    # Issue 15, two workers (each applying its partitions in its own order): the same moments.
+    assert_the_story(pipeline, night, clean=False)
 
 
 def test_a_worker_killed_mid_night_and_restarted_loses_and_repeats_nothing(
@@ -130,3 +121,5 @@ def test_a_worker_killed_mid_night_and_restarted_loses_and_repeats_nothing(
     assert_official_result(pipeline, night)
     alerts = assert_published_once(pipeline)
     assert Counter(a["type"] for a in alerts)["majority_won"] == 1
+    # Issue 15, a worker killed mid-night and restarted on the rest: the same moments.
+    assert_the_story(pipeline, night, clean=False)

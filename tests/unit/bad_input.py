@@ -8,6 +8,7 @@ the reason it carries: none of them is a valid declaration by accident.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 from collections.abc import Callable, Sequence
@@ -461,6 +462,43 @@ def bad_exit_poll(src: Source) -> BadMessage:
     return BadMessage(f"exit_poll:{what}", _key(src), orjson.dumps(payload), reason)
 
 
+def implausible_times(src: Source) -> BadMessage:
+    """Dated outside the night: a declaration before polls closed, or either kind after the
+    night's end (NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE, 72 hours by default; these are days on).
+
+    None is `declared_in_future`: that needs a clock between polls closing and the night's
+    end, and a worker run today reads every 2024 time as past; test_validation injects one.
+    """
+    polls_close = night().register.polls_close
+    what = src.choice(["before_polls_closed", "after_night_ended", "exit_poll_after_night_ended"])
+    if what == "before_polls_closed":
+        at = polls_close - dt.timedelta(seconds=src.integer(1, 400 * 86_400))
+    else:
+        at = src.choice(
+            [
+                dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
+                dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+                polls_close
+                + dt.timedelta(days=src.integer(4, 3650), seconds=src.integer(0, 86_399)),
+            ]
+        )
+    if what == "exit_poll_after_night_ended":
+        payload = _exit_poll()
+        payload["published_at"] = at.isoformat()
+        value = orjson.dumps(payload)
+        return BadMessage(
+            f"implausible_time:{what}", _key(src), value, R.DECLARED_AFTER_NIGHT_ENDED
+        )
+    payload = _result(src)
+    payload["declared_at"] = at.isoformat()
+    reason = (
+        R.DECLARED_BEFORE_POLLS_CLOSED
+        if what == "before_polls_closed"
+        else R.DECLARED_AFTER_NIGHT_ENDED
+    )
+    return _message(f"implausible_time:{what}", src, payload, reason)
+
+
 def not_an_object(src: Source) -> BadMessage:
     value = src.choice([b"[]", b"null", b"42", b'"declaration"', b"true", b"[{}]"])
     return BadMessage("not_an_object", _key(src), value, R.SCHEMA_VIOLATION)
@@ -485,6 +523,7 @@ GENERATORS: dict[str, Callable[[Source], BadMessage]] = {
     "adversarial_names": adversarial_names,
     "long_strings": long_strings,
     "bad_exit_poll": bad_exit_poll,
+    "implausible_times": implausible_times,
     "not_an_object": not_an_object,
 }
 # The big ones are rarer, so a corpus of thousands stays a few tens of megabytes.

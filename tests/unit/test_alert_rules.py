@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from schemas.alert import Alert, AlertPriority, AlertType
 from schemas.declaration import Declaration, DeclarationKind
+from schemas.results import StateOfParties
 from streams.alert_rules import (
     AlertPolicy,
     AppliedChange,
@@ -197,13 +198,46 @@ def test_labour_win_the_majority_with_the_326th_seat_and_its_time(night: Night) 
 def test_the_earlier_moments_fire_once_each_and_not_after_the_majority(night: Night) -> None:
     [majority] = of_type(night.alerts, AlertType.MAJORITY_WON)
     [certain] = of_type(night.alerts, AlertType.LARGEST_PARTY_CERTAIN)
-    [unbeatable] = of_type(night.alerts, AlertType.CANNOT_BE_OVERTAKEN)
-    assert certain.party == unbeatable.party == "Lab"
-    assert unbeatable.occurred_at <= certain.occurred_at <= majority.occurred_at
+    # One fact, one push: "cannot be overtaken" is only a flag in the state of the parties,
+    # raised one declaration before the largest party is certain (297 = 55 + 241 on 2024's
+    # night), and never an alert of its own.
+    assert not of_type(night.alerts, AlertType.CANNOT_BE_OVERTAKEN)
+
+    def unbeatable(state: StateOfParties) -> bool:
+        seats = {t.party: t.seats for t in state.parties}
+        rival = max((n for party, n in seats.items() if party not in ("Lab", "Spk")), default=0)
+        return seats.get("Lab", 0) >= rival + state.total_seats - state.seats_declared
+
+    first_flag = next(c for c in night.changes if unbeatable(c.state_after)).result
+    assert certain.party == "Lab"
+    assert first_flag.declared_at <= certain.occurred_at <= majority.occurred_at
     # At the moment it fired, the leader is ahead of its rival plus every undeclared seat.
     assert int(certain.figures["seats"] or 0) > int(
         certain.figures["nearest_rival_seats"] or 0
     ) + int(certain.figures["seats_to_declare"] or 0)
+
+
+@pytest.mark.parametrize(
+    ("seats", "flag"),
+    [
+        # Worsley and Eccles: Lab 297 = Con 55 + 241 still to declare (409 declared).
+        ({"Lab": 297, "Con": 55, "LD": 50, "SNP": 7}, "Lab"),
+        # One seat earlier: 296 < 55 + 242.
+        ({"Lab": 296, "Con": 55, "LD": 50, "SNP": 7}, None),
+        # 350 still to declare: anyone could pass 300.
+        ({"Lab": 300}, None),
+        # Every seat declared, two parties level: neither can be passed (a tie at worst).
+        ({"Lab": 320, "Con": 320, "Spk": 1, "LD": 9}, "Con"),
+    ],
+)
+def test_the_state_of_the_parties_flags_the_party_that_cannot_be_overtaken(
+    register: Register, seats: dict[str, int], flag: str | None
+) -> None:
+    from streams.tally import state_of_parties
+
+    totals = {f"party:{party}:seats": n for party, n in seats.items()}
+    totals["total:declared"] = sum(seats.values())
+    assert state_of_parties(totals, register, 1, None, None).cannot_be_overtaken == flag
 
 
 def test_the_prime_minister_and_every_party_leader_get_their_result(
@@ -636,7 +670,6 @@ def test_in_any_order_each_milestone_fires_once_at_the_right_seat(
     for once in (
         AlertType.MAJORITY_WON,
         AlertType.LARGEST_PARTY_CERTAIN,
-        AlertType.CANNOT_BE_OVERTAKEN,
         AlertType.FIRST_DECLARATION,
         AlertType.LAST_DECLARATION,
     ):

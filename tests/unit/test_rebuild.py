@@ -8,10 +8,11 @@ from typing import Any
 import orjson
 
 from streams.alert_rules import AlertPolicy
-from streams.publisher import outputs_of_changes
+from streams.alert_rules.story import NightStory
+from streams.publisher import Telling, tell
 from streams.rebuild import RebuildReport, _lost_writes, output_ids_on_kafka
 from streams.settings import Settings
-from streams.tally import RunningTotals, seat_contribution, seat_result
+from streams.tally import seat_contribution, seat_result
 from streams.tally_store import Change
 from streams.watchlist import load_watchlist
 from tests.unit.tally_fixtures import DATA_DIR, SOUTH_WEST_NORFOLK, declaration_of, night
@@ -42,7 +43,11 @@ def test_alerts_and_results_of_this_election_only_and_every_snapshot_up_to_the_n
     assert output_ids_on_kafka("state", [], ELECTION) == []
 
 
-def test_the_ids_read_off_kafka_are_the_ones_the_publisher_dedupes_by() -> None:
+async def _no_earlier_results(sequences: set[int]) -> dict[int, Any]:
+    raise AssertionError(f"a change told in order needs no earlier result: {sequences}")
+
+
+async def test_the_ids_read_off_kafka_are_the_ones_the_publisher_dedupes_by() -> None:
     """Built from one real change's outputs, as they would be on Kafka: every id is found."""
     register = night().register
     declaration = declaration_of(SOUTH_WEST_NORFOLK)
@@ -50,12 +55,13 @@ def test_the_ids_read_off_kafka_are_the_ones_the_publisher_dedupes_by() -> None:
     delta = dict(seat_contribution(declaration, ref, None))
     change = Change(1, seat_result(declaration, ref, 1), None, delta)
     policy = AlertPolicy.from_settings(Settings())
-    [(_, outputs)] = outputs_of_changes(
+    [(_, outputs)] = await tell(
+        Telling(NightStory(register)),
         [change],
-        RunningTotals({}, 0),
         register,
         load_watchlist(DATA_DIR / "watchlist.csv"),
         policy,
+        _no_earlier_results,
     )
     assert {output.topic for output in outputs} == {"results", "state", "alerts"}
     assert any(output.topic == "alerts" for output in outputs)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from schemas.declaration import Declaration, DeclarationKind
+from streams.event_time import EventKey, PartitionProgress, event_key
 from streams.reference import ReferenceDataError
 from streams.tally import add_delta, seat_result
 from streams.tally_store import Change, PendingApply, TallyStore, TallyStoreError
@@ -323,13 +324,43 @@ async def check_elections_side_by_side(redis: Redis, prefix: str) -> None:
     assert (await rehearsal.state()).seats_declared == 0
     assert await _keys(redis, live.ns + "*") == live_keys
     removed = await other.reset()
-    assert removed == 3 + 5  # three seats, seats, totals, offsets, changes, counters
+    assert removed == 3 + 7  # three seats, seats, totals, offsets, clocks, as-of, changes, counters
     assert await _keys(redis, other.ns + "*") == set()
     assert (await live.state()).seats_declared == 5
     assert await redis.get(prefix + "unrelated") == b"1"
 
 
+async def check_clocks_and_as_of(redis: Redis, prefix: str) -> None:
+    """Each partition's clock is its last timed message; "as of" never goes back."""
+    store = _store(redis, prefix)
+    first, second, third = night().declarations[:3]
+    await store.apply_batch(pending([first, third], partition=0) + pending([second], 0, 1))
+    read = await store.partitions_read(TOPIC)
+    assert {p: (r.applied, r.clock) for p, r in read.items()} == {
+        0: (1, _key(third)),
+        1: (0, _key(second)),
+    }
+    assert (await store.state()).as_of == third.declared_at
+    # A correction dated before the latest declaration moves the clock of its partition
+    # (the last message read there) but not "as of".
+    earlier = revised(first, 2, DeclarationKind.CORRECTION)
+    assert earlier.declared_at < third.declared_at
+    await store.apply_batch(pending([earlier], 5, partition=1))
+    read = await store.partitions_read(TOPIC)
+    assert read[1] == PartitionProgress(5, None, _key(earlier))
+    assert (await store.state()).as_of == third.declared_at
+    assert await store.partitions_read("another-topic") == {}
+
+
+def _key(declaration: Declaration) -> EventKey:
+    ref = night().register.constituencies[declaration.constituency_id]
+    return event_key(
+        declaration.declared_at, ref.name, declaration.constituency_id, declaration.revision
+    )
+
+
 CHECKS: list[Check] = [
+    check_clocks_and_as_of,
     check_whole_night,
     check_revisions,
     check_a_failed_step_is_applied_on_redelivery,
