@@ -324,11 +324,23 @@ class Publisher:
             return held
         return held[: bisect.bisect_right(held, mark, key=lambda change: change.key)]
 
-    async def _end_offsets(self, topic: str) -> dict[int, int]:
+    async def _partitions(self, topic: str) -> set[int]:
+        """A topic's partitions, none if it does not exist yet.
+
+        Asked of the producer, whose metadata follows any topic asked for (the consumer's
+        covers only what it is assigned), but only once the topic is listed: asking for an
+        unknown topic by name has the broker create it, with one partition, before the
+        worker creates it as it should be.
+        """
         assert self.consumer is not None and self.producer is not None
-        # The producer's metadata, fetched when a topic is new to it; the consumer's own
-        # knows only topics it is assigned.
-        self.declaration_partitions = await self.producer.partitions_for(topic)
+        if topic not in await self.consumer.topics():
+            return set()
+        return await self.producer.partitions_for(topic)
+
+    async def _end_offsets(self, topic: str) -> dict[int, int]:
+        assert self.consumer is not None
+        if not self.declaration_partitions:
+            self.declaration_partitions = await self._partitions(topic)
         partitions = [TopicPartition(topic, p) for p in sorted(self.declaration_partitions)]
         ends = await self.consumer.end_offsets(partitions)
         return {tp.partition: offset for tp, offset in ends.items()}
@@ -387,12 +399,7 @@ class Publisher:
         )
         await consumer.start()
         try:
-            # Partitions from the producer's metadata: once a partition is assigned, the
-            # consumer's covers assigned topics only, and a topic looked up then is missed.
-            assert self.producer is not None
-            partitions_of = {
-                topic: await self.producer.partitions_for(topic) for topic in self.topics.values()
-            }
+            partitions_of = {topic: await self._partitions(topic) for topic in self.topics.values()}
             present: set[int] = set()
             for topic, partitions in partitions_of.items():
                 for partition in partitions:

@@ -135,11 +135,12 @@ class Settings(BaseSettings):
     )
     batch_within_s: float = Field(0.005, description="Longest wait to fill a batch, seconds")
     event_time_stall_s: float = Field(
-        10.0,
+        30.0,
         gt=0,
         description=(
             "A declarations partition with messages unread whose offset has not moved for this "
-            "long stops holding the night's moments back (what it delivers later is amended)"
+            "long stops holding the night's moments back (what it delivers later is amended); "
+            "longer than a killed worker's partitions take to move (KAFKA_SESSION_TIMEOUT_S)"
         ),
     )
     max_message_bytes: int = Field(

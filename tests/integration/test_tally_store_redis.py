@@ -38,7 +38,7 @@ def test_reset_election_script(
     argv = ["--election", ELECTION, "--redis-url", redis_url, "--key-prefix", redis_prefix]
     assert reset_main(argv) == 0
     # Four seats, the seats set, totals, offsets, changes and counters.
-    assert capsys.readouterr().out == f"removed 9 keys of {redis_prefix}election:{{{ELECTION}}}:\n"
+    assert capsys.readouterr().out == f"removed 11 keys of {redis_prefix}election:{{{ELECTION}}}:\n"
     assert reset_main(argv) == 0
     assert capsys.readouterr().out.startswith("removed 0 keys")
 
