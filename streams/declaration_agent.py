@@ -77,7 +77,7 @@ async def steps_of(
         where = (message.topic, message.partition, message.offset)
         position = FeedPosition(*where, key, kafka_time(message.timestamp))
         verdict = validate_message(raw, position, reg, window=night_window)
-        steps.append(step_of(verdict, *where))
+        steps.append(step_of(verdict, position))
         if isinstance(verdict, Rejected):
             # Cut, so a dead letter stays under the broker's size limit whatever came.
             sent.append(await _dead_letter(dead_letter_key(key), verdict.rejection))
@@ -107,6 +107,19 @@ def _outcomes(
             yield "tally", outcome.outcome
 
 
+def _log_ends() -> dict[str, int]:
+    """Where each assigned partition's log ended in the consumer's latest fetches: recorded with
+    the batch, the publisher's watermark then needs no question to the broker."""
+    consumer = app.consumer
+    ends = {}
+    for tp in consumer.assignment():
+        if tp.topic == settings.topic_declarations:
+            end = consumer.highwater(tp)
+            if end is not None and end >= 0:
+                ends[f"{tp.topic}:{tp.partition}"] = end
+    return ends
+
+
 async def _state_ready() -> None:
     return None
 
@@ -133,9 +146,8 @@ async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
             )
         # A Redis restart neither crashes the agent nor skips the batch: it waits, rebuilds
         # the state from Kafka if Redis came back without it, then records the batch.
-        outcomes = await with_state(
-            store, settings, reg, partial(store.apply_steps, steps, reg), "tally", first
-        )
+        apply = partial(store.apply_steps, steps, reg, _log_ends())
+        outcomes = await with_state(store, settings, reg, apply, "tally", first)
         observe_outcomes(_outcomes(steps, outcomes))
         await asyncio.gather(
             *[

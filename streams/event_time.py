@@ -46,13 +46,18 @@ def key_from_text(text: str) -> EventKey:
 class PartitionProgress:
     """How far the workers have applied one partition of the declarations topic.
 
-    `applied` is the last offset recorded (-1 for none), `end` the log's end offset as the
-    broker last said (None when not asked), `clock` the key of the last message with a time.
+    `applied` is the last offset recorded (-1 for none), `end` the offset up to which every
+    message must be applied before the partition holds nothing back (the log's end, or the
+    first message sent after the changes to tell) as the broker last said, None when not
+    asked; `clock` the key of the last message with a time.
     """
 
     applied: int
     end: int | None
     clock: EventKey | None
+    # The change-log sequence up to which `end` is news (ends a worker recorded): its fetch
+    # came after the messages of every change up to here. None: asked of the broker just now.
+    end_as_of: int | None = None
 
     @property
     def read_to_end(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -38,7 +39,7 @@ OUTBOX_SEQ_HEADER = "outbox-seq"
 OUTBOX_EPOCH_HEADER = "outbox-epoch"
 LOCK_TTL_MS = 10_000
 TICK_S = 0.1  # the publisher's timer: lock renewal, and taking over from a stopped leader
-HOLD_TICK_S = 0.02  # how soon to look at the watermark again while changes are held
+HOLD_TICK_S = 0.01  # how soon to look at the watermark again while changes are held
 RESYNC_WINDOW = 2_000
 
 
@@ -281,11 +282,18 @@ class Publisher:
 
     async def _announce(self, telling: Telling) -> list[QueuedOutput]:
         """Queue the outputs of the changes the watermark lets through; returns what was queued."""
-        telling.hold(await self.store.changes(after=telling.read_upto, count=settings.batch_size))
+        # How far the partitions were applied first, then the log up to that point: a change
+        # applied in between must not be missing from what the watermark lets through.
+        read, last = await self.store.partitions_read(settings.topic_declarations)
+        while telling.read_upto < last:
+            batch = await self.store.changes(after=telling.read_upto, count=settings.batch_size)
+            if not batch:
+                break
+            telling.hold(batch)
         self.announced = telling.read_upto
         if not telling.held:
             return []
-        ready = await self._ready(telling.held)
+        ready = await self._ready(telling.held, read)
         if not ready:
             return []
         announcements = await tell(
@@ -298,10 +306,12 @@ class Publisher:
         del telling.held[: len(ready)]
         return queued
 
-    async def _ready(self, held: Sequence[Change]) -> Sequence[Change]:
-        """The held changes (in event-time order) that the watermark lets through."""
+    async def _ready(
+        self, held: Sequence[Change], read: dict[int, PartitionProgress]
+    ) -> Sequence[Change]:
+        """The held changes (in event-time order) that the watermark lets through, given how
+        far each partition was applied when they were read."""
         topic = settings.topic_declarations
-        read = await self.store.partitions_read(topic)
         newest = held[-1].key
         partitions = self.declaration_partitions
         if partitions and partitions >= read.keys():
@@ -310,19 +320,48 @@ class Publisher:
             # it now without having been sent late, and the broker need not be asked.
             if all(clock is not None and clock >= newest for clock in clocks):
                 return held
-        ends = await self._end_offsets(topic)
-        progress = {
-            partition: PartitionProgress(
-                read[partition].applied if partition in read else -1,
-                end,
-                read[partition].clock if partition in read else None,
-            )
-            for partition, end in ends.items()
-        }
+        # Only messages sent up to the newest held change can come before it in a clean feed:
+        # a partition whose messages sent by then are all applied holds nothing back, however
+        # many were sent since (at 100 a second there always are some).
+        sent = max(change.sent_ms for change in held)
+        newest_sequence = max(change.sequence for change in held)
+        if partitions and all(
+            p in read and (read[p].end_as_of or 0) >= newest_sequence for p in partitions
+        ):
+            # The log ends the workers' consumers saw in fetches after every held change's
+            # message: only the partitions behind them need asking when their messages were
+            # sent, and none at all on a live night with no lag.
+            progress = {p: read[p] for p in partitions}
+            behind = [p for p, at in progress.items() if not at.read_to_end]
+            if behind and sent:
+                firsts = await self._first_sent_at_or_after(topic, behind, sent + 1)
+                for p, first in firsts.items():
+                    progress[p] = dataclasses.replace(progress[p], end=first)
+        else:
+            bounds = await self._bounds(topic, sent + 1 if sent else None)
+            progress = {
+                partition: PartitionProgress(
+                    read[partition].applied if partition in read else -1,
+                    bound,
+                    read[partition].clock if partition in read else None,
+                )
+                for partition, bound in bounds.items()
+            }
         mark = watermark(self.stalls.moving(progress))
         if mark is None:
             return held
         return held[: bisect.bisect_right(held, mark, key=lambda change: change.key)]
+
+    async def _first_sent_at_or_after(
+        self, topic: str, partitions: Sequence[int], sent_ms: int
+    ) -> dict[int, int]:
+        """Each partition's first offset of a message sent at or after `sent_ms`, where it has
+        one (a partition with none has every message sent before)."""
+        assert self.consumer is not None
+        found = await self.consumer.offsets_for_times(
+            {TopicPartition(topic, p): sent_ms for p in partitions}
+        )
+        return {tp.partition: at.offset for tp, at in found.items() if at is not None}
 
     async def _partitions(self, topic: str) -> set[int]:
         """A topic's partitions, none if it does not exist yet.
@@ -337,13 +376,25 @@ class Publisher:
             return set()
         return await self.producer.partitions_for(topic)
 
-    async def _end_offsets(self, topic: str) -> dict[int, int]:
+    async def _bounds(self, topic: str, sent_before_ms: int | None) -> dict[int, int]:
+        """Each partition's first offset of a message sent at or after `sent_before_ms` (a
+        Kafka timestamp), or its end when it has none or no time is given."""
         assert self.consumer is not None
         if not self.declaration_partitions:
             self.declaration_partitions = await self._partitions(topic)
         partitions = [TopicPartition(topic, p) for p in sorted(self.declaration_partitions)]
-        ends = await self.consumer.end_offsets(partitions)
-        return {tp.partition: offset for tp, offset in ends.items()}
+        if sent_before_ms is None:
+            ends = await self.consumer.end_offsets(partitions)
+            return {tp.partition: offset for tp, offset in ends.items()}
+        # Both at once, one round trip: a partition with no message sent since ends where it ends.
+        ends, found = await asyncio.gather(
+            self.consumer.end_offsets(partitions),
+            self.consumer.offsets_for_times({tp: sent_before_ms for tp in partitions}),
+        )
+        return {
+            tp.partition: found[tp].offset if found.get(tp) is not None else end
+            for tp, end in ends.items()
+        }
 
     async def _results_of(self, sequences: set[int]) -> dict[int, SeatResult]:
         changes = await self.store.changes_at(sorted(sequences))

@@ -339,10 +339,9 @@ async def _apply_log(store: TallyStore, settings: Settings, register: Register) 
             # sent ahead of its time then is refused again now, however long ago it was sent.
             sent_at = kafka_time(record.timestamp / 1000)
             # Rejected messages were dead-lettered when first consumed: only counted again.
-            verdict = validate_message(
-                record.value or b"", FeedPosition(*where, key, sent_at), register, window=window
-            )
-            steps.append(step_of(verdict, *where))
+            position = FeedPosition(*where, key, sent_at)
+            verdict = validate_message(record.value or b"", position, register, window=window)
+            steps.append(step_of(verdict, position))
         for outcome in await store.apply_steps(steps, register):
             report.outcomes[outcome.outcome] += 1
     return report

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ from streams.tally import (
     seat_result,
     state_of_parties,
 )
-from streams.validation import Rejected, Verdict
+from streams.validation import FeedPosition, Rejected, Verdict
 
 # Key names inside an election's namespace (streams.redis_keys.election_namespace).
 # + ONS id: hash revision, kind, content_hash, contribution, result, recount, applied_offset
@@ -42,6 +43,7 @@ SEATS = "seats"  # set of ONS ids with a seat hash, so reading every seat needs 
 TOTALS = "totals"  # hash of flat integer counters (none at 0), and meta:sequence
 OFFSETS = "offsets"  # hash topic:partition -> last offset applied
 CLOCKS = "clocks"  # hash topic:partition -> event key (text) of the last timed message applied
+ENDS = "ends"  # hash topic:partition -> "log end as the worker's consumer knew it|sequence"
 AS_OF = "as-of"  # string: the latest declaration time applied, ms since the epoch
 CHANGES = "changes"  # stream, entry id {sequence}-0, read by the publisher
 EXIT_POLL = "exit-poll"  # string: the election's exit poll JSON, once
@@ -67,15 +69,18 @@ _SEQUENCE_PLACEHOLDER = '"sequence":0,'
 # the failed one as applied and its redelivery would be skipped); other partitions go on.
 #
 # KEYS: the namespace's totals (Redis Cluster routing; every key shares its hash tag).
-# ARGV: namespace, then FIELDS values per message:
+# ARGV: namespace, the number N of log ends, N pairs (topic:partition, log end as the worker's
+# consumer last saw it, from the fetches that brought this batch or later), then FIELDS values
+# per message:
 #   'd' (declaration): topic:partition, offset, revision, content hash, kind, contribution
-#       JSON, result JSON before its sequence value, result JSON after it, ONS id, event key
-#   'e' (exit poll): topic:partition, offset, exit poll JSON, unused, event key
+#       JSON, result JSON before its sequence value, result JSON after it, ONS id, event key,
+#       Kafka timestamp in ms
+#   'e' (exit poll): topic:partition, offset, exit poll JSON, unused, event key, Kafka timestamp
 #   'r' (rejected): topic:partition, offset, reason, then unused
 # The event key (streams.event_time.key_text, starting with the time in ms) is the
 # partition's clock once the message is recorded: the publisher's watermark reads it.
 # Returns name, sequence (or error text) per message.
-_FIELDS_PER_STEP = 11
+_FIELDS_PER_STEP = 12
 _APPLY = """
 local ns = ARGV[1]
 local FIELDS = FIELDS_PER_STEP
@@ -164,7 +169,7 @@ local function declaration(i, field, offset)
     'applied_offset', field .. ':' .. ARGV[i + 2])
   redis.call('SADD', seats_key, ons_id)
   redis.call('XADD', changes_key, seq .. '-0', 'seat', ons_id, 'result', result,
-    'previous', previous or '', 'old', old_text, 'new', new_text)
+    'previous', previous or '', 'old', old_text, 'new', new_text, 'sent', ARGV[i + 11])
   count('validation:accepted')
   count('tally:applied')
   return 'applied', seq
@@ -179,7 +184,7 @@ local function exit_poll(i, field, offset)
   end
   redis.call('SET', exit_poll_key, ARGV[i + 3])
   local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
-  redis.call('XADD', changes_key, seq .. '-0', 'exit_poll', ARGV[i + 3])
+  redis.call('XADD', changes_key, seq .. '-0', 'exit_poll', ARGV[i + 3], 'sent', ARGV[i + 11])
   count('tally:exit_poll_applied')
   return 'exit_poll_applied', seq
 end
@@ -191,7 +196,8 @@ local function rejected(i, field, offset)
 end
 
 local steps = {d = declaration, e = exit_poll, r = rejected}
-for i = 2, #ARGV, FIELDS do
+local ends = tonumber(ARGV[2])
+for i = 3 + 2 * ends, #ARGV, FIELDS do
   local field, offset = ARGV[i + 1], tonumber(ARGV[i + 2])
   local name, seq
   if held[field] then
@@ -221,6 +227,12 @@ for i = 2, #ARGV, FIELDS do
   replies[#replies + 1] = name
   replies[#replies + 1] = seq
 end
+-- Written after the steps, with the sequence reached: a log end is news about every change
+-- up to that sequence (its fetch came after theirs), and about none later.
+local reached = redis.call('HGET', totals_key, 'meta:sequence') or '0'
+for j = 0, ends - 1 do
+  redis.call('HSET', ns .. 'ends', ARGV[3 + 2 * j], ARGV[4 + 2 * j] .. '|' .. reached)
+end
 return replies
 """.replace("FIELDS_PER_STEP", str(_FIELDS_PER_STEP))
 
@@ -233,6 +245,7 @@ class PendingApply:
     topic: str
     partition: int
     offset: int
+    sent_ms: int = 0  # the record's Kafka timestamp (0: none): the publisher's watermark reads it
 
 
 @dataclass(frozen=True)
@@ -243,6 +256,7 @@ class PendingExitPoll:
     topic: str
     partition: int
     offset: int
+    sent_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -258,13 +272,15 @@ class PendingRejection:
 PendingStep = PendingApply | PendingExitPoll | PendingRejection
 
 
-def step_of(verdict: Verdict, topic: str, partition: int, offset: int) -> PendingStep:
+def step_of(verdict: Verdict, position: FeedPosition) -> PendingStep:
     """What a validated message asks of the store: applied, logged once, or only counted."""
+    topic, partition, offset = position.topic, position.partition, position.offset
     if isinstance(verdict, Rejected):
         return PendingRejection(verdict.rejection.reason.value, topic, partition, offset)
+    sent_ms = round(position.sent_at.timestamp() * 1000) if position.sent_at else 0
     if isinstance(verdict.message, ExitPoll):
-        return PendingExitPoll(verdict.message, topic, partition, offset)
-    return PendingApply(verdict.message, topic, partition, offset)
+        return PendingExitPoll(verdict.message, topic, partition, offset, sent_ms)
+    return PendingApply(verdict.message, topic, partition, offset, sent_ms)
 
 
 @dataclass(frozen=True)
@@ -303,6 +319,7 @@ class Change:
     delta: dict[str, int]
     exit_poll: ExitPoll | None = None
     result_json: bytes = b""  # the stored result exactly, for publishing without re-encoding
+    sent_ms: int = 0  # the Kafka timestamp of the message that made it (0: unknown)
 
     @property
     def key(self) -> EventKey:
@@ -388,7 +405,7 @@ class TallyStore:
         elif isinstance(item, PendingExitPoll):
             poll = item.exit_poll
             values = ["e", where, item.offset, poll.model_dump_json()]
-            values += [""] * 6 + [key_text(event_key(poll.published_at))]
+            values += [""] * 6 + [key_text(event_key(poll.published_at)), item.sent_ms]
         else:
             declaration = item.declaration
             ref = register.constituencies[declaration.constituency_id]
@@ -418,11 +435,15 @@ class TallyStore:
                         declaration.revision,
                     )
                 ),
+                item.sent_ms,
             ]
         return values + [""] * (_FIELDS_PER_STEP - len(values))
 
     async def apply_steps(
-        self, items: Sequence[PendingStep], register: Register | None = None
+        self,
+        items: Sequence[PendingStep],
+        register: Register | None = None,
+        log_ends: Mapping[str, int] | None = None,
     ) -> list[StepOutcome]:
         """Record a batch of consumed messages in one round trip, each its own atomic step.
 
@@ -432,12 +453,17 @@ class TallyStore:
         EXISTS round trip is needed. If a step fails, this raises: the steps after it on the
         same partition are held back unapplied, so when the batch is redelivered the offset
         check skips exactly what was applied. Items of one topic-partition must come in
-        offset order, as Kafka delivers them.
+        offset order, as Kafka delivers them. `log_ends` (topic:partition -> end offset) is
+        where each assigned partition's log ended as the consumer last saw it: the publisher's
+        watermark reads it.
         """
         if not items:
             return []
         chosen = self._register(register)
-        args: list[Any] = [self.ns]
+        ends = log_ends or {}
+        args: list[Any] = [self.ns, len(ends)]
+        for where, end in ends.items():
+            args += [where, end]
         for item in items:
             args += self._step_args(item, chosen)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -539,13 +565,16 @@ class TallyStore:
             add_delta(totals, {name: -value for name, value in change.delta.items()})
         return totals
 
-    async def partitions_read(self, topic: str) -> dict[int, PartitionProgress]:
-        """How far each partition of `topic` has been applied, with its clock; the end
-        offsets are the broker's to say, so they are left unknown here."""
+    async def partitions_read(self, topic: str) -> tuple[dict[int, PartitionProgress], int]:
+        """How far each partition of `topic` has been applied, with its clock and the log end
+        its worker last saw, and the last change in the log then, from one consistent read:
+        every change those partitions' messages made is in the log up to that sequence."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.key(OFFSETS))
             pipe.hgetall(self.key(CLOCKS))
-            offsets, clocks = await pipe.execute()
+            pipe.hget(self.key(TOTALS), SEQUENCE)
+            pipe.hgetall(self.key(ENDS))
+            offsets, clocks, last, ends = await pipe.execute()
         prefix = topic + ":"
         read: dict[int, PartitionProgress] = {}
         for field, offset in offsets.items():
@@ -555,7 +584,17 @@ class TallyStore:
                 read[int(name[len(prefix) :])] = PartitionProgress(
                     int(offset), None, key_from_text(_text(clock)) if clock else None
                 )
-        return read
+        for field, value in ends.items():
+            name = _text(field)
+            if name.startswith(prefix):
+                end, as_of = _text(value).split("|")
+                partition = int(name[len(prefix) :])
+                read[partition] = dataclasses.replace(
+                    read.get(partition, PartitionProgress(-1, None, None)),
+                    end=int(end),
+                    end_as_of=int(as_of),
+                )
+        return read, int(last or 0)
 
     async def changes(self, after: int, count: int = 500) -> list[Change]:
         """Up to `count` changes with a sequence above `after`, in order."""
@@ -600,8 +639,10 @@ class TallyStore:
 def _change(entry_id: Any, fields: Any) -> Change:
     decoded = {_text(k): v for k, v in fields.items()}
     sequence = int(_text(entry_id).split("-", 1)[0])
+    sent_ms = int(decoded.get("sent") or 0)
     if "exit_poll" in decoded:
-        return Change(sequence, None, None, {}, ExitPoll.model_validate_json(decoded["exit_poll"]))
+        exit_poll = ExitPoll.model_validate_json(decoded["exit_poll"])
+        return Change(sequence, None, None, {}, exit_poll, sent_ms=sent_ms)
     previous = decoded.get("previous")
     result_json = decoded["result"]
     return Change(
@@ -610,6 +651,7 @@ def _change(entry_id: Any, fields: Any) -> Change:
         previous=SeatResult.model_validate_json(previous) if previous else None,
         delta=contribution_delta(orjson.loads(decoded["old"]), orjson.loads(decoded["new"])),
         result_json=result_json if isinstance(result_json, bytes) else result_json.encode(),
+        sent_ms=sent_ms,
     )
 
 

@@ -335,7 +335,8 @@ async def check_clocks_and_as_of(redis: Redis, prefix: str) -> None:
     store = _store(redis, prefix)
     first, second, third = night().declarations[:3]
     await store.apply_batch(pending([first, third], partition=0) + pending([second], 0, 1))
-    read = await store.partitions_read(TOPIC)
+    read, last = await store.partitions_read(TOPIC)
+    assert last == 3  # every change those offsets made is in the log up to here
     assert {p: (r.applied, r.clock) for p, r in read.items()} == {
         0: (1, _key(third)),
         1: (0, _key(second)),
@@ -346,10 +347,16 @@ async def check_clocks_and_as_of(redis: Redis, prefix: str) -> None:
     earlier = revised(first, 2, DeclarationKind.CORRECTION)
     assert earlier.declared_at < third.declared_at
     await store.apply_batch(pending([earlier], 5, partition=1))
-    read = await store.partitions_read(TOPIC)
-    assert read[1] == PartitionProgress(5, None, _key(earlier))
+    read, last = await store.partitions_read(TOPIC)
+    assert read[1] == PartitionProgress(5, None, _key(earlier)) and last == 4
     assert (await store.state()).as_of == third.declared_at
-    assert await store.partitions_read("another-topic") == {}
+    assert await store.partitions_read("another-topic") == ({}, 4)
+    # The log ends a worker saw are news about the changes up to the sequence reached.
+    fourth = night().declarations[3]
+    await store.apply_steps(pending([fourth], 6, partition=1), log_ends={f"{TOPIC}:1": 9})
+    read, last = await store.partitions_read(TOPIC)
+    assert (read[1].applied, read[1].end, read[1].end_as_of, last) == (6, 9, 5, 5)
+    assert read[0].end is None and read[0].end_as_of is None
 
 
 def _key(declaration: Declaration) -> EventKey:
