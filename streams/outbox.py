@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,49 +12,63 @@ from redis.asyncio import Redis
 OUTBOX = "outbox"
 OUTBOX_SEQ = "outbox:seq"
 ANNOUNCED = "publisher:announced"
-AHEAD = "publisher:ahead"  # set of changes told before an earlier one in the log
+MOMENTS = "publisher:moments"  # hash: national moment -> the id it was told under, and where
 PUBLISHED = "publisher:published"
 ANNOUNCED_IDS = "outbox:ids"
 LOCK = "publisher:lock"
 EPOCH = "outbox:epoch"
 
-# Queues changes' outputs atomically. Changes are told in the night's own order, not the change
-# log's, so the cursor is the last change before which every change was told, and the ones
-# told past it wait in a set until the gap closes. A change at or below the cursor or in the
-# set is told already: a second announcer (or a retry after a crash) queues nothing for it,
-# and the reply says so (its memory of the night is stale); the id set keeps an alert id from
-# ever being queued twice. Key names are built from the namespace in ARGV[1]; KEYS[1] is the
-# namespace's announced cursor only so that a Redis Cluster routes the call to the node of the
-# election's hash slot. ARGV after the namespace, per change: its sequence, its number of
-# outputs, then output id, topic, key and value of each. Returns 1 if some change was told
-# already (else 0), then each output's outbox sequence, 0 for one not queued.
+# Queues changes' outputs atomically, in the order the changes were logged. The cursor check
+# makes a second announcer (or a retry after a crash) a no-op: if any change given is at or
+# below the cursor, nothing is written and the reply says so (the caller's memory of the night
+# is stale). A change sequence of 0 carries outputs of no change (national moments told as the
+# watermark passes them): queued by id only. The id set keeps an alert id from ever being
+# queued twice. What was told of each national moment is recorded in the same step, so a
+# publisher taking over knows what the alerts topic says. Key names are built from the
+# namespace in ARGV[1]; KEYS[1] is the namespace's announced cursor only so that a Redis
+# Cluster routes the call to the node of the election's hash slot. ARGV after the namespace:
+# the number M of moment records, M pairs (moment, what was told; '' to forget it), then per
+# change its sequence, its number of outputs, then output id, topic, key and value of each.
+# Returns 1 if nothing was written because the cursor had passed a change (else 0), then each
+# output's outbox sequence, 0 for one not queued.
 _ANNOUNCE = """
 local ns = ARGV[1]
-local cursor_key, ahead_key = ns .. 'publisher:announced', ns .. 'publisher:ahead'
+local cursor_key, moments_key = ns .. 'publisher:announced', ns .. 'publisher:moments'
 local announced = tonumber(redis.call('GET', cursor_key) or '0')
+local moments = tonumber(ARGV[2])
+local first = 3 + 2 * moments
+local i = first
+while i <= #ARGV do
+  local change_seq, count = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  if change_seq ~= 0 and change_seq <= announced then return {1} end
+  i = i + 2 + count * 4
+end
+for j = 0, moments - 1 do
+  local moment, told = ARGV[3 + 2 * j], ARGV[4 + 2 * j]
+  if told == '' then
+    redis.call('HDEL', moments_key, moment)
+  else
+    redis.call('HSET', moments_key, moment, told)
+  end
+end
 local start = announced
 local queued = {0}
-local i = 2
+i = first
 while i <= #ARGV do
   local change_seq, count = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   i = i + 2
-  local fresh = change_seq > announced and redis.call('SISMEMBER', ahead_key, change_seq) == 0
-  if not fresh then queued[1] = 1 end
   for j = 0, count - 1 do
     local at = i + j * 4
     local n = 0
-    if fresh and redis.call('SADD', ns .. 'outbox:ids', ARGV[at]) == 1 then
+    if redis.call('SADD', ns .. 'outbox:ids', ARGV[at]) == 1 then
       n = redis.call('INCR', ns .. 'outbox:seq')
       redis.call('XADD', ns .. 'outbox', n .. '-0', 'output_id', ARGV[at], 'topic', ARGV[at + 1],
         'key', ARGV[at + 2], 'value', ARGV[at + 3])
     end
     queued[#queued + 1] = n
   end
-  if fresh then redis.call('SADD', ahead_key, change_seq) end
+  if change_seq > announced then announced = change_seq end
   i = i + count * 4
-end
-while redis.call('SREM', ahead_key, announced + 1) == 1 do
-  announced = announced + 1
 end
 if announced > start then
   redis.call('SET', cursor_key, announced)
@@ -106,18 +120,25 @@ class Outbox:
         return len(queued)
 
     async def announce_many(
-        self, changes: Sequence[tuple[int, Sequence[Output]]]
+        self,
+        changes: Sequence[tuple[int, Sequence[Output]]],
+        moments: Mapping[str, str] | None = None,
     ) -> tuple[list[QueuedOutput], bool]:
-        """Announce several changes, in the order given, in one atomic step: what was queued,
-        and whether some change had been announced already (by another publisher)."""
-        if not changes:
+        """Announce several changes, in the order given, and what was told of national moments
+        (`moments`: moment -> record, '' to forget one), in one atomic step. Returns what was
+        queued, and whether nothing was because a change had been announced already."""
+        if not changes and not moments:
             return [], False
-        args: list[str | bytes | int] = [self.ns]
+        args: list[str | bytes | int] = [self.ns, len(moments or {})]
+        for moment, told in (moments or {}).items():
+            args += [moment, told]
         for change_seq, outputs in changes:
             args += [change_seq, len(outputs)]
             for output in outputs:
                 args += [output.output_id, output.topic, output.key, output.value]
         stale, *replies = await self._announce(keys=[self.ns + ANNOUNCED], args=args)
+        if int(stale):
+            return [], True
         every = [output for _, outputs in changes for output in outputs]
         queued = [
             QueuedOutput(int(n), output) for n, output in zip(replies, every, strict=True) if int(n)
@@ -128,10 +149,10 @@ class Outbox:
         """The cursor: every change up to it is announced (and maybe some after it)."""
         return int(await self.redis.get(self.ns + ANNOUNCED) or 0)
 
-    async def announced_ahead(self) -> set[int]:
-        """Changes announced past the cursor, told before an earlier change of the log."""
-        members = await self.redis.smembers(self.ns + AHEAD)  # type: ignore[misc]
-        return {int(m) for m in members}
+    async def moments_told(self) -> dict[str, str]:
+        """What was told of each national moment (see announce_many)."""
+        raw = await self.redis.hgetall(self.ns + MOMENTS)  # type: ignore[misc]
+        return {_decode(k): _decode(v) for k, v in raw.items()}
 
     async def published(self) -> int:
         return int(await self.redis.get(self.ns + PUBLISHED) or 0)

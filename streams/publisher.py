@@ -8,7 +8,7 @@ import dataclasses
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +19,17 @@ from schemas.results import SeatResult
 from streams import alert_rules
 from streams.alert_rules import AlertPolicy
 from streams.alert_rules.base import in_order
-from streams.alert_rules.story import NightStory, StoryStep
+from streams.alert_rules.story import (
+    NightStory,
+    StoryStep,
+    slot_from_text,
+    slot_text,
+    told_from_text,
+    told_text,
+)
 from streams.app import app
 from streams.connections import kafka_client_options
-from streams.event_time import PartitionProgress, PartitionStalls, watermark
+from streams.event_time import EventKey, PartitionProgress, PartitionStalls, watermark
 from streams.outbox import Outbox, Output, QueuedOutput
 from streams.rebuild import REDIS_UNAVAILABLE, state_present
 from streams.reference import Register
@@ -47,22 +54,19 @@ RESYNC_WINDOW = 2_000
 class Telling:
     """What the leading publisher holds in memory of the night since it took the lead.
 
-    Changes read from the log wait in `held`, in event-time order, until the watermark
-    passes them; `story` and `running` follow the changes told, in the order told.
+    Every change is told as it is read (its result, its seat's alerts, the state after it);
+    the national moments wait in `story` until the watermark passes them.
     """
 
     story: NightStory
     running: RunningTotals = field(default_factory=RunningTotals)
-    held: list[Change] = field(default_factory=list)
-    read_upto: int = 0  # the last change read from the log
+    # Seat changes told but not yet in the story, in event-time order: a backlog read from
+    # several partitions arrives out of order, and a step put in before others makes the story
+    # walk the night again from there; these go in once no partition can come before them.
+    inbox: list[StoryStep] = field(default_factory=list)
+    read_upto: int = 0  # the last change read from the log and told
     told: int = 0  # how many changes were told: the snapshots' sequence
     as_of: dt.datetime | None = None  # the latest declaration time told
-
-    def hold(self, changes: Sequence[Change]) -> None:
-        if changes:
-            self.read_upto = changes[-1].sequence
-            self.held += changes
-            self.held.sort(key=lambda change: change.key)
 
 
 def snapshot_output(telling: Telling, register: Register, last_seat: SeatResult) -> Output:
@@ -104,27 +108,27 @@ def _alert_output(alert: Alert) -> Output:
 ResultsOf = Callable[[set[int]], Awaitable[dict[int, SeatResult]]]
 
 
-async def tell(
+def tell(
     telling: Telling,
-    ready: Sequence[Change],
+    changes: Sequence[Change],
     register: Register,
     watchlist: Watchlist,
     policy: AlertPolicy,
-    results_of: ResultsOf,
 ) -> list[tuple[int, list[Output]]]:
-    """Everything a run of changes publishes, told in the given (event-time) order.
+    """Everything a run of changes publishes at once, in the order they were logged.
 
-    Each seat change publishes its result, its seat's alerts and what it does to the night's
-    story; the run publishes one snapshot of the state of the parties, after its last seat
-    change. Graphics show the latest state, and a snapshot (votes and shares of a hundred
-    parties) after every change of a fast run cost more than everything else the publisher
-    does; when changes come one at a time, as on the night, each still gets its own.
-    `results_of` reads earlier changes' results, which only a late change's story needs.
+    Each seat change publishes its result and its seat's alerts, and goes into the night's
+    story, whose national moments are told by `tell_moments` once the watermark passes them;
+    the run publishes one snapshot of the state of the parties, after its last seat change.
+    Graphics show the latest state, and a snapshot (votes and shares of a hundred parties)
+    after every change of a fast run cost more than everything else the publisher does; when
+    changes come one at a time, as on the night, each still gets its own.
     """
     announcements: list[tuple[int, list[Output]]] = []
     last_seat: SeatResult | None = None
-    for change in ready:
+    for change in changes:
         telling.told += 1
+        telling.read_upto = change.sequence
         if change.exit_poll is not None:
             alerts = alert_rules.detect_exit_poll(change.exit_poll, register, policy)
             announcements.append((change.sequence, [_alert_output(alert) for alert in alerts]))
@@ -134,26 +138,61 @@ async def tell(
         telling.running.apply(change.delta)
         if telling.as_of is None or result.declared_at > telling.as_of:
             telling.as_of = result.declared_at
-        before = telling.story.now
-        diff = telling.story.add(StoryStep.of_change(change.key, change.sequence, change.delta))
-        results = {change.sequence: result}
-        missing = diff.sequences_needed - results.keys()
-        if missing:
-            results |= await results_of(missing)
-        applied = alert_rules.AppliedChange(
-            result=result,
-            previous=change.previous,
-            state_before=before,
-            state_after=telling.story.now,
+        bisect.insort(
+            telling.inbox,
+            StoryStep.of_change(change.key, change.sequence, change.delta, change.sent_ms),
+            key=lambda step: step.key,
         )
-        alerts = telling.story.alerts(diff, results, result, policy)
-        alerts += alert_rules.seat_change_alerts(applied, register, watchlist, policy)
+        # Compared with the revision before when it named a winner (AppliedChange.baseline).
+        baseline = change.previous if change.previous and change.previous.winner else None
+        alerts = alert_rules.seat_change_alerts(result, baseline, register, watchlist, policy)
         outputs = [result_output(change)] + [_alert_output(a) for a in in_order(alerts)]
         announcements.append((change.sequence, outputs))
         last_seat = result
     if last_seat is not None:
         announcements[-1][1].append(snapshot_output(telling, register, last_seat))
     return announcements
+
+
+# A small inbox goes into the story whole: a step put in before a few others is cheap.
+INBOX_WHOLE = 64
+
+
+def into_story(telling: Telling, mark: EventKey | None) -> None:
+    """Move the inbox's steps up to `mark` (None: all) into the story, in event-time order."""
+    inbox = telling.inbox
+    count = len(inbox)
+    if mark is not None and count > INBOX_WHOLE:
+        count = bisect.bisect_right(inbox, mark, key=lambda step: step.key)
+    for step in inbox[:count]:
+        telling.story.add(step)
+    del inbox[:count]
+
+
+async def tell_moments(
+    telling: Telling,
+    mark: EventKey | None,
+    results: Mapping[int, SeatResult],
+    results_of: ResultsOf,
+    policy: AlertPolicy,
+) -> tuple[list[Output], dict[str, str]]:
+    """The national moments the watermark `mark` has passed, and no step still in the inbox
+    comes before: their alerts, and the records of what was told for the outbox. `results`
+    are the results at hand; `results_of` reads the others (a moment is often told after its
+    change, once the partitions behind caught up)."""
+    story = telling.story
+    diff = story.tell(mark, telling.inbox[0].key if telling.inbox else None)
+    if not diff:
+        return [], {}
+    missing = diff.sequences_needed - results.keys()
+    found = dict(results)
+    if missing:
+        found |= await results_of(missing)
+    alerts = story.alerts(diff, found, policy)
+    records = {slot_text(t.moment.slot): told_text(story.told[t.moment.slot]) for t in diff.told}
+    records |= {slot_text(m.now.slot): told_text(story.told[m.now.slot]) for m in diff.moved}
+    records |= {slot_text(w.slot): "" for w in diff.withdrawn}
+    return [_alert_output(alert) for alert in alerts], records
 
 
 class Publisher:
@@ -188,7 +227,7 @@ class Publisher:
 
     @property
     def holding(self) -> bool:
-        return bool(self.telling and self.telling.held)
+        return bool(self.telling and (self.telling.inbox or self.telling.story.pending))
 
     async def tick(self) -> None:
         if not await state_present(self.redis, self.ns):
@@ -255,82 +294,99 @@ class Publisher:
         return bool(reply)
 
     async def _recall(self) -> Telling:
-        """The night as told before this publisher took the lead, from the change log: the
-        changes announced are told again to the story (in event-time order, sending nothing),
-        the rest are held."""
+        """The night as told before this publisher took the lead: every change up to the
+        cursor, told again to memory (sending nothing), and what was told of the moments."""
         cursor = await self.outbox.announced()
-        ahead = await self.outbox.announced_ahead()
-        telling = Telling(NightStory(register()))
-        told: list[Change] = []
-        while batch := await self.store.changes(after=telling.read_upto, count=5_000):
+        told = {
+            slot_from_text(slot): told_from_text(record)
+            for slot, record in (await self.outbox.moments_told()).items()
+        }
+        telling = Telling(NightStory(register(), told))
+        changes: list[Change] = []
+        while telling.read_upto < cursor:
+            batch = await self.store.changes(after=telling.read_upto, count=5_000)
+            batch = [change for change in batch if change.sequence <= cursor]
+            if not batch:
+                break
+            changes += batch
             telling.read_upto = batch[-1].sequence
-            for change in batch:
-                if change.sequence <= cursor or change.sequence in ahead:
-                    told.append(change)
-                else:
-                    telling.held.append(change)
-        telling.held.sort(key=lambda change: change.key)
-        for change in sorted(told, key=lambda change: change.key):
-            telling.told += 1
+        telling.told = len(changes)
+        for change in sorted(changes, key=lambda change: change.key):
             if change.result is not None:
                 telling.running.apply(change.delta)
-                telling.story.add(StoryStep.of_change(change.key, change.sequence, change.delta))
+                telling.story.add(
+                    StoryStep.of_change(change.key, change.sequence, change.delta, change.sent_ms)
+                )
                 if telling.as_of is None or change.result.declared_at > telling.as_of:
                     telling.as_of = change.result.declared_at
-        log.info("publisher recalled %d changes told and %d held", len(told), len(telling.held))
+        log.info("publisher recalled %d changes told", len(changes))
         return telling
 
     async def _announce(self, telling: Telling) -> list[QueuedOutput]:
-        """Queue the outputs of the changes the watermark lets through; returns what was queued."""
-        # How far the partitions were applied first, then the log up to that point: a change
-        # applied in between must not be missing from what the watermark lets through.
-        read, last = await self.store.partitions_read(settings.topic_declarations)
-        while telling.read_upto < last:
-            batch = await self.store.changes(after=telling.read_upto, count=settings.batch_size)
-            if not batch:
-                break
-            telling.hold(batch)
+        """Queue the outputs of the changes not yet told, and of the national moments the
+        watermark has passed; returns what was queued."""
+        changes = await self.store.changes(after=telling.read_upto, count=settings.batch_size)
+        announcements = tell(telling, changes, register(), self.watchlist, self.policy)
+        moments: list[Output] = []
+        records: dict[str, str] = {}
+        if telling.inbox or telling.story.pending:
+            # How far the partitions were applied first, then the log up to that point: a
+            # change applied in between must not be missing from the story the watermark
+            # lets through.
+            read, last = await self.store.partitions_read(settings.topic_declarations)
+            while telling.read_upto < last:
+                more = await self.store.changes(after=telling.read_upto, count=settings.batch_size)
+                if not more:
+                    break
+                changes += more
+                announcements += tell(telling, more, register(), self.watchlist, self.policy)
+            # What the workers' own records allow, without asking the broker: enough to keep
+            # the story in order, not to tell a moment.
+            into_story(telling, watermark(read.values()))
+            if telling.story.pending:
+                mark = await self._watermark(telling.story, read)
+                results = {c.sequence: c.result for c in changes if c.result is not None}
+                moments, records = await tell_moments(
+                    telling, mark, results, self._results_of, self.policy
+                )
         self.announced = telling.read_upto
-        if not telling.held:
-            return []
-        ready = await self._ready(telling.held, read)
-        if not ready:
-            return []
-        announcements = await tell(
-            telling, ready, register(), self.watchlist, self.policy, self._results_of
-        )
+        if moments:
+            if announcements:
+                announcements[-1][1].extend(moments)
+            else:
+                announcements.append((0, moments))
         # One round trip for the batch of changes, as on the tally side.
-        queued, stale = await self.outbox.announce_many(announcements)
+        queued, stale = await self.outbox.announce_many(announcements, records)
         if stale:
             raise RuntimeError("another publisher announced some of these changes")
-        del telling.held[: len(ready)]
         return queued
 
-    async def _ready(
-        self, held: Sequence[Change], read: dict[int, PartitionProgress]
-    ) -> Sequence[Change]:
-        """The held changes (in event-time order) that the watermark lets through, given how
-        far each partition was applied when they were read."""
+    async def _watermark(
+        self, story: NightStory, read: dict[int, PartitionProgress]
+    ) -> EventKey | None:
+        """How far the moments can be told, given how far each partition was applied when
+        the story was last read: None when nothing holds them back."""
         topic = settings.topic_declarations
-        newest = held[-1].key
+        due = story.untold()
+        if not due:
+            return None  # only withdrawals, which are told at once
+        newest = due[-1].step
         partitions = self.declaration_partitions
         if partitions and partitions >= read.keys():
             clocks = [read[p].clock if p in read else None for p in partitions]
-            # Every partition has read past the newest held change: nothing can come before
+            # Every partition has read past the newest moment due: nothing can come before
             # it now without having been sent late, and the broker need not be asked.
-            if all(clock is not None and clock >= newest for clock in clocks):
-                return held
-        # Only messages sent up to the newest held change can come before it in a clean feed:
-        # a partition whose messages sent by then are all applied holds nothing back, however
+            if all(clock is not None and clock >= newest.key for clock in clocks):
+                return None
+        # Only messages sent up to the newest moment's can come before it in a clean feed: a
+        # partition whose messages sent by then are all applied holds nothing back, however
         # many were sent since (at 100 a second there always are some).
-        sent = max(change.sent_ms for change in held)
-        newest_sequence = max(change.sequence for change in held)
+        sent = max(moment.step.sent_ms for moment in due)
         if partitions and all(
-            p in read and (read[p].end_as_of or 0) >= newest_sequence for p in partitions
+            p in read and (read[p].end_as_of or 0) >= newest.sequence for p in partitions
         ):
-            # The log ends the workers' consumers saw in fetches after every held change's
-            # message: only the partitions behind them need asking when their messages were
-            # sent, and none at all on a live night with no lag.
+            # The log ends the workers' consumers saw in fetches after the moments' messages:
+            # only the partitions behind them need asking when their messages were sent.
             progress = {p: read[p] for p in partitions}
             behind = [p for p, at in progress.items() if not at.read_to_end]
             if behind and sent:
@@ -347,10 +403,7 @@ class Publisher:
                 )
                 for partition, bound in bounds.items()
             }
-        mark = watermark(self.stalls.moving(progress))
-        if mark is None:
-            return held
-        return held[: bisect.bisect_right(held, mark, key=lambda change: change.key)]
+        return watermark(self.stalls.moving(progress))
 
     async def _first_sent_at_or_after(
         self, topic: str, partitions: Sequence[int], sent_ms: int

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from schemas.alert import Alert
 from schemas.exit_poll import ExitPoll
+from schemas.results import SeatResult
 from streams.alert_rules.base import (
     DEFAULT_PRIORITIES,
     AlertPolicy,
@@ -69,18 +70,23 @@ def detect_change(
     are compared with the result that follows it (see AppliedChange.last_declared).
     """
     alerts = national_alerts(change, register, policy)
-    return in_order(alerts + seat_change_alerts(change, register, watchlist, policy))
+    seat = seat_change_alerts(change.result, change.baseline, register, watchlist, policy)
+    return in_order(alerts + seat)
 
 
 def seat_change_alerts(
-    change: AppliedChange, register: Register, watchlist: Watchlist, policy: AlertPolicy
+    result: SeatResult,
+    baseline: SeatResult | None,
+    register: Register,
+    watchlist: Watchlist,
+    policy: AlertPolicy,
 ) -> list[Alert]:
     """The alerts about the seat itself (gains, people, margins, recounts, what a correction
-    changed): they hold whenever the change arrives, unlike the national moments."""
-    result = change.result
+    changed, against `baseline`, the revision before with a winner): they hold whenever the
+    change arrives, unlike the national moments."""
     alerts = recount_alerts(result, policy)
     if result.winner is not None:
-        alerts += revised_alerts(result, change.baseline, register, watchlist, policy)
+        alerts += revised_alerts(result, baseline, register, watchlist, policy)
     return alerts
 
 

@@ -24,7 +24,7 @@ from streams.alert_rules.base import (
     SeatCount,
     alert_id,
     louder,
-    seat_alert,
+    party_names,
 )
 from streams.alert_rules.national import (
     Crossing,
@@ -33,7 +33,7 @@ from streams.alert_rules.national import (
     moment_id,
     moment_root_id,
 )
-from streams.event_time import EventKey, key_time
+from streams.event_time import EventKey, key_from_text, key_text, key_time
 from streams.reference import Register
 
 # A moment's place in the story: its type and party, then which passing of that line (0 the
@@ -49,15 +49,18 @@ class StoryStep:
     sequence: int  # the change's entry in the change log, to read its result when needed
     seats: tuple[tuple[str, int], ...]  # party -> change in seats
     declared: int  # change in seats declared
+    sent_ms: int = 0  # the Kafka timestamp of its message: how far the watermark must reach
 
     @classmethod
-    def of_change(cls, key: EventKey, sequence: int, delta: Mapping[str, int]) -> StoryStep:
+    def of_change(
+        cls, key: EventKey, sequence: int, delta: Mapping[str, int], sent_ms: int = 0
+    ) -> StoryStep:
         seats = tuple(
             (name[len("party:") : -len(":seats")], change)
             for name, change in delta.items()
             if name.startswith("party:") and name.endswith(":seats")
         )
-        return cls(key, sequence, seats, delta.get("total:declared", 0))
+        return cls(key, sequence, seats, delta.get("total:declared", 0), sent_ms)
 
     @property
     def ons_id(self) -> str:
@@ -81,6 +84,14 @@ class Moment:
 
 
 @dataclass(frozen=True, slots=True)
+class ToldMoment:
+    """What the alerts topic says of a moment: the id it was last told under, and where."""
+
+    alert_id: str
+    key: EventKey
+
+
+@dataclass(frozen=True, slots=True)
 class Told:
     moment: Moment
     alert_id: str
@@ -88,21 +99,20 @@ class Told:
 
 @dataclass(frozen=True, slots=True)
 class Moved:
-    before: Moment
+    before: ToldMoment
     now: Moment
-    previous_id: str  # the id the moment was last told under
     alert_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class Withdrawn:
-    before: Moment
-    previous_id: str
+    slot: Slot
+    before: ToldMoment
 
 
 @dataclass(frozen=True)
 class StoryDiff:
-    """What one change did to the story."""
+    """What to tell of the moments: new ones, ones now passed elsewhere, ones gone."""
 
     told: list[Told] = field(default_factory=list)
     moved: list[Moved] = field(default_factory=list)
@@ -115,46 +125,99 @@ class StoryDiff:
             m.now.step.sequence for m in self.moved
         }
 
+    def __bool__(self) -> bool:
+        return bool(self.told or self.moved or self.withdrawn)
+
 
 class NightStory:
-    """The seat changes told so far in event-time order, and the moments they pass."""
+    """Every seat change in event-time order, the moments they pass, and what was told of them.
 
-    def __init__(self, register: Register) -> None:
+    Moments are told only once the watermark has passed them (`tell`): until then no message
+    still unread can come before them, so a feed in time order is never amended however late
+    it is read. One told and then moved by a change sent late is amended; one gone, withdrawn.
+    """
+
+    def __init__(self, register: Register, told: Mapping[Slot, ToldMoment] | None = None) -> None:
         self.register = register
         self.steps: list[StoryStep] = []
-        self.moments: dict[Slot, Moment] = {}
-        self.told_ids: dict[Slot, str] = {}
+        self._moments: dict[Slot, Moment] = {}
+        self.told: dict[Slot, ToldMoment] = dict(told or {})
+        # The first step put in before others since the moments were last walked: a backlog
+        # read from several partitions arrives a little out of order, and walking the night
+        # again once per batch, not once per change, keeps that linear.
+        self._unwalked_from: int | None = None
         self._seats: dict[str, int] = {}
         self._declared = 0
         self._passings: Counter[tuple[AlertType, str | None]] = Counter()
         self._now = self._count()
 
     @property
-    def frontier(self) -> EventKey | None:
-        """The latest key told: a change keyed before it arrived late."""
-        return self.steps[-1].key if self.steps else None
+    def moments(self) -> dict[Slot, Moment]:
+        """Every moment of the night as the steps now stand."""
+        if self._unwalked_from is not None:
+            self._moments = self._walk(self._unwalked_from)
+            self._unwalked_from = None
+        return self._moments
 
     @property
     def now(self) -> SeatCount:
-        """The nation after every change told, as the moments read it."""
+        """The nation after every change, in event-time order, as the moments read it."""
+        self.moments  # noqa: B018  (walks what is left to walk)
         return self._now
 
-    def add(self, step: StoryStep) -> StoryDiff:
-        if not self.steps or step.key >= self.steps[-1].key:
+    def add(self, step: StoryStep) -> None:
+        if self._unwalked_from is None and (not self.steps or step.key >= self.steps[-1].key):
             self.steps.append(step)
             before = self._now
             self._apply(step)
-            told = []
             for crossing in crossings(before, self._now, self.register):
                 moment = self._moment(crossing, step, self._now)
-                ident = self._told_id(moment)
-                self.moments[moment.slot] = moment
-                self.told_ids[moment.slot] = ident
-                told.append(Told(moment, ident))
-            return StoryDiff(told=told)
+                self._moments[moment.slot] = moment
+            return
         at = bisect.bisect_right(self.steps, step.key, key=lambda s: s.key)
         self.steps.insert(at, step)
-        return self._retell(self._walk(at))
+        if self._unwalked_from is None or at < self._unwalked_from:
+            self._unwalked_from = at
+
+    def untold(self) -> list[Moment]:
+        """Moments whose telling is due or out of date, in event-time order."""
+        return sorted(
+            (
+                moment
+                for slot, moment in self.moments.items()
+                if (told := self.told.get(slot)) is None or told.key != moment.step.key
+            ),
+            key=lambda moment: moment.step.key,
+        )
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.untold()) or any(slot not in self.moments for slot in self.told)
+
+    def tell(self, mark: EventKey | None, missing_from: EventKey | None = None) -> StoryDiff:
+        """What to tell now, with the watermark at `mark` (None: nothing held back) and steps
+        from `missing_from` on perhaps not in the story yet."""
+        diff = StoryDiff()
+        for moment in self.untold():
+            if (mark is not None and moment.step.key > mark) or (
+                missing_from is not None and moment.step.key >= missing_from
+            ):
+                break
+            slot = moment.slot
+            before = self.told.get(slot)
+            if before is None:
+                ident = self._told_id(moment)
+                diff.told.append(Told(moment, ident))
+            else:
+                root = moment_root_id(self.register.election_id, moment.crossing)
+                ident = alert_id(
+                    root, "moved", moment.step.ons_id, moment.step.revision, before.alert_id
+                )
+                diff.moved.append(Moved(before, moment, ident))
+            self.told[slot] = ToldMoment(ident, moment.step.key)
+        for slot in [slot for slot in self.told if slot not in self.moments]:
+            diff.withdrawn.append(Withdrawn(slot, self.told.pop(slot)))
+        return diff
 
     def _count(self) -> SeatCount:
         return SeatCount(
@@ -197,7 +260,7 @@ class NightStory:
         just been put in its place: the moments before it stand, the rest are walked again."""
         kept = {
             slot: moment
-            for slot, moment in self.moments.items()
+            for slot, moment in self._moments.items()
             if moment.step.key < self.steps[at].key
         }
         self._seats, self._declared = {}, 0
@@ -218,36 +281,14 @@ class NightStory:
                 moments[moment.slot] = moment
         return moments
 
-    def _retell(self, moments: dict[Slot, Moment]) -> StoryDiff:
-        diff = StoryDiff()
-        for slot, moment in moments.items():
-            before = self.moments.get(slot)
-            if before is None:
-                ident = self._told_id(moment)
-                diff.told.append(Told(moment, ident))
-                self.told_ids[slot] = ident
-            elif before.step.key != moment.step.key:
-                previous = self.told_ids.get(slot) or self._told_id(before)
-                root = moment_root_id(self.register.election_id, moment.crossing)
-                ident = alert_id(root, "moved", moment.step.ons_id, moment.step.revision, previous)
-                diff.moved.append(Moved(before, moment, previous, ident))
-                self.told_ids[slot] = ident
-        for slot, before in self.moments.items():
-            if slot not in moments:
-                previous = self.told_ids.pop(slot, "") or self._told_id(before)
-                diff.withdrawn.append(Withdrawn(before, previous))
-        self.moments = moments
-        return diff
-
     def alerts(
         self,
         diff: StoryDiff,
         results: Mapping[int, SeatResult],
-        trigger: SeatResult,
         policy: AlertPolicy,
     ) -> list[Alert]:
-        """The alerts telling a change to the story; `results` holds the result of every
-        change in `diff.sequences_needed`, `trigger` is the change that made the diff."""
+        """The alerts telling `diff`; `results` holds the result of every change in
+        `diff.sequences_needed`."""
         register = self.register
         alerts = [
             moment_alert(
@@ -270,23 +311,44 @@ class NightStory:
                 policy,
                 now.passing // 2,
             )
-            alerts.append(_amended(told, moved, trigger, policy))
+            alerts.append(_amended(told, moved))
         for withdrawn in diff.withdrawn:
-            alerts.append(_withdrawn(withdrawn, trigger, self._now, policy))
+            alerts.append(_withdrawn(withdrawn, register, self._now, policy))
         return alerts
 
 
-def _amended(told: Alert, moved: Moved, trigger: SeatResult, policy: AlertPolicy) -> Alert:
+def slot_text(slot: Slot) -> str:
+    alert_type, party, passing = slot
+    return f"{alert_type.value}|{party or ''}|{passing}"
+
+
+def slot_from_text(text: str) -> Slot:
+    alert_type, party, passing = text.split("|")
+    return (AlertType(alert_type), party or None, int(passing))
+
+
+def told_text(told: ToldMoment) -> str:
+    return f"{told.alert_id}|{key_text(told.key)}"
+
+
+def told_from_text(text: str) -> ToldMoment:
+    ident, key = text.split("|", 1)
+    return ToldMoment(ident, key_from_text(key))
+
+
+def _amended(told: Alert, moved: Moved) -> Alert:
     """The moment told again at the seat that now passes it, in place of the earlier alert."""
-    before, now = moved.before.step, moved.now.step
-    was = f"{before.key[1]} at {alert_text.clock(key_time(before.key))}"
-    is_now = f"{now.key[1]} at {alert_text.clock(key_time(now.key))}"
-    text = alert_text.amended_text(
-        alert_text.AlertText(told.headline, told.body),
-        [f"the seat that made it {was} → {is_now}, as seats declared"],
-        trigger,
+    before, now = moved.before.key, moved.now.step.key
+    was = f"{before[1]} at {alert_text.clock(key_time(before))}"
+    is_now = f"{now[1]} at {alert_text.clock(key_time(now))}"
+    text = alert_text.AlertText(
+        headline=alert_text.fit(f"Amended: {told.headline}", told.headline),
+        body=(
+            f"{told.body} This replaces an earlier alert: a result sent late changed the "
+            f"order of the night; the seat that made it: {was} → {is_now}."
+        ),
     )
-    root = moment_root_id(trigger.election_id, moved.now.crossing)
+    root = moment_root_id(told.election_id, moved.now.crossing)
     return told.model_copy(
         update={
             "alert_id": moved.alert_id,
@@ -296,41 +358,35 @@ def _amended(told: Alert, moved: Moved, trigger: SeatResult, policy: AlertPolicy
             "priority": told.priority,
             "headline": text.headline,
             "body": text.body,
-            "supersedes": list(dict.fromkeys([root, moved.previous_id])),
+            "supersedes": list(dict.fromkeys([root, moved.before.alert_id])),
         }
     )
 
 
 def _withdrawn(
-    withdrawn: Withdrawn, trigger: SeatResult, state: SeatCount, policy: AlertPolicy
+    withdrawn: Withdrawn, register: Register, state: SeatCount, policy: AlertPolicy
 ) -> Alert:
     """A moment that no longer happened at all, once a late change took its place."""
-    crossing = withdrawn.before.crossing
-    what = crossing.alert_type.value.replace("_", " ")
-    if crossing.party:
-        what = f"{crossing.party}: {what}"
-    text = alert_text.retracted_text(
-        what, f"seats declared {state.seats_declared} of {state.total_seats}", trigger
-    )
-    root = moment_root_id(trigger.election_id, crossing)
-    alert = seat_alert(
-        alert_id=alert_id(
-            withdrawn.previous_id, "withdrawn", trigger.constituency_id, trigger.revision
+    alert_type, party, passing = withdrawn.slot
+    crossing = Crossing(alert_type, party, passing % 2 == 0)
+    what = alert_type.value.replace("_", " ")
+    if party:
+        what = f"{alert_text.party_name(party, party_names(register))}: {what}"
+    root = moment_root_id(register.election_id, crossing)
+    return Alert(
+        alert_id=alert_id(withdrawn.before.alert_id, "withdrawn"),
+        election_id=register.election_id,
+        type=AlertType.RETRACTED,
+        # As loud as what it withdraws, or the people told are never untold.
+        priority=louder(policy.priority(AlertType.RETRACTED), policy.priority(alert_type)),
+        headline=alert_text.fit(f"Withdrawn: {what}", "Withdrawn"),
+        body=(
+            f"An earlier alert no longer holds: results sent late changed the night "
+            f"({state.seats_declared} of {state.total_seats} seats declared)."
         ),
-        alert_type=AlertType.RETRACTED,
-        policy=policy,
-        result=trigger,
-        text=text,
+        occurred_at=key_time(withdrawn.before.key),
+        party=party,
         figures={"seats_declared": state.seats_declared, "total_seats": state.total_seats},
-        party=crossing.party,
-    )
-    return alert.model_copy(
-        update={
-            # As loud as what it withdraws, or the people told are never untold.
-            "priority": louder(
-                policy.priority(AlertType.RETRACTED), policy.priority(crossing.alert_type)
-            ),
-            "supersedes": list(dict.fromkeys([root, withdrawn.previous_id])),
-            "replaces_type": crossing.alert_type if crossing.holds else AlertType.RETRACTED,
-        }
+        supersedes=list(dict.fromkeys([root, withdrawn.before.alert_id])),
+        replaces_type=alert_type if crossing.holds else AlertType.RETRACTED,
     )

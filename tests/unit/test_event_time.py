@@ -13,7 +13,7 @@ from schemas.alert import AlertType
 from schemas.results import SeatResult
 from scripts.night_builder import Night, build_night
 from streams.alert_rules import AlertPolicy
-from streams.alert_rules.story import NightStory, StoryStep
+from streams.alert_rules.story import NightStory, StoryDiff, StoryStep
 from streams.event_time import (
     EARLIEST,
     PartitionProgress,
@@ -123,7 +123,8 @@ def moments_of(story: NightStory) -> dict[tuple[AlertType, str | None], str]:
 def test_the_night_in_order_tells_each_moment_once_at_its_seat() -> None:
     story = NightStory(the_night().register)
     for told in night_steps():
-        diff = story.add(told.step)
+        story.add(told.step)
+        diff = story.tell(None)
         assert not diff.moved and not diff.withdrawn
     moments = moments_of(story)
     assert moments[(AlertType.FIRST_DECLARATION, None)] == HOUGHTON
@@ -161,14 +162,21 @@ def test_preston_arriving_late_moves_the_majority_to_preston_with_an_amendment()
     for told in night_steps():
         if told is not late:
             story.add(told.step)
+            story.tell(None)  # each moment told as it happens: nothing held back
     first_majority = story.moments[(AlertType.MAJORITY_WON, "Lab", 0)]
     assert first_majority.step.ons_id != PRESTON
-    first_id = story.told_ids[(AlertType.MAJORITY_WON, "Lab", 0)]
+    first_id = story.told[(AlertType.MAJORITY_WON, "Lab", 0)].alert_id
     # Without Preston only 649 seats declared: the last declaration is not told yet.
     assert (AlertType.LAST_DECLARATION, None, 0) not in story.moments
 
-    diff = story.add(late.step)
-    alerts = story.alerts(diff, results, late.result, AlertPolicy())
+    story.add(late.step)
+    # With the watermark at Preston itself, only what Preston moved is told...
+    early = story.tell(late.step.key)
+    assert [m.now.step.ons_id for m in early.moved] == [PRESTON] and not early.told
+    # ...and the rest of the night once nothing holds it back.
+    rest = story.tell(None)
+    diff = StoryDiff(early.told + rest.told, early.moved + rest.moved)
+    alerts = story.alerts(diff, results, AlertPolicy())
     [amended] = [a for a in alerts if a.replaces_type is AlertType.MAJORITY_WON]
     assert amended.type is AlertType.AMENDED
     assert amended.constituency_id == PRESTON
@@ -196,5 +204,24 @@ def test_a_seat_told_late_that_moves_no_moment_amends_nothing() -> None:
     for told in steps:
         if told is not late and told.result.declared_at < four_am:
             story.add(told.step)
-    diff = story.add(late.step)
-    assert not diff.told and not diff.moved and not diff.withdrawn
+    story.tell(None)
+    story.add(late.step)
+    assert not story.pending and not story.tell(None)
+
+
+def test_moments_wait_for_the_watermark_and_are_never_amended_in_a_clean_feed() -> None:
+    """A backlog read out of order: nothing is told past the watermark, so nothing moves."""
+    story = NightStory(the_night().register)
+    steps = list(night_steps())
+    rng = random.Random(5)
+    arrived = sorted(steps, key=lambda told: told.step.sequence + rng.uniform(0, 60))
+    told_alerts = 0
+    for at, told in enumerate(arrived):
+        story.add(told.step)
+        # The watermark: the earliest step not yet arrived, which a partition could still hold.
+        waiting = [t.step.key for t in arrived[at + 1 :]]
+        diff = story.tell(min(waiting) if waiting else None)
+        assert not diff.moved and not diff.withdrawn
+        told_alerts += len(diff.told)
+    assert told_alerts == 4 and not story.pending
+    assert moments_of(story)[(AlertType.MAJORITY_WON, "Lab")] == PRESTON

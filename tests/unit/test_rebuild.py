@@ -9,7 +9,7 @@ import orjson
 
 from streams.alert_rules import AlertPolicy
 from streams.alert_rules.story import NightStory
-from streams.publisher import Telling, tell
+from streams.publisher import Telling, into_story, tell, tell_moments
 from streams.rebuild import RebuildReport, _lost_writes, output_ids_on_kafka
 from streams.settings import Settings
 from streams.tally import seat_contribution, seat_result
@@ -43,8 +43,8 @@ def test_alerts_and_results_of_this_election_only_and_every_snapshot_up_to_the_n
     assert output_ids_on_kafka("state", [], ELECTION) == []
 
 
-async def _no_earlier_results(sequences: set[int]) -> dict[int, Any]:
-    raise AssertionError(f"a change told in order needs no earlier result: {sequences}")
+async def _none(sequences: set[int]) -> dict[int, Any]:
+    raise AssertionError(f"every result needed was at hand: {sequences}")
 
 
 async def test_the_ids_read_off_kafka_are_the_ones_the_publisher_dedupes_by() -> None:
@@ -55,14 +55,14 @@ async def test_the_ids_read_off_kafka_are_the_ones_the_publisher_dedupes_by() ->
     delta = dict(seat_contribution(declaration, ref, None))
     change = Change(1, seat_result(declaration, ref, 1), None, delta)
     policy = AlertPolicy.from_settings(Settings())
-    [(_, outputs)] = await tell(
-        Telling(NightStory(register)),
-        [change],
-        register,
-        load_watchlist(DATA_DIR / "watchlist.csv"),
-        policy,
-        _no_earlier_results,
+    telling = Telling(NightStory(register))
+    [(_, outputs)] = tell(
+        telling, [change], register, load_watchlist(DATA_DIR / "watchlist.csv"), policy
     )
+    # The first declaration's moment, told as the watermark passes it.
+    into_story(telling, None)
+    moments, _ = await tell_moments(telling, None, {1: change.result}, _none, policy)
+    outputs = outputs + moments
     assert {output.topic for output in outputs} == {"results", "state", "alerts"}
     assert any(output.topic == "alerts" for output in outputs)
     found = []
