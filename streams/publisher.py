@@ -46,7 +46,7 @@ OUTBOX_SEQ_HEADER = "outbox-seq"
 OUTBOX_EPOCH_HEADER = "outbox-epoch"
 LOCK_TTL_MS = 10_000
 TICK_S = 0.1  # the publisher's timer: lock renewal, and taking over from a stopped leader
-HOLD_TICK_S = 0.01  # how soon to look at the watermark again while changes are held
+HOLD_TICK_S = 0.01  # how soon to look at the watermark again while moments wait for it
 RESYNC_WINDOW = 2_000
 
 

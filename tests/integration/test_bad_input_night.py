@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from kafka import KafkaProducer
 
 from schemas.rejection import Rejection
-from scripts.night_builder import Night, build_night
+from scripts.night_builder import Night
 from scripts.replay import build_outgoing
 from streams.validation import MAX_KEY_BYTES
-from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline
+from tests.integration.pipeline import DATA_DIR, Pipeline
 from tests.integration.test_night_pipeline import assert_official_result
 from tests.unit.bad_input import BadMessage, corpus
 
@@ -34,18 +32,6 @@ FIGURES = Path(__file__).resolve().parents[2] / "artifacts" / "fuzz-night.json"
 # of 200 being validated and its dead letters. The corpus is ~110 MB: a worker that kept
 # every bad message, or its dead letter, would cross this bound.
 PEAK_RSS_LIMIT_MB = 250
-
-
-@pytest.fixture(scope="module")
-def night() -> Night:
-    return build_night(DATA_DIR)
-
-
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, redis_url: str, redis_prefix: str, unique_topic: Callable[..., str]
-) -> Pipeline:
-    return new_pipeline(kafka_bootstrap, redis_url, redis_prefix, unique_topic)
 
 
 def _status_mb(pid: int, field: str) -> float:

@@ -24,7 +24,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from scripts.night_builder import Night, build_night
+from scripts.night_builder import Night
 from scripts.replay import build_outgoing
 from scripts.worker_process import WorkerProcess
 from tests.integration.isolated import IsolatedKafka, IsolatedRedis
@@ -50,20 +50,8 @@ KILL_SEED = 20240704
 
 
 @pytest.fixture(scope="module")
-def night() -> Night:
-    return build_night(DATA_DIR)
-
-
-@pytest.fixture(scope="module")
 def expected_alert_ids() -> list[str]:
     return clean_night_alert_ids()
-
-
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, redis_url: str, redis_prefix: str, unique_topic: Callable[..., str]
-) -> Pipeline:
-    return new_pipeline(kafka_bootstrap, redis_url, redis_prefix, unique_topic)
 
 
 @pytest.fixture
