@@ -6,6 +6,7 @@ from rich.table import Table
 from rich.text import Text
 
 from schemas.results import StateOfParties
+from streams.alert_text import UK_TIME
 
 
 def _signed(value: int) -> str:
@@ -23,8 +24,9 @@ def state_table(state: StateOfParties, limit: int | None = None) -> Table:
     table = Table(
         # Text, not a markup string: a party code like "[red]x" must show as it is.
         title=Text(f"State of the parties: {declared}, {leader}"),
+        # UK clock time whatever offset the time came with (the state in Redis keeps UTC).
         caption=f"sequence {state.sequence}"
-        + (f", as of {state.as_of:%a %d %b %H:%M}" if state.as_of else ""),
+        + (f", as of {state.as_of.astimezone(UK_TIME):%a %d %b %H:%M}" if state.as_of else ""),
     )
     for heading in ("Party", "Seats", "Change", "Gains", "Losses", "Votes", "Share", "+/-"):
         table.add_column(heading, justify="left" if heading == "Party" else "right")

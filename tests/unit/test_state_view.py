@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import urllib.error
 import urllib.request
@@ -101,6 +102,16 @@ def test_the_screen_renders_the_table_and_the_status() -> None:
     assert "Labour (Lab)" in text
     assert "sequence 12" in text
     assert "disconnected · reconnecting" in text
+
+
+def test_as_of_is_told_in_uk_time_whatever_offset_it_came_with() -> None:
+    # Redis keeps the latest declaration time in UTC: Inverness, 18:00 BST on Saturday.
+    inverness = state(651).model_copy(
+        update={"as_of": dt.datetime(2024, 7, 6, 17, 0, tzinfo=dt.UTC)}
+    )
+    console = Console(record=True, width=100)
+    console.print(StateScreen(inverness))
+    assert "as of Sat 06 Jul 18:00" in console.export_text()
 
 
 # ---- fetching and following, with a fake opener ----
