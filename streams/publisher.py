@@ -18,7 +18,7 @@ from schemas.alert import Alert
 from schemas.results import SeatResult
 from streams import alert_rules
 from streams.alert_rules import AlertPolicy
-from streams.alert_rules.base import in_order
+from streams.alert_rules.base import baseline_of, in_order
 from streams.alert_rules.story import (
     NightStory,
     StoryStep,
@@ -29,7 +29,12 @@ from streams.alert_rules.story import (
 )
 from streams.app import app
 from streams.connections import kafka_client_options
-from streams.event_time import EventKey, PartitionProgress, PartitionStalls, watermark
+from streams.event_time import (
+    EventKey,
+    PartitionProgress,
+    PartitionStalls,
+    watermark,
+)
 from streams.outbox import Outbox, Output, QueuedOutput
 from streams.rebuild import REDIS_UNAVAILABLE, state_present
 from streams.reference import Register
@@ -67,6 +72,22 @@ class Telling:
     read_upto: int = 0  # the last change read from the log and told
     told: int = 0  # how many changes were told: the snapshots' sequence
     as_of: dt.datetime | None = None  # the latest declaration time told
+
+    def take(self, change: Change) -> None:
+        """Count a change as told: the totals, the clock and, for a seat, the inbox."""
+        self.told += 1
+        self.read_upto = change.sequence
+        result = change.result
+        if result is None:
+            return
+        self.running.apply(change.delta)
+        if self.as_of is None or result.declared_at > self.as_of:
+            self.as_of = result.declared_at
+        bisect.insort(
+            self.inbox,
+            StoryStep.of_change(change.key, change.sequence, change.delta, change.sent_ms),
+            key=lambda step: step.key,
+        )
 
 
 def snapshot_output(telling: Telling, register: Register, last_seat: SeatResult) -> Output:
@@ -127,24 +148,14 @@ def tell(
     announcements: list[tuple[int, list[Output]]] = []
     last_seat: SeatResult | None = None
     for change in changes:
-        telling.told += 1
-        telling.read_upto = change.sequence
+        telling.take(change)
         if change.exit_poll is not None:
             alerts = alert_rules.detect_exit_poll(change.exit_poll, register, policy)
             announcements.append((change.sequence, [_alert_output(alert) for alert in alerts]))
             continue
         assert change.result is not None
         result: SeatResult = change.result
-        telling.running.apply(change.delta)
-        if telling.as_of is None or result.declared_at > telling.as_of:
-            telling.as_of = result.declared_at
-        bisect.insort(
-            telling.inbox,
-            StoryStep.of_change(change.key, change.sequence, change.delta, change.sent_ms),
-            key=lambda step: step.key,
-        )
-        # Compared with the revision before when it named a winner (AppliedChange.baseline).
-        baseline = change.previous if change.previous and change.previous.winner else None
+        baseline = baseline_of(change.previous)
         alerts = alert_rules.seat_change_alerts(result, baseline, register, watchlist, policy)
         outputs = [result_output(change)] + [_alert_output(a) for a in in_order(alerts)]
         announcements.append((change.sequence, outputs))
@@ -302,24 +313,15 @@ class Publisher:
             for slot, record in (await self.outbox.moments_told()).items()
         }
         telling = Telling(NightStory(register(), told))
-        changes: list[Change] = []
         while telling.read_upto < cursor:
             batch = await self.store.changes(after=telling.read_upto, count=5_000)
             batch = [change for change in batch if change.sequence <= cursor]
             if not batch:
                 break
-            changes += batch
-            telling.read_upto = batch[-1].sequence
-        telling.told = len(changes)
-        for change in sorted(changes, key=lambda change: change.key):
-            if change.result is not None:
-                telling.running.apply(change.delta)
-                telling.story.add(
-                    StoryStep.of_change(change.key, change.sequence, change.delta, change.sent_ms)
-                )
-                if telling.as_of is None or change.result.declared_at > telling.as_of:
-                    telling.as_of = change.result.declared_at
-        log.info("publisher recalled %d changes told", len(changes))
+            for change in batch:
+                telling.take(change)
+        into_story(telling, None)
+        log.info("publisher recalled %d changes told", telling.told)
         return telling
 
     async def _announce(self, telling: Telling) -> list[QueuedOutput]:
@@ -440,14 +442,13 @@ class Publisher:
             ends = await self.consumer.end_offsets(partitions)
             return {tp.partition: offset for tp, offset in ends.items()}
         # Both at once, one round trip: a partition with no message sent since ends where it ends.
-        ends, found = await asyncio.gather(
+        ends, firsts = await asyncio.gather(
             self.consumer.end_offsets(partitions),
-            self.consumer.offsets_for_times({tp: sent_before_ms for tp in partitions}),
+            self._first_sent_at_or_after(
+                topic, sorted(self.declaration_partitions), sent_before_ms
+            ),
         )
-        return {
-            tp.partition: found[tp].offset if found.get(tp) is not None else end
-            for tp, end in ends.items()
-        }
+        return {tp.partition: firsts.get(tp.partition, end) for tp, end in ends.items()}
 
     async def _results_of(self, sequences: set[int]) -> dict[int, SeatResult]:
         changes = await self.store.changes_at(sorted(sequences))

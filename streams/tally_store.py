@@ -28,7 +28,6 @@ from streams.reference import ReferenceDataError, Register, cached_register
 from streams.settings import get_settings
 from streams.tally import (
     SEQUENCE,
-    add_delta,
     contribution_delta,
     seat_contribution,
     seat_result,
@@ -550,20 +549,6 @@ class TallyStore:
             for ons_id, raw in zip(ons_ids, raws, strict=True)
             if raw
         }
-
-    async def totals_at(self, sequence: int) -> dict[str, int]:
-        """The totals (without meta:sequence) just after change `sequence`: those now, with the
-        deltas of every later change taken back, from one consistent read (MULTI)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self.key(TOTALS))
-            pipe.xrange(self.key(CHANGES), min=f"({sequence}-0")
-            raw, later = await pipe.execute()
-        totals = {_text(k): int(v) for k, v in raw.items()}
-        totals.pop(SEQUENCE, None)
-        for entry_id, fields in later:
-            change = _change(entry_id, fields)
-            add_delta(totals, {name: -value for name, value in change.delta.items()})
-        return totals
 
     async def partitions_read(self, topic: str) -> tuple[dict[int, PartitionProgress], int]:
         """How far each partition of `topic` has been applied, with its clock and the log end

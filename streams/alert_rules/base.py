@@ -156,11 +156,19 @@ class AppliedChange:
     @property
     def baseline(self) -> SeatResult | None:
         """The earlier revision whose alerts this one's are compared with (one with a winner)."""
-        if self.previous is not None and self.previous.winner is not None:
-            return self.previous
-        if self.last_declared is not None and self.last_declared.winner is not None:
-            return self.last_declared
-        return None
+        return baseline_of(self.previous, self.last_declared)
+
+
+def baseline_of(
+    previous: SeatResult | None, last_declared: SeatResult | None = None
+) -> SeatResult | None:
+    """The revision a seat's alerts are compared with: the one before, if it named a winner,
+    else the latest earlier one that did (a recount notice names none)."""
+    if previous is not None and previous.winner is not None:
+        return previous
+    if last_declared is not None and last_declared.winner is not None:
+        return last_declared
+    return None
 
 
 def alert_id(*parts: object) -> str:
