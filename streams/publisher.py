@@ -30,6 +30,7 @@ from streams.alert_rules.story import (
 from streams.app import app
 from streams.connections import kafka_client_options
 from streams.event_time import (
+    EARLIEST,
     EventKey,
     PartitionProgress,
     PartitionStalls,
@@ -373,8 +374,14 @@ class Publisher:
         if not due:
             return None  # only withdrawals, which are told at once
         newest = due[-1].step
+        if not self.declaration_partitions or not self.declaration_partitions >= read.keys():
+            self.declaration_partitions = await self._partitions(topic)
         partitions = self.declaration_partitions
-        if partitions and partitions >= read.keys():
+        if not partitions:
+            # The broker does not list the topic yet (a broker just started): every partition
+            # is unknown, and an unknown partition could hold anything.
+            return EARLIEST
+        if partitions >= read.keys():
             clocks = [read[p].clock if p in read else None for p in partitions]
             # Every partition has read past the newest moment due: nothing can come before
             # it now without having been sent late, and the broker need not be asked.
@@ -384,9 +391,7 @@ class Publisher:
         # partition whose messages sent by then are all applied holds nothing back, however
         # many were sent since (at 100 a second there always are some).
         sent = max(moment.step.sent_ms for moment in due)
-        if partitions and all(
-            p in read and (read[p].end_as_of or 0) >= newest.sequence for p in partitions
-        ):
+        if all(p in read and (read[p].end_as_of or 0) >= newest.sequence for p in partitions):
             # The log ends the workers' consumers saw in fetches after the moments' messages:
             # only the partitions behind them need asking when their messages were sent.
             progress = {p: read[p] for p in partitions}
@@ -435,8 +440,6 @@ class Publisher:
         """Each partition's first offset of a message sent at or after `sent_before_ms` (a
         Kafka timestamp), or its end when it has none or no time is given."""
         assert self.consumer is not None
-        if not self.declaration_partitions:
-            self.declaration_partitions = await self._partitions(topic)
         partitions = [TopicPartition(topic, p) for p in sorted(self.declaration_partitions)]
         if sent_before_ms is None:
             ends = await self.consumer.end_offsets(partitions)
