@@ -20,7 +20,7 @@ from schemas.common import (
     ballot_id_for,
 )
 
-# Validation (streams/validation.py) maps this error type to its own rejection reason.
+# Validation (streams/rules/validation.py) maps this error type to its own rejection reason.
 FIGURES_ERROR = "figures_do_not_add_up"
 
 # Far above any constituency's electorate (about 77,000 at most in 2024), yet small enough

@@ -9,10 +9,10 @@ from pathlib import Path
 from schemas.alert import Alert, AlertPriority, AlertType
 from schemas.results import SeatResult
 from scripts.night_builder import build_night
-from streams.alert_rules import AlertPolicy, AppliedChange, detect_change, detect_exit_poll
+from streams.rules.alerts import AlertPolicy, AppliedChange, detect_change, detect_exit_poll
+from streams.rules.tally import Contribution, seat_contribution, seat_result, state_of_parties
+from streams.rules.watchlist import check_against_register, load_watchlist
 from streams.settings import get_settings
-from streams.tally import Contribution, seat_contribution, seat_result, state_of_parties
-from streams.watchlist import check_against_register, load_watchlist, watchlist_path
 
 
 def alerts_of_the_night(data_dir: Path, watchlist_file: Path, policy: AlertPolicy) -> list[Alert]:
@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all", action="store_true", help="print every alert's headline")
     args = parser.parse_args(argv)
     settings = get_settings()
-    policy = AlertPolicy.from_settings(settings)
-    alerts = alerts_of_the_night(settings.data_dir, watchlist_path(settings), policy)
+    policy = settings.alert_policy()
+    alerts = alerts_of_the_night(settings.data_dir, settings.watchlist_path(), policy)
 
     by_type = Counter(a.type for a in alerts)
     print(f"{len(alerts)} alerts, {len({a.alert_id for a in alerts})} distinct ids\n")

@@ -21,15 +21,14 @@ from rich.table import Table
 from schemas.results import StateOfParties
 from scripts.chaos import ChaosRates
 from scripts.replay import ReplayError, build_outgoing, kafka_sender, replay, summary_table
-from scripts.reset_election import reset_election
+from scripts.reset_election import reset as reset_keys
 from scripts.services import PROJECT_ROOT, ServiceError, read_pid, start_services
 from scripts.state_table import state_table
 from streams.connections import kafka_client_options, redis_from_settings
-from streams.counters import COUNTERS_KEY, parse_counters
-from streams.outbox import OUTBOX_SEQ, PUBLISHED, Outbox
-from streams.reference import ReferenceDataError, load_register
+from streams.rules.reference import ReferenceDataError, load_register
 from streams.settings import Settings, get_settings
-from streams.tally_store import TallyStore
+from streams.store.outbox import OUTBOX_SEQ, PUBLISHED, Outbox
+from streams.store.tally_store import TallyStore
 
 
 def worker_pid_file(settings: Settings) -> Path:
@@ -52,7 +51,7 @@ def start_worker(settings: Settings, console: Console) -> int:
             "-m",
             "faust",
             "-A",
-            "streams.app",
+            "streams.worker",
             "worker",
             "-l",
             "info",
@@ -92,7 +91,7 @@ def wait_for_health(settings: Settings, pid: int, timeout_s: float = 120.0) -> N
 
 
 async def reset(settings: Settings) -> int:
-    return await reset_election(settings.redis_url, settings.election_id, settings.redis_key_prefix)
+    return await reset_keys(settings.redis_url, settings.election_id, settings.redis_key_prefix)
 
 
 async def wait_until_published(
@@ -127,7 +126,7 @@ async def wait_until_published(
                         f"read {settings.run_dir / 'logs' / 'worker.log'}"
                     )
                 await asyncio.sleep(0.5)
-        counters = parse_counters(await redis.hgetall(ns + COUNTERS_KEY))
+        counters = await store.counters()
         alerts: Counter[str] = Counter()
         for item in await Outbox(redis, ns).read(after=0, count=100_000):
             if item.output.topic == "alerts":

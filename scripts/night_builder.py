@@ -21,7 +21,7 @@ from pathlib import Path
 
 from schemas.declaration import Candidate, Declaration, DeclarationKind
 from schemas.exit_poll import ExitPoll, ExitPollProjection
-from streams.reference import (
+from streams.rules.reference import (
     CANDIDATES_FILE,
     CONSTITUENCIES_FILE,
     ReferenceDataError,

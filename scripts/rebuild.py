@@ -20,10 +20,10 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from streams.connections import redis_from_settings
-from streams.rebuild import RebuildReport, rebuild
-from streams.reference import ReferenceDataError, load_register
+from streams.rules.reference import ReferenceDataError, load_register
 from streams.settings import Settings, get_settings
-from streams.tally_store import TallyStore
+from streams.store.rebuild import RebuildReport, rebuild
+from streams.store.tally_store import TallyStore
 
 
 async def rebuild_election(settings: Settings) -> RebuildReport:

@@ -33,7 +33,7 @@ from rich.table import Table
 from scripts.chaos import ChaosRates, Outgoing, clean_feed, inject_chaos
 from scripts.night_builder import build_night
 from streams.connections import kafka_client_options
-from streams.reference import ReferenceDataError
+from streams.rules.reference import ReferenceDataError
 from streams.settings import get_settings
 
 Send = Callable[[str, bytes], None]

@@ -6,23 +6,17 @@ import argparse
 import asyncio
 
 from streams.connections import redis_from_settings
-from streams.rebuild import mark_state, state_present
-from streams.redis_keys import election_namespace
 from streams.settings import get_settings
-from streams.tally_store import TallyStore
+from streams.store.keys import election_namespace
+from streams.store.rebuild import reset_election
+from streams.store.tally_store import TallyStore
 
 
-async def reset_election(redis_url: str, election_id: str, key_prefix: str = "") -> int:
+async def reset(redis_url: str, election_id: str, key_prefix: str = "") -> int:
     """Remove `{key_prefix}election:{election_id}:*`; returns how many keys were removed."""
     redis = redis_from_settings(get_settings(), url=redis_url)
     try:
-        store = TallyStore(redis, election_id, key_prefix)
-        had_marker = await state_present(redis, store.ns)
-        removed = await store.reset()
-        # A wanted empty state: workers carry on from their offsets instead of rebuilding it
-        # from Kafka. The marker is ours, so it is not counted among the keys removed.
-        await mark_state(redis, store.ns, "reset")
-        return removed - had_marker
+        return await reset_election(TallyStore(redis, election_id, key_prefix))
     finally:
         await redis.aclose()
 
@@ -36,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         "--key-prefix", default=settings.redis_key_prefix, help="default: REDIS_KEY_PREFIX"
     )
     args = parser.parse_args(argv)
-    removed = asyncio.run(reset_election(args.redis_url, args.election, args.key_prefix))
+    removed = asyncio.run(reset(args.redis_url, args.election, args.key_prefix))
     print(f"removed {removed} keys of {election_namespace(args.key_prefix, args.election)}")
     return 0
 

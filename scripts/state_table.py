@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 
 from schemas.results import StateOfParties
-from streams.alert_text import UK_TIME
+from streams.rules.alert_text import UK_TIME
 
 
 def _signed(value: int) -> str:

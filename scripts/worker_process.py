@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 class WorkerProcess:
-    """A Faust worker as a real subprocess: `with WorkerProcess("streams.app:app", env) as w:`.
+    """A Faust worker as a real subprocess: `with WorkerProcess("streams.worker:app", env) as w:`.
 
     `env` overrides this process's environment (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, topic
     names, REDIS_KEY_PREFIX ...). APP_ID defaults to a unique consumer group, WEB_PORT to a

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.rules.alerts.base import AlertPolicy, merged_priorities
+from streams.rules.validation import DEFAULT_MAX_MESSAGE_BYTES, NightWindow
+from streams.rules.watchlist import WATCHLIST_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,7 +149,7 @@ class Settings(BaseSettings):
         ),
     )
     max_message_bytes: int = Field(
-        256 * 1024,
+        DEFAULT_MAX_MESSAGE_BYTES,
         ge=1024,
         description="Largest declarations message (key and value) validated; larger: dead letter",
     )
@@ -186,6 +191,24 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="HMAC-SHA256 key that signs every webhook POST; unset: unsigned"
     )
+
+    # The rules take plain values, not settings: these read them from the settings.
+    def night_window(self) -> NightWindow:
+        return NightWindow(
+            ends_after_polls_close=dt.timedelta(hours=self.night_ends_hours_after_polls_close),
+            future_margin=dt.timedelta(seconds=self.declared_at_future_margin_s),
+        )
+
+    def alert_policy(self) -> AlertPolicy:
+        """Defaults overlaid by ALERT_PRIORITIES; an unknown type or priority is an error."""
+        return AlertPolicy(
+            priorities=merged_priorities(self.alert_priorities),
+            shock_majority_share=self.alert_shock_majority_share,
+            narrow_margin_votes=self.alert_narrow_margin_votes,
+        )
+
+    def watchlist_path(self) -> Path:
+        return self.watchlist_file or self.data_dir / WATCHLIST_FILE
 
 
 @lru_cache(maxsize=1)

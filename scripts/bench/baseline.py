@@ -1,6 +1,6 @@
 """The benchmark's baseline: the plain consumer loop a user would write instead of the pipeline.
 
-    python -m scripts.bench_baseline --topic T --redis-url URL --namespace NS --expect N
+    python -m scripts.bench.baseline --topic T --redis-url URL --namespace NS --expect N
 
 kafka-python's consumer loop, the same pydantic model per message, and one Redis call per
 field: the seat's fields, then each party's votes and the winner's seat, with the previous
@@ -68,7 +68,7 @@ def run(topic: str, bootstrap: str, redis_url: str, ns: str, expect: int) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench_baseline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench.baseline", description=__doc__)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--redis-url", required=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 import orjson
 
 from schemas.declaration import Declaration
-from streams.reference import CANDIDATES_FILE, CONSTITUENCIES_FILE, ELECTION_FILE
-from streams.watchlist import COLUMNS as WATCHLIST_COLUMNS
-from streams.watchlist import WATCHLIST_FILE
+from streams.rules.reference import CANDIDATES_FILE, CONSTITUENCIES_FILE, ELECTION_FILE
+from streams.rules.watchlist import COLUMNS as WATCHLIST_COLUMNS
+from streams.rules.watchlist import WATCHLIST_FILE
 
 # A night in the past: validation refuses a declaration dated after it was sent (more than
 # DECLARED_AT_FUTURE_MARGIN_S ahead), so a synthetic election to come would be all dead letters.

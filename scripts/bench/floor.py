@@ -1,13 +1,13 @@
 """Floor benchmark: what producing and consuming cost per message before our code runs at all.
 
-    python -m scripts.bench_floor [--messages 100000] [--partitions 4] [--timeout 300]
+    python -m scripts.bench.floor [--messages 100000] [--partitions 4] [--timeout 300]
                                   [--bootstrap-servers HOST:PORT] [--write docs/benchmarks.md]
 
 Three measurements on one fresh topic, which is deleted at the end:
 
-1. Feed producer: kafka-python's KafkaProducer as the feed and scripts/bench.py configure it
+1. Feed producer: kafka-python's KafkaProducer as the feed and the throughput bench configure it
    (acks=all, idempotent, linger 5 ms, batch 256 KiB) sends `--messages` declarations of the
-   synthetic election (scripts/bench_feed.py, 6 candidates) as fast as it takes them; wall and
+   synthetic election (scripts/bench/feed.py, 6 candidates) as fast as it takes them; wall and
    CPU time (this process, the producer's sender thread included) from the first send to the
    end of the flush.
 2. Faust's floor: a Faust worker in a subprocess (this module, `--faust-worker MODE`) whose one
@@ -49,8 +49,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from scripts.bench_feed import declaration_bytes, seat_specs
-from scripts.bench_report import load_average, machine, progress, publish, timer
+from scripts.bench.feed import declaration_bytes, seat_specs
+from scripts.bench.report import load_average, machine, progress, publish, timer
 from scripts.worker_process import PROJECT_ROOT
 from streams.settings import get_settings
 
@@ -264,7 +264,7 @@ def run_faust(args: argparse.Namespace, topic: str, mode: str, folder: Path, app
     command = [
         sys.executable,
         "-m",
-        "scripts.bench_floor",
+        "scripts.bench.floor",
         "--faust-worker",
         mode,
         "--topic",
@@ -393,7 +393,7 @@ def report(
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     settings = get_settings()
     parser = argparse.ArgumentParser(
-        prog="bench_floor",
+        prog="python -m scripts.bench.floor",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.faust_worker:
         run_faust_worker(args)
         return 0
-    command = "python -m scripts.bench_floor " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m scripts.bench.floor " + shlex.join(sys.argv[1:] if argv is None else argv)
     load_before = load_average()
     started = dt.datetime.now(dt.UTC)
     run_id = uuid.uuid4().hex[:8]

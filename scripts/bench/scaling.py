@@ -1,6 +1,6 @@
 """The 2024 night at full speed through 1, 2, 3 ... real worker processes, timed (docs/scaling.md).
 
-    python -m scripts.scaling_run --workers 1 2 3 [--rounds 2]
+    python -m scripts.bench.scaling --workers 1 2 3 [--rounds 2]
 
 Each run gets its own topics, Redis key prefix and consumer group: N workers start, the
 script waits until the group is stable with N members, then sends the 651 messages of the
@@ -32,13 +32,12 @@ from kafka.admin import NewTopic
 from scripts.replay import build_outgoing, kafka_sender, replay
 from scripts.worker_process import WorkerProcess
 from streams.connections import kafka_client_options, redis_from_settings
-from streams.counters import COUNTERS_KEY, parse_counters
-from streams.outbox import ANNOUNCED, OUTBOX_SEQ, PUBLISHED
-from streams.redis_keys import election_namespace
-from streams.reference import load_register
+from streams.rules.reference import load_register
+from streams.rules.tally import SEQUENCE
 from streams.settings import Settings, get_settings
-from streams.tally import SEQUENCE
-from streams.tally_store import SEATS, TOTALS, TallyStore
+from streams.store.keys import election_namespace
+from streams.store.outbox import ANNOUNCED, OUTBOX_SEQ, PUBLISHED
+from streams.store.tally_store import SEATS, TOTALS, TallyStore
 
 POLL_S = 0.1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -82,7 +81,7 @@ def _pid(worker: WorkerProcess) -> int:
 
 
 def _topics(run_id: str, settings: Settings) -> dict[str, tuple[str, int]]:
-    """Settings field suffix -> (fresh topic name, partitions), as streams/topics.py has them."""
+    """Settings field suffix -> (fresh topic name, partitions), as the app declares them."""
     many = settings.topic_partitions
     return {
         "declarations": (f"{run_id}-declarations", many),
@@ -172,7 +171,7 @@ async def _finish(settings: Settings, prefix: str) -> tuple[int, dict[str, int]]
     store = TallyStore(redis, settings.election_id, prefix)
     try:
         state = await store.state(load_register(settings.data_dir))
-        counters = parse_counters(await redis.hgetall(store.ns + COUNTERS_KEY))
+        counters = await store.counters()
         await store.reset()
     finally:
         await redis.aclose()
@@ -190,7 +189,7 @@ def run_once(settings: Settings, workers: int, round_no: int, timeout_s: float) 
     with contextlib.ExitStack() as stack:
         stack.enter_context(fresh_topics(settings, topics, run_id))
         procs = [
-            stack.enter_context(WorkerProcess("streams.app:app", env, name=f"{run_id}-{i}"))
+            stack.enter_context(WorkerProcess("streams.worker:app", env, name=f"{run_id}-{i}"))
             for i in range(1, workers + 1)
         ]
         for proc in procs:
@@ -257,7 +256,7 @@ def row(result: RunResult) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scaling_run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench.scaling", description=__doc__)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")

@@ -14,11 +14,11 @@ One command, four measurements, each on its own topics, Redis prefix and consume
    the producer goes; throughput from the first produce to the last tally visible, the same
    latencies, the workers' peak memory (VmHWM) and whether every message is accounted for.
 3. Baseline: the same declarations, produced the same way, through the plain kafka-python
-   loop of scripts/bench_baseline.py (same pydantic model, one Redis call per field).
+   loop of scripts/bench/baseline.py (same pydantic model, one Redis call per field).
 4. The 2024 night at --speed max through fresh workers: first message to final state (every
    seat tallied and every output on Kafka), and last message produced to final state.
 
-The synthetic election (scripts/bench_feed.py) is written as reference files in a temporary
+The synthetic election (scripts/bench/feed.py) is written as reference files in a temporary
 DATA_DIR that the workers load like the real one. Speed is measured here and written down,
 never asserted by tests.
 """
@@ -51,15 +51,15 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from redis.asyncio import Redis as AsyncRedis
 
-from scripts import bench_feed
-from scripts.bench_feed import FeedItem
-from scripts.bench_report import load_average, machine, progress, publish, timer
+from scripts.bench import feed as bench_feed
+from scripts.bench.feed import FeedItem
+from scripts.bench.report import load_average, machine, progress, publish, timer
 from scripts.replay import build_outgoing, kafka_sender, replay
 from scripts.worker_process import PROJECT_ROOT, WorkerProcess
-from streams.outbox import ANNOUNCED, OUTBOX_SEQ, PUBLISHED
-from streams.redis_keys import election_namespace
 from streams.settings import get_settings
-from streams.tally_store import CHANGES, COUNTERS, SEATS, TOTALS
+from streams.store.keys import election_namespace
+from streams.store.outbox import ANNOUNCED, OUTBOX_SEQ, PUBLISHED
+from streams.store.tally_store import CHANGES, COUNTERS, SEATS, TOTALS
 
 NIGHT_ELECTION_ID = "parl.2024-07-04"
 NIGHT_SEATS = 650
@@ -127,7 +127,7 @@ class Isolated:
 
     def start_workers(self, count: int) -> None:
         self.workers = [
-            WorkerProcess("streams.app:app", self.env(), name=f"bench-{i}").start()
+            WorkerProcess("streams.worker:app", self.env(), name=f"bench-{i}").start()
             for i in range(count)
         ]
         for worker in self.workers:
@@ -445,7 +445,7 @@ def run_baseline(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Ba
     command = [
         sys.executable,
         "-m",
-        "scripts.bench_baseline",
+        "scripts.bench.baseline",
         "--topic",
         run.topics["declarations"],
         "--bootstrap-servers",

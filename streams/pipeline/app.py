@@ -1,85 +1,77 @@
-"""The Faust application: one app per election, configured from the settings object."""
+"""The app factory: one Faust app per election, built from a settings object with its agents,
+timers and views registered on it (nothing is built at import)."""
 
 from __future__ import annotations
 
 import gc
-
-import faust
+import logging
 
 from streams.connections import faust_broker_credentials
-from streams.settings import get_settings
+from streams.pipeline import declaration_agent, publisher, webhooks
+from streams.pipeline.context import ElectionApp, WorkerContext
+from streams.pipeline.topics import register_topics
+from streams.settings import Settings
+from streams.web import register_views
 
-settings = get_settings()
-# Faust makes its data folder but not the folders above it.
-(settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
-
-app = faust.App(
-    settings.app_id,
-    broker=["kafka://" + server for server in settings.kafka_bootstrap_servers.split(",")],
-    broker_credentials=faust_broker_credentials(settings),
-    store="memory://",
-    # Faust's own folder goes with the services' data, not the repo root (APP_DATADIR wins).
-    datadir=str(settings.run_dir / "faust" / "{conf.name}-data"),
-    # Every value is bytes on the wire; our pydantic models do the (de)serialising, so
-    # a malformed message reaches validation instead of crashing Faust's codec.
-    key_serializer="raw",
-    value_serializer="raw",
-    topic_partitions=settings.topic_partitions,
-    topic_replication_factor=1,
-    topic_allow_declare=True,
-    consumer_auto_offset_reset="earliest",
-    producer_acks=-1,
-    web_host=settings.web_host,
-    web_port=settings.web_port,
-    web_in_thread=False,
-    # Commit every second: a crash then redelivers at most a second's messages, and
-    # redelivery changes nothing anyway. Not every N messages: Faust commits those inline in
-    # its fetch loop, flushing the producer first, which stalls every agent each time.
-    broker_commit_every=1_000_000,
-    broker_commit_interval=1.0,
-    # More than Faust's 1 MiB a partition: a fetch that leaves a partition unread is followed
-    # by one for the other (empty) topics only, which the broker holds for Faust's fixed 1.5 s
-    # wait, and the agents starve meanwhile (scripts/bench_floor.py measured the stalls).
-    consumer_max_fetch_size=settings.consumer_max_fetch_bytes,
-    # Sends to the dead-letter topic wait up to 2 ms to share a request, rather than one
-    # produce request (and socket write) per message.
-    producer_linger=0.002,
-    # A killed worker's partitions move to the others after this, not Faust's 60 s default.
-    broker_session_timeout=settings.kafka_session_timeout_s,
-    autodiscover=False,
-)
-
-# The agents and views register themselves on import; importing them here keeps
-# `faust -A streams.app worker` the one way to run everything.
-from streams import (  # noqa: E402, F401
-    api,
-    declaration_agent,
-    live_page,
-    publisher,
-    web,
-    webhooks,
-)
+log = logging.getLogger(__name__)
 
 
-@app.task
-async def _settle_the_heap() -> None:
-    """Load the reference data, then exempt everything alive from garbage collection.
+def create_app(settings: Settings) -> ElectionApp:
+    """A worker's app for `settings`: topics, the declaration agent, the publisher, webhooks
+    and the web views. Creates no file and opens no connection until the worker starts."""
+    app = ElectionApp(
+        WorkerContext(settings),
+        broker=["kafka://" + server for server in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=faust_broker_credentials(settings),
+        store="memory://",
+        # Faust's own folder goes with the services' data, not the repo root (APP_DATADIR wins).
+        datadir=str(settings.run_dir / "faust" / "{conf.name}-data"),
+        # Every value is bytes on the wire; our pydantic models do the (de)serialising, so
+        # a malformed message reaches validation instead of crashing Faust's codec.
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        # Commit every second: a crash then redelivers at most a second's messages, and
+        # redelivery changes nothing anyway. Not every N messages: Faust commits those inline
+        # in its fetch loop, flushing the producer first, which stalls every agent each time.
+        broker_commit_every=1_000_000,
+        broker_commit_interval=1.0,
+        # More than Faust's 1 MiB a partition: a fetch that leaves a partition unread is
+        # followed by one for the other (empty) topics only, which the broker holds for Faust's
+        # fixed 1.5 s wait, and the agents starve meanwhile (scripts/bench/floor.py measured
+        # the stalls).
+        consumer_max_fetch_size=settings.consumer_max_fetch_bytes,
+        # Sends to the dead-letter topic wait up to 2 ms to share a request, rather than one
+        # produce request (and socket write) per message.
+        producer_linger=0.002,
+        # A killed worker's partitions move to the others after this, not Faust's 60 s default.
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        autodiscover=False,
+    )
+    topics = app.night_topics = register_topics(app, settings)
+    declaration_agent.register(app, topics)
+    publisher.register(app)
+    webhooks.register(app)
+    register_views(app)
 
-    A worker holds hundreds of thousands of long-lived objects (300,000 with the register of
-    a 10,000-seat election), and a full collection walks them all: a pause of about 100 ms
-    in the middle of the night's traffic. Frozen, they are never walked again.
-    """
-    from streams.resources import register
+    @app.task
+    async def settle_the_heap() -> None:
+        """Load the reference data, then exempt everything alive from garbage collection.
 
-    register()
-    gc.collect()
-    gc.freeze()
+        A worker holds hundreds of thousands of long-lived objects (300,000 with the register
+        of a 10,000-seat election), and a full collection walks them all: a pause of about
+        100 ms in the middle of the night's traffic. Frozen, they are never walked again.
+        """
+        register = app.context.register
+        log.info("reference data of %s: %d seats", register.election_id, register.total_seats)
+        gc.collect()
+        gc.freeze()
 
-
-def main() -> None:
-    """Console entry point: `election-worker` runs a worker (Faust's own arguments also work)."""
-    import sys
-
-    if len(sys.argv) == 1:
-        sys.argv += ["worker", "-l", "info", "--web-host", settings.web_host]
-    app.main()
+    return app

@@ -14,22 +14,11 @@ import faust
 
 from schemas.declaration import Declaration
 from schemas.rejection import Rejection, RejectionReason
-from streams import topics
-from streams.app import app
-from streams.counters import observe_latency, observe_outcomes
-from streams.rebuild import with_state
-from streams.reference import Register
-from streams.resources import redis_client, register
-from streams.settings import get_settings
-from streams.tally_store import (
-    PendingApply,
-    PendingRejection,
-    PendingStep,
-    StepOutcome,
-    TallyStore,
-    step_of,
-)
-from streams.validation import (
+from streams.pipeline.context import ElectionApp, WorkerContext
+from streams.pipeline.metrics import observe_latency, observe_outcomes
+from streams.pipeline.topics import Topics
+from streams.rules.reference import Register
+from streams.rules.validation import (
     FeedPosition,
     NightWindow,
     Rejected,
@@ -37,12 +26,17 @@ from streams.validation import (
     kafka_time,
     validate_message,
 )
+from streams.store.rebuild import with_state
+from streams.store.tally_store import (
+    PendingApply,
+    PendingRejection,
+    PendingStep,
+    StepOutcome,
+    step_of,
+)
 
-settings = get_settings()
-night_window = NightWindow.from_settings(settings)
 
-
-def revision_conflict(declaration: Declaration, event: faust.EventT) -> Rejection:
+def revision_conflict(declaration: Declaration, event: faust.EventT, election_id: str) -> Rejection:
     message = event.message
     return Rejection(
         reason=RejectionReason.REVISION_CONFLICT,
@@ -56,12 +50,16 @@ def revision_conflict(declaration: Declaration, event: faust.EventT) -> Rejectio
         source_partition=message.partition,
         source_offset=message.offset,
         rejected_at=dt.datetime.now(dt.UTC),
-        election_id=settings.election_id,
+        election_id=election_id,
     )
 
 
 async def steps_of(
-    events: Sequence[faust.EventT], reg: Register
+    events: Sequence[faust.EventT],
+    reg: Register,
+    window: NightWindow,
+    max_bytes: int,
+    dead_letter: faust.TopicT,
 ) -> tuple[list[PendingStep], list[Awaitable[Any]]]:
     """Validate a batch: the step each message becomes, and its dead letters, already sent.
 
@@ -76,17 +74,19 @@ async def steps_of(
         key = message.key if isinstance(message.key, bytes) else None
         where = (message.topic, message.partition, message.offset)
         position = FeedPosition(*where, key, kafka_time(message.timestamp))
-        verdict = validate_message(raw, position, reg, window=night_window)
+        verdict = validate_message(raw, position, reg, window=window, max_bytes=max_bytes)
         steps.append(step_of(verdict, position))
         if isinstance(verdict, Rejected):
             # Cut, so a dead letter stays under the broker's size limit whatever came.
-            sent.append(await _dead_letter(dead_letter_key(key), verdict.rejection))
+            sent.append(await _dead_letter(dead_letter, dead_letter_key(key), verdict.rejection))
     return steps, sent
 
 
-async def _dead_letter(key: bytes | None, rejection: Rejection) -> Awaitable[Any]:
+async def _dead_letter(
+    topic: faust.TopicT, key: bytes | None, rejection: Rejection
+) -> Awaitable[Any]:
     """Hand a rejection to the producer; the result resolves once Kafka has it."""
-    return await topics.dead_letter.send(
+    return await topic.send(
         key=key,
         value=rejection.model_dump_json().encode(),
         headers={"reason": rejection.reason.value.encode()},
@@ -107,13 +107,13 @@ def _outcomes(
             yield "tally", outcome.outcome
 
 
-def _log_ends() -> dict[str, int]:
+def _log_ends(app: faust.App, topic: str) -> dict[str, int]:
     """Where each assigned partition's log ended in the consumer's latest fetches: recorded with
     the batch, the publisher's watermark then needs no question to the broker."""
     consumer = app.consumer
     ends = {}
     for tp in consumer.assignment():
-        if tp.topic == settings.topic_declarations:
+        if tp.topic == topic:
             end = consumer.highwater(tp)
             if end is not None and end >= 0:
                 ends[f"{tp.topic}:{tp.partition}"] = end
@@ -124,18 +124,35 @@ async def _state_ready() -> None:
     return None
 
 
-@app.agent(topics.declarations)
-async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
-    store = TallyStore(redis_client(), settings.election_id, settings.redis_key_prefix)
+def register(app: ElectionApp, topics: Topics) -> None:
+    """Subscribe the declaration agent to the declarations topic of `app`."""
+
+    @app.agent(topics.declarations, name="streams.declaration_agent.tally_declarations")
+    async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
+        await tally(app, app.context, topics, stream)
+
+
+async def tally(
+    app: faust.App,
+    context: WorkerContext,
+    topics: Topics,
+    stream: AsyncIterable[faust.EventT],
+) -> None:
+    """Validate and record the stream's messages a batch at a time, for ever."""
+    settings = context.settings
+    store = context.store
+    window = settings.night_window()
     # The state is made sure of (marked fresh, or rebuilt) before the first message, not on
     # it: the publisher leads only over a whole state, and taking the lead (a Kafka producer,
     # a resync from the output topics) took 0.4 s that the night's first results waited for.
-    await with_state(store, settings, register(), _state_ready, "tally")
+    await with_state(store, settings, context.register, _state_ready, "tally")
     async for events in stream.take_events(  # type: ignore[attr-defined]
         settings.batch_size, within=settings.batch_within_s
     ):
-        reg = register()
-        steps, dead_letters = await steps_of(events, reg)
+        reg = context.register
+        steps, dead_letters = await steps_of(
+            events, reg, window, settings.max_message_bytes, topics.dead_letter
+        )
         # Dead letters reach Kafka before the batch's offsets are recorded: a crash between
         # the two sends a rejection twice (each names its source offset), never not at all.
         await asyncio.gather(*dead_letters)
@@ -146,14 +163,16 @@ async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
             )
         # A Redis restart neither crashes the agent nor skips the batch: it waits, rebuilds
         # the state from Kafka if Redis came back without it, then records the batch.
-        apply = partial(store.apply_steps, steps, reg, _log_ends())
+        ends = _log_ends(app, settings.topic_declarations)
+        apply = partial(store.apply_steps, steps, reg, ends)
         outcomes = await with_state(store, settings, reg, apply, "tally", first)
         observe_outcomes(_outcomes(steps, outcomes))
         await asyncio.gather(
             *[
                 await _dead_letter(
+                    topics.dead_letter,
                     step.declaration.constituency_id.encode(),
-                    revision_conflict(step.declaration, event),
+                    revision_conflict(step.declaration, event, settings.election_id),
                 )
                 for step, outcome, event in zip(steps, outcomes, events, strict=True)
                 if outcome.outcome == "conflict" and isinstance(step, PendingApply)

@@ -1,9 +1,9 @@
-"""Outcome counters: every consumed message is counted once, in Redis and for Prometheus."""
+"""Prometheus metrics of the declaration agent: outcomes of consumed messages and their latency."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from prometheus_client import Counter as PrometheusCounter
 from prometheus_client import Histogram
@@ -22,8 +22,6 @@ PROCESSING_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
-COUNTERS_KEY = "counters"
-
 
 def observe_latency(timestamps: Iterable[float | None], now: float) -> None:
     """Record each message's latency; a message without a timestamp is not timed."""
@@ -36,9 +34,3 @@ def observe_outcomes(outcomes: Iterable[tuple[str, str]]) -> None:
     """Count a batch's (stage, outcome) pairs: one increment per label, not one per message."""
     for (stage, outcome), count in Counter(outcomes).items():
         MESSAGES.labels(stage, outcome).inc(count)
-
-
-def parse_counters(raw: Mapping[bytes | str, bytes | str]) -> dict[str, int]:
-    return {
-        (key.decode() if isinstance(key, bytes) else key): int(value) for key, value in raw.items()
-    }

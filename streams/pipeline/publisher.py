@@ -16,10 +16,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.alert import Alert
 from schemas.results import SeatResult
-from streams import alert_rules
-from streams.alert_rules import AlertPolicy
-from streams.alert_rules.base import baseline_of, in_order
-from streams.alert_rules.story import (
+from streams.connections import kafka_client_options
+from streams.pipeline.context import ElectionApp, WorkerContext
+from streams.rules import alerts as alert_rules
+from streams.rules.alerts import AlertPolicy
+from streams.rules.alerts.base import baseline_of, in_order
+from streams.rules.alerts.story import (
     NightStory,
     StoryStep,
     slot_from_text,
@@ -27,26 +29,21 @@ from streams.alert_rules.story import (
     told_from_text,
     told_text,
 )
-from streams.app import app
-from streams.connections import kafka_client_options
-from streams.event_time import (
+from streams.rules.event_time import (
     EARLIEST,
     EventKey,
     PartitionProgress,
     PartitionStalls,
     watermark,
 )
-from streams.outbox import Outbox, Output, QueuedOutput
-from streams.rebuild import REDIS_UNAVAILABLE, state_present
-from streams.reference import Register
-from streams.resources import election_namespace, redis_client, register
-from streams.settings import get_settings
-from streams.tally import RunningTotals, state_of_parties
-from streams.tally_store import CHANGES, Change, TallyStore
-from streams.watchlist import Watchlist, load_watchlist, watchlist_path
+from streams.rules.reference import Register
+from streams.rules.tally import RunningTotals, state_of_parties
+from streams.rules.watchlist import Watchlist, load_watchlist
+from streams.store.outbox import Output, QueuedOutput
+from streams.store.rebuild import REDIS_UNAVAILABLE, state_present
+from streams.store.tally_store import CHANGES, Change
 
 log = logging.getLogger(__name__)
-settings = get_settings()
 
 OUTBOX_SEQ_HEADER = "outbox-seq"
 OUTBOX_EPOCH_HEADER = "outbox-epoch"
@@ -210,12 +207,15 @@ async def tell_moments(
 class Publisher:
     """The one publisher of an election: whoever holds the Redis lock announces and drains."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: WorkerContext) -> None:
+        settings = context.settings
+        self.settings = settings
+        self.register = context.register
         self.token = uuid.uuid4().hex
-        self.redis = redis_client()
-        self.ns = election_namespace()
-        self.outbox = Outbox(self.redis, self.ns)
-        self.store = TallyStore(self.redis, settings.election_id, settings.redis_key_prefix)
+        self.redis = context.redis
+        self.ns = context.namespace
+        self.outbox = context.outbox
+        self.store = context.store
         self.topics = {
             "results": settings.topic_results,
             "state": settings.topic_state,
@@ -226,8 +226,8 @@ class Publisher:
         self.declaration_partitions: set[int] = set()
         self.leading = False
         self.telling: Telling | None = None  # the night as told, while this one leads
-        self.watchlist = load_watchlist(watchlist_path(settings))
-        self.policy = AlertPolicy.from_settings(settings)
+        self.watchlist = load_watchlist(settings.watchlist_path())
+        self.policy = settings.alert_policy()
         self.epoch = ""
         self.on_kafka: set[int] = set()  # outbox entries past the cursor found on Kafka
         self.announced = 0  # the newest change read, as far as this publisher knows
@@ -271,8 +271,8 @@ class Publisher:
     async def _start_clients(self) -> None:
         if self.producer is None:
             self.producer = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                **kafka_client_options(settings),
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                **kafka_client_options(self.settings),
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=1,  # alerts go out within a millisecond or two of the tally
@@ -280,8 +280,8 @@ class Publisher:
             await self.producer.start()
         if self.consumer is None:
             self.consumer = AIOKafkaConsumer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                **kafka_client_options(settings),
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                **kafka_client_options(self.settings),
                 enable_auto_commit=False,
             )
             await self.consumer.start()
@@ -313,7 +313,7 @@ class Publisher:
             slot_from_text(slot): told_from_text(record)
             for slot, record in (await self.outbox.moments_told()).items()
         }
-        telling = Telling(NightStory(register(), told))
+        telling = Telling(NightStory(self.register, told))
         while telling.read_upto < cursor:
             batch = await self.store.changes(after=telling.read_upto, count=5_000)
             batch = [change for change in batch if change.sequence <= cursor]
@@ -328,21 +328,23 @@ class Publisher:
     async def _announce(self, telling: Telling) -> list[QueuedOutput]:
         """Queue the outputs of the changes not yet told, and of the national moments the
         watermark has passed; returns what was queued."""
-        changes = await self.store.changes(after=telling.read_upto, count=settings.batch_size)
-        announcements = tell(telling, changes, register(), self.watchlist, self.policy)
+        changes = await self.store.changes(after=telling.read_upto, count=self.settings.batch_size)
+        announcements = tell(telling, changes, self.register, self.watchlist, self.policy)
         moments: list[Output] = []
         records: dict[str, str] = {}
         if telling.inbox or telling.story.pending:
             # How far the partitions were applied first, then the log up to that point: a
             # change applied in between must not be missing from the story the watermark
             # lets through.
-            read, last = await self.store.partitions_read(settings.topic_declarations)
+            read, last = await self.store.partitions_read(self.settings.topic_declarations)
             while telling.read_upto < last:
-                more = await self.store.changes(after=telling.read_upto, count=settings.batch_size)
+                more = await self.store.changes(
+                    after=telling.read_upto, count=self.settings.batch_size
+                )
                 if not more:
                     break
                 changes += more
-                announcements += tell(telling, more, register(), self.watchlist, self.policy)
+                announcements += tell(telling, more, self.register, self.watchlist, self.policy)
             # What the workers' own records allow, without asking the broker: enough to keep
             # the story in order, not to tell a moment.
             into_story(telling, watermark(read.values()))
@@ -369,7 +371,7 @@ class Publisher:
     ) -> EventKey | None:
         """How far the moments can be told, given how far each partition was applied when
         the story was last read: None when nothing holds them back."""
-        topic = settings.topic_declarations
+        topic = self.settings.topic_declarations
         due = story.untold()
         if not due:
             return None  # only withdrawals, which are told at once
@@ -500,8 +502,8 @@ class Publisher:
         first entry missing, and the drain skips the later ones that are there.
         """
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            **kafka_client_options(settings),
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **kafka_client_options(self.settings),
             enable_auto_commit=False,
             isolation_level="read_committed",
         )
@@ -552,34 +554,40 @@ async def _outbox_seqs(
     return seqs
 
 
-_publisher: Publisher | None = None
+def register(app: ElectionApp) -> None:
+    """Run the publisher on `app`: whichever worker holds the lock leads, the others wait."""
+    # Made on the first tick, not here: it loads the reference data and the watchlist.
+    publisher: Publisher | None = None
+
+    @app.timer(interval=TICK_S, name="streams.publisher.publish_outputs")
+    async def publish_outputs() -> None:
+        nonlocal publisher
+        if publisher is None:
+            publisher = Publisher(app.context)
+        await follow(publisher)
+
+    @app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
+    async def release_publisher(sender: Any, **kwargs: Any) -> None:
+        if publisher is not None:
+            await publisher.stop()
 
 
-@app.timer(interval=TICK_S)
-async def publish_outputs() -> None:
-    global _publisher
-    if _publisher is None:
-        _publisher = Publisher()
+async def follow(publisher: Publisher) -> None:
+    """Lead while the lock is held, following the change log; stand down on any failure."""
     try:
-        await _publisher.tick()
+        await publisher.tick()
         # While it leads, the publisher follows the change log: a blocking read wakes it as
         # soon as a tally step appends, and a tick at least every TICK_S renews the lock. It
         # does not return to the timer, which sleeps a whole interval after every run. While
         # changes are held for the watermark, it looks again soon: partitions move on
         # (duplicates, rejections) without adding to the change log.
-        while _publisher.leading:
-            await _publisher.wait_for_change(HOLD_TICK_S if _publisher.holding else TICK_S)
-            await _publisher.tick()
+        while publisher.leading:
+            await publisher.wait_for_change(HOLD_TICK_S if publisher.holding else TICK_S)
+            await publisher.tick()
     except REDIS_UNAVAILABLE as error:
         # An exception would end this timer for good: stand down, take over afresh later.
         log.warning("publisher: Redis unavailable (%s)", error)
-        _publisher.stand_down()
+        publisher.stand_down()
     except Exception:
         log.exception("publisher could not take over; will try again")
-        _publisher.stand_down()
-
-
-@app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
-async def _release_publisher(app: Any, **kwargs: Any) -> None:
-    if _publisher is not None:
-        await _publisher.stop()
+        publisher.stand_down()

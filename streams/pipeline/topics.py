@@ -1,47 +1,61 @@
-"""Kafka topics of the night, named by the settings."""
+"""Kafka topics of the night, named by the settings and declared on the app that uses them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import faust
 
-from streams.app import app
-from streams.settings import get_settings
-
-settings = get_settings()
-
-# The tallies are a function of the declarations log and are rebuilt from it when Redis loses
-# them (streams/rebuild.py), so the input topic keeps every message of the night. Faust
-# creates only `internal` topics: without it a broker would auto-create the topic with one
-# partition and the default retention, and a worker started before the replay would not
-# find it.
-INPUT_CONFIG = {"retention.ms": str(settings.input_retention_ms)}
-
-declarations: faust.TopicT = app.topic(
-    settings.topic_declarations,
-    partitions=settings.topic_partitions,
-    config=INPUT_CONFIG,
-    internal=True,
-)
-dead_letter: faust.TopicT = app.topic(settings.topic_dead_letter, partitions=1)
-results: faust.TopicT = app.topic(settings.topic_results, partitions=settings.topic_partitions)
-state_of_parties: faust.TopicT = app.topic(settings.topic_state, partitions=1)
-alerts: faust.TopicT = app.topic(settings.topic_alerts, partitions=1)
-
-ALL: tuple[faust.TopicT, ...] = (
-    declarations,
-    dead_letter,
-    results,
-    state_of_parties,
-    alerts,
-)
-
-# Sent to, never consumed here: no agent subscribes to them, so Faust would not create them
-# and the first send would let the broker auto-create each with its defaults.
-OUTPUTS: tuple[faust.TopicT, ...] = (dead_letter, results, state_of_parties, alerts)
+from streams.settings import Settings
 
 
-@app.task
-async def declare_output_topics() -> None:
-    """Create the output topics with their partitions when the worker starts (once each)."""
-    for topic in OUTPUTS:
-        await topic.maybe_declare()
+@dataclass(frozen=True)
+class Topics:
+    declarations: faust.TopicT
+    dead_letter: faust.TopicT
+    results: faust.TopicT
+    state_of_parties: faust.TopicT
+    alerts: faust.TopicT
+
+    @property
+    def all(self) -> tuple[faust.TopicT, ...]:
+        return (self.declarations, *self.outputs)
+
+    @property
+    def outputs(self) -> tuple[faust.TopicT, ...]:
+        """Sent to, never consumed here: no agent subscribes to them, so Faust would not create
+        them and the first send would let the broker auto-create each with its defaults."""
+        return (self.dead_letter, self.results, self.state_of_parties, self.alerts)
+
+
+def input_config(settings: Settings) -> dict[str, str]:
+    """The tallies are a function of the declarations log and are rebuilt from it when Redis
+    loses them (streams/store/rebuild.py), so the input topic keeps every message of the night."""
+    return {"retention.ms": str(settings.input_retention_ms)}
+
+
+def register_topics(app: faust.App, settings: Settings) -> Topics:
+    """Declare the night's topics on `app`, and a startup task that creates the outputs."""
+    topics = Topics(
+        # Faust creates only `internal` topics: without it a broker would auto-create the
+        # topic with one partition and the default retention, and a worker started before the
+        # replay would not find it.
+        declarations=app.topic(
+            settings.topic_declarations,
+            partitions=settings.topic_partitions,
+            config=input_config(settings),
+            internal=True,
+        ),
+        dead_letter=app.topic(settings.topic_dead_letter, partitions=1),
+        results=app.topic(settings.topic_results, partitions=settings.topic_partitions),
+        state_of_parties=app.topic(settings.topic_state, partitions=1),
+        alerts=app.topic(settings.topic_alerts, partitions=1),
+    )
+
+    @app.task
+    async def declare_output_topics() -> None:
+        """Create the output topics with their partitions when the worker starts (once each)."""
+        for topic in topics.outputs:
+            await topic.maybe_declare()
+
+    return topics

@@ -35,11 +35,10 @@ import aiohttp
 import orjson
 from redis.asyncio import Redis
 
-from streams.app import app
 from streams.connections import redis_from_settings
-from streams.outbox import Outbox, QueuedOutput
-from streams.resources import election_namespace
-from streams.settings import Settings, get_settings
+from streams.pipeline.context import ElectionApp
+from streams.settings import Settings
+from streams.store.outbox import Outbox, QueuedOutput
 
 log = logging.getLogger(__name__)
 
@@ -368,37 +367,37 @@ class Dispatcher:
         )
 
 
-_dispatcher: Dispatcher | None = None
+def register(app: ElectionApp) -> None:
+    """Deliver alerts to the webhook subscribers of the settings, from whichever worker leads."""
+    settings = app.context.settings
+    dispatcher: Dispatcher | None = None
 
-
-@app.timer(interval=1.0)
-async def dispatch_webhooks() -> None:
-    global _dispatcher
-    settings = get_settings()
-    if not settings.webhook_urls:
-        return  # no subscribers: nothing to lock, nothing to run
-    if _dispatcher is None:
-        if settings.webhook_secret is None:
-            log.warning(
-                "WEBHOOK_SECRET is not set: webhook POSTs go out unsigned, and subscribers "
-                "cannot tell them from forgeries"
+    @app.timer(interval=1.0, name="streams.webhooks.dispatch_webhooks")
+    async def dispatch_webhooks() -> None:
+        nonlocal dispatcher
+        if not settings.webhook_urls:
+            return  # no subscribers: nothing to lock, nothing to run
+        if dispatcher is None:
+            if settings.webhook_secret is None:
+                log.warning(
+                    "WEBHOOK_SECRET is not set: webhook POSTs go out unsigned, and subscribers "
+                    "cannot tell them from forgeries"
+                )
+            # Its own client: the delivery loops hold blocking XREADs.
+            dispatcher = Dispatcher(
+                settings.webhook_urls,
+                redis_from_settings(settings),
+                app.context.namespace,
+                Policy.from_settings(settings),
             )
-        # Its own client: the delivery loops hold blocking XREADs.
-        _dispatcher = Dispatcher(
-            settings.webhook_urls,
-            redis_from_settings(settings),
-            election_namespace(),
-            Policy.from_settings(settings),
-        )
-    try:
-        await _dispatcher.tick()
-    except Exception:
-        # A Redis hiccup must not kill the timer; the next tick tries again.
-        log.exception("webhook dispatcher tick failed")
+        try:
+            await dispatcher.tick()
+        except Exception:
+            # A Redis hiccup must not kill the timer; the next tick tries again.
+            log.exception("webhook dispatcher tick failed")
 
-
-@app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
-async def _stop_dispatcher(app: Any, **kwargs: Any) -> None:
-    if _dispatcher is not None:
-        await _dispatcher.stop()
-        await _dispatcher.redis.aclose()
+    @app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
+    async def stop_dispatcher(sender: Any, **kwargs: Any) -> None:
+        if dispatcher is not None:
+            await dispatcher.stop()
+            await dispatcher.redis.aclose()

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from schemas.exit_poll import ExitPoll
 from schemas.results import CandidateResult, SeatResult
-from streams.watchlist import PersonOfNote, WatchCategory
+from streams.rules.watchlist import PersonOfNote, WatchCategory
 
 HEADLINE_MAX = 140
 UK_TIME = ZoneInfo("Europe/London")

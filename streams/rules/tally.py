@@ -9,9 +9,9 @@ from typing import Any
 
 from schemas.declaration import Declaration, DeclarationKind
 from schemas.results import CandidateResult, SeatResult, StateOfParties
-from streams.alert_rules.base import PartySeatCount, SeatCount
-from streams.alert_rules.national import unbeatable_party
-from streams.reference import ConstituencyRef, Register
+from streams.rules.alerts.base import PartySeatCount, SeatCount
+from streams.rules.alerts.national import unbeatable_party
+from streams.rules.reference import ConstituencyRef, Register
 
 Contribution = dict[str, int]
 

@@ -17,8 +17,7 @@ from schemas.common import SCHEMA_VERSION
 from schemas.declaration import FIGURES_ERROR, Candidate, Declaration
 from schemas.exit_poll import ExitPoll
 from schemas.rejection import Rejection, RejectionReason
-from streams.reference import CandidateRef, Register
-from streams.settings import Settings, get_settings
+from streams.rules.reference import CandidateRef, Register
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +43,17 @@ class FeedPosition:
     sent_at: dt.datetime | None = None
 
 
+# As MAX_MESSAGE_BYTES: the largest message validated; a larger one is a dead letter.
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+
+
 @dataclass(frozen=True)
 class NightWindow:
     """How far from the election a declaration (or the exit poll) can believably be dated."""
 
-    ends_after_polls_close: dt.timedelta
-    future_margin: dt.timedelta
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> NightWindow:
-        return cls(
-            ends_after_polls_close=dt.timedelta(hours=settings.night_ends_hours_after_polls_close),
-            future_margin=dt.timedelta(seconds=settings.declared_at_future_margin_s),
-        )
+    # Defaults as NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE and DECLARED_AT_FUTURE_MARGIN_S.
+    ends_after_polls_close: dt.timedelta = dt.timedelta(hours=72)
+    future_margin: dt.timedelta = dt.timedelta(seconds=300)
 
 
 def kafka_time(seconds: float | None) -> dt.datetime | None:
@@ -306,8 +303,8 @@ def validate_message(
     `now` (when it is judged, default the wall clock) for a record without one or stamped
     later than that.
     """
-    limit = max_bytes if max_bytes is not None else get_settings().max_message_bytes
-    window = window if window is not None else NightWindow.from_settings(get_settings())
+    limit = max_bytes if max_bytes is not None else DEFAULT_MAX_MESSAGE_BYTES
+    window = window if window is not None else NightWindow()
     now = now if now is not None else dt.datetime.now(dt.UTC)
     sent_at = _sent_at(position, now)
     kept = raw

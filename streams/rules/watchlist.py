@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from streams.reference import Register
-from streams.settings import Settings
+from streams.rules.reference import Register
 
 WATCHLIST_FILE = "watchlist.csv"
 COLUMNS = ("dc_person_id", "first_name", "surname", "ons_id", "constituency", "party", "category")
@@ -135,10 +134,6 @@ def load_watchlist(path: Path) -> Watchlist:
         raise WatchlistError(f"missing watchlist: {path}") from exc
     except (UnicodeDecodeError, csv.Error) as exc:
         raise WatchlistError(f"cannot read {path}: {exc}") from exc
-
-
-def watchlist_path(settings: Settings) -> Path:
-    return settings.watchlist_file or settings.data_dir / WATCHLIST_FILE
 
 
 def check_against_register(watchlist: Watchlist, register: Register) -> list[str]:

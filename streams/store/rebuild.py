@@ -36,11 +36,11 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from streams.connections import kafka_client_options
-from streams.outbox import ANNOUNCED, ANNOUNCED_IDS
-from streams.reference import Register
+from streams.rules.reference import Register
+from streams.rules.validation import FeedPosition, kafka_time, validate_message
 from streams.settings import Settings
-from streams.tally_store import OFFSETS, PendingStep, TallyStore, step_of
-from streams.validation import FeedPosition, NightWindow, kafka_time, validate_message
+from streams.store.outbox import ANNOUNCED, ANNOUNCED_IDS
+from streams.store.tally_store import OFFSETS, PendingStep, TallyStore, step_of
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,18 @@ async def state_present(redis: Redis, namespace: str) -> bool:
 async def mark_state(redis: Redis, namespace: str, how: str, **details: Any) -> None:
     """Write the marker: `how` is fresh, rebuilt or reset."""
     await redis.set(namespace + STATE_MARKER, orjson.dumps({"how": how, "at": _now(), **details}))
+
+
+async def reset_election(store: TallyStore) -> int:
+    """Remove every key of the store's election; returns how many were removed.
+
+    Leaves a "reset" marker: a wanted empty state, so workers carry on from their offsets
+    instead of rebuilding it from Kafka. The marker is ours, so it is not counted.
+    """
+    had_marker = await state_present(store.redis, store.ns)
+    removed = await store.reset()
+    await mark_state(store.redis, store.ns, "reset")
+    return removed - had_marker
 
 
 async def group_has_committed(settings: Settings) -> bool:
@@ -327,7 +339,7 @@ async def read_log(
 
 async def _apply_log(store: TallyStore, settings: Settings, register: Register) -> RebuildReport:
     report = RebuildReport()
-    window = NightWindow.from_settings(settings)
+    window = settings.night_window()
     async for partitions, records in read_log(settings, settings.topic_declarations):
         report.partitions = partitions
         steps: list[PendingStep] = []
@@ -340,7 +352,13 @@ async def _apply_log(store: TallyStore, settings: Settings, register: Register) 
             sent_at = kafka_time(record.timestamp / 1000)
             # Rejected messages were dead-lettered when first consumed: only counted again.
             position = FeedPosition(*where, key, sent_at)
-            verdict = validate_message(record.value or b"", position, register, window=window)
+            verdict = validate_message(
+                record.value or b"",
+                position,
+                register,
+                window=window,
+                max_bytes=settings.max_message_bytes,
+            )
             steps.append(step_of(verdict, position))
         for outcome in await store.apply_steps(steps, register):
             report.outcomes[outcome.outcome] += 1

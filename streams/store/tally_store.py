@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from schemas.declaration import Declaration, DeclarationKind
 from schemas.exit_poll import ExitPoll
 from schemas.results import SeatResult, StateOfParties
-from streams.event_time import (
+from streams.rules.event_time import (
     EventKey,
     PartitionProgress,
     event_key,
@@ -23,19 +23,18 @@ from streams.event_time import (
     key_text,
     key_time,
 )
-from streams.redis_keys import election_namespace
-from streams.reference import ReferenceDataError, Register, cached_register
-from streams.settings import get_settings
-from streams.tally import (
+from streams.rules.reference import ReferenceDataError, Register
+from streams.rules.tally import (
     SEQUENCE,
     contribution_delta,
     seat_contribution,
     seat_result,
     state_of_parties,
 )
-from streams.validation import FeedPosition, Rejected, Verdict
+from streams.rules.validation import FeedPosition, Rejected, Verdict
+from streams.store.keys import election_namespace
 
-# Key names inside an election's namespace (streams.redis_keys.election_namespace).
+# Key names inside an election's namespace (streams.store.keys.election_namespace).
 # + ONS id: hash revision, kind, content_hash, contribution, result, recount, applied_offset
 SEAT = "seat:"
 SEATS = "seats"  # set of ONS ids with a seat hash, so reading every seat needs no SCAN
@@ -46,7 +45,7 @@ ENDS = "ends"  # hash topic:partition -> "log end as the worker's consumer knew 
 AS_OF = "as-of"  # string: the latest declaration time applied, ms since the epoch
 CHANGES = "changes"  # stream, entry id {sequence}-0, read by the publisher
 EXIT_POLL = "exit-poll"  # string: the election's exit poll JSON, once
-COUNTERS = "counters"  # hash stage:outcome -> count (streams.counters.COUNTERS_KEY)
+COUNTERS = "counters"  # hash stage:outcome -> count
 
 # The stored result JSON is spliced, never decoded, by Lua: Redis's cjson would round
 # floats to 14 digits and turn an empty list into {}. The splice relies on this order.
@@ -76,7 +75,7 @@ _SEQUENCE_PLACEHOLDER = '"sequence":0,'
 #       Kafka timestamp in ms
 #   'e' (exit poll): topic:partition, offset, exit poll JSON, unused, event key, Kafka timestamp
 #   'r' (rejected): topic:partition, offset, reason, then unused
-# The event key (streams.event_time.key_text, starting with the time in ms) is the
+# The event key (streams.rules.event_time.key_text, starting with the time in ms) is the
 # partition's clock once the message is recorded: the publisher's watermark reads it.
 # Returns name, sequence (or error text) per message.
 _FIELDS_PER_STEP = 12
@@ -322,7 +321,7 @@ class Change:
 
     @property
     def key(self) -> EventKey:
-        """Where the change stands in the night's own time (streams.event_time)."""
+        """Where the change stands in the night's own time (streams.rules.event_time)."""
         if self.result is None:
             assert self.exit_poll is not None
             return event_key(self.exit_poll.published_at)
@@ -388,7 +387,7 @@ class TallyStore:
     def _register(self, register: Register | None) -> Register:
         chosen = register or self.register
         if chosen is None:
-            chosen = cached_register(get_settings().data_dir)
+            raise ReferenceDataError(f"no reference data given for {self.election_id}")
         if chosen.election_id != self.election_id:
             # Never tally one election's declarations against another's seats.
             raise ReferenceDataError(
@@ -606,6 +605,11 @@ class TallyStore:
             self.key(CHANGES), min=f"{sequence}-0", max=f"{sequence}-0"
         )
         return _change(*entries[0]) if entries else None
+
+    async def counters(self) -> dict[str, int]:
+        """Outcome of every consumed message so far, by `stage:outcome`, across all workers."""
+        raw: Any = await self.redis.hgetall(self.key(COUNTERS))
+        return {_text(key): int(value) for key, value in raw.items()}
 
     async def reset(self) -> int:
         """Delete this election's keys only (outbox included); returns how many were removed."""

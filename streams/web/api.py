@@ -12,14 +12,9 @@ from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 
 from schemas.results import SeatResult
-from streams.app import app
 from streams.connections import redis_from_settings
-from streams.outbox import Outbox, QueuedOutput
-from streams.resources import election_namespace, redis_client, register
-from streams.settings import get_settings
-from streams.tally_store import TallyStore
-
-settings = get_settings()
+from streams.pipeline.context import WorkerContext, context_of
+from streams.store.outbox import Outbox, QueuedOutput
 
 # SSE event names by outbox topic: what a graphics engine subscribes to.
 EVENT_NAMES = {"results": "result", "state": "state", "alerts": "alert"}
@@ -27,16 +22,8 @@ HEARTBEAT_S = 15.0
 SOCKET_SLACK_S = 10.0  # how much longer than a blocking read its socket waits for the answer
 
 
-def _store() -> TallyStore:
-    return TallyStore(redis_client(), settings.election_id, settings.redis_key_prefix)
-
-
-def _outbox() -> Outbox:
-    return Outbox(redis_client(), election_namespace())
-
-
-def _cors(response: Any) -> Any:
-    origin = settings.cors_allow_origin
+def _cors(response: Any, context: WorkerContext) -> Any:
+    origin = context.settings.cors_allow_origin
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
@@ -54,38 +41,37 @@ def json_with_etag(view: View, request: Request, body: bytes) -> Response:
             content_type="application/json",
             headers={"ETag": etag, "Cache-Control": "no-cache"},
         )
-    return _cors(response)
+    return _cors(response, context_of(view.app))
 
 
-@app.page("/api/state")
 class StateView(View):
     """The state of the parties now: seats, change, votes, share, seats declared."""
 
     async def get(self, request: Request) -> Response:
-        state = await _store().state(register())
+        context = context_of(self.app)
+        state = await context.store.state(context.register)
         return json_with_etag(self, request, state.model_dump_json().encode())
 
 
-@app.page("/api/seats")
 class SeatsView(View):
     """Every declared seat's latest result, keyed by ONS id."""
 
     async def get(self, request: Request) -> Response:
-        seats = await _store().seats()
+        seats = await context_of(self.app).store.seats()
         body = orjson.dumps({ons: seat.model_dump(mode="json") for ons, seat in seats.items()})
         return json_with_etag(self, request, body)
 
 
-@app.page("/api/seats/{ons_id}")
 class SeatView(View):
     """One constituency's result with every candidate."""
 
     async def get(self, request: Request, ons_id: str) -> Response:
-        if register().constituency(ons_id) is None:
-            return _cors(self.json({"error": f"no constituency {ons_id}"}, status=404))
-        seat = await _store().seat(ons_id)
+        context = context_of(self.app)
+        if context.register.constituency(ons_id) is None:
+            return _cors(self.json({"error": f"no constituency {ons_id}"}, status=404), context)
+        seat = await context.store.seat(ons_id)
         if seat is None:
-            return _cors(self.json({"error": f"{ons_id} has not declared"}, status=404))
+            return _cors(self.json({"error": f"{ons_id} has not declared"}, status=404), context)
         return json_with_etag(self, request, seat.model_dump_json().encode())
 
 
@@ -132,7 +118,6 @@ def _instant(value: Any) -> dt.datetime:
 _EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
-@app.page("/api/declarations")
 class LatestDeclarationsView(View):
     """The latest declarations by declaration time, newest first (?limit=N, default 20).
 
@@ -141,13 +126,12 @@ class LatestDeclarationsView(View):
 
     async def get(self, request: Request) -> Response:
         limit = _int_param(request, "limit", 20, upper=650)
-        seats = await _store().seats()
+        seats = await context_of(self.app).store.seats()
         latest = latest_declarations(seats.values(), limit)
         body = orjson.dumps([seat.model_dump(mode="json") for seat in latest])
         return json_with_etag(self, request, body)
 
 
-@app.page("/api/alerts")
 class AlertsView(View):
     """Alerts so far by the time of what they tell, oldest first.
 
@@ -159,26 +143,26 @@ class AlertsView(View):
     async def get(self, request: Request) -> Response:
         after = _int_param(request, "after", 0)
         queued = [
-            item async for item in _all_after(_outbox(), after) if item.output.topic == "alerts"
+            item
+            async for item in _all_after(context_of(self.app).outbox, after)
+            if item.output.topic == "alerts"
         ]
         alerts = alerts_by_time(queued)
         return json_with_etag(self, request, orjson.dumps(alerts))
 
 
-@app.page("/api/events")
 class EventsView(View):
     """Server-sent events of every change (result, state, alert); resumes from Last-Event-ID."""
 
     async def get(self, request: Request) -> Any:
-        return await stream_events(request, topics=set(EVENT_NAMES))
+        return await stream_events(context_of(self.app), request, topics=set(EVENT_NAMES))
 
 
-@app.page("/api/alerts/events")
 class AlertEventsView(View):
     """Server-sent events of alerts only; resumes from Last-Event-ID."""
 
     async def get(self, request: Request) -> Any:
-        return await stream_events(request, topics={"alerts"})
+        return await stream_events(context_of(self.app), request, topics={"alerts"})
 
 
 def _int_param(request: Request, name: str, default: int, upper: int | None = None) -> int:
@@ -206,7 +190,9 @@ def _sse_frame(item: QueuedOutput) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (item.sequence, event.encode(), data)
 
 
-async def stream_events(request: Request, topics: set[str]) -> aiohttp_web.StreamResponse:
+async def stream_events(
+    context: WorkerContext, request: Request, topics: set[str]
+) -> aiohttp_web.StreamResponse:
     last_id = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
     try:
         after = max(int(last_id), 0)
@@ -219,12 +205,12 @@ async def stream_events(request: Request, topics: set[str]) -> aiohttp_web.Strea
             "X-Accel-Buffering": "no",
         }
     )
-    _cors(response)
+    _cors(response, context)
     await response.prepare(request)  # type: ignore[arg-type]
     # A blocking XREAD holds its connection, so each client gets its own, with a read timeout
     # past the block: redis-py's default (5 s in redis-py 8) would cut a quiet stream.
-    blocking = redis_from_settings(settings, socket_timeout=HEARTBEAT_S + SOCKET_SLACK_S)
-    outbox = Outbox(blocking, election_namespace())
+    blocking = redis_from_settings(context.settings, socket_timeout=HEARTBEAT_S + SOCKET_SLACK_S)
+    outbox = Outbox(blocking, context.namespace)
     try:
         await response.write(b"retry: 1000\n\n")
         while True:
@@ -241,3 +227,14 @@ async def stream_events(request: Request, topics: set[str]) -> aiohttp_web.Strea
     finally:
         await blocking.aclose()
     return response
+
+
+ROUTES: dict[str, type[View]] = {
+    "/api/state": StateView,
+    "/api/seats": SeatsView,
+    "/api/seats/{ons_id}": SeatView,
+    "/api/declarations": LatestDeclarationsView,
+    "/api/alerts": AlertsView,
+    "/api/events": EventsView,
+    "/api/alerts/events": AlertEventsView,
+}

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from faust.web import Request, Response, View
 
-from streams.app import app
-from streams.settings import get_settings
+from streams.pipeline.context import context_of
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 HEXMAP_FILE = "constituencies.hexjson"
@@ -70,7 +69,6 @@ def _serve(view: View, name: str) -> Response:
     return view.bytes(body, headers=page_headers(content_type))
 
 
-@app.page("/")
 class LivePage(View):
     """The live results screen."""
 
@@ -78,7 +76,6 @@ class LivePage(View):
         return _serve(self, "index.html")
 
 
-@app.page("/static/{name}")
 class LivePageStatic(View):
     """The page's script and style sheet (and nothing else)."""
 
@@ -86,13 +83,19 @@ class LivePageStatic(View):
         return _serve(self, name)
 
 
-@app.page("/api/hexmap")
 class HexMap(View):
     """The constituency hex cartogram (HexJSON, odd-r layout, keyed by ONS id)."""
 
     async def get(self, request: Request) -> Response:
         try:
-            body = hexmap_bytes(get_settings().data_dir)
+            body = hexmap_bytes(context_of(self.app).settings.data_dir)
         except FileNotFoundError:
             return self.error(404, f"no {HEXMAP_FILE} in the election's data directory")
         return self.bytes(body, headers=page_headers("application/json"))
+
+
+ROUTES: dict[str, type[View]] = {
+    "/": LivePage,
+    "/static/{name}": LivePageStatic,
+    "/api/hexmap": HexMap,
+}

@@ -21,13 +21,12 @@ from scripts.alerts_of_the_night import alerts_of_the_night
 from scripts.chaos import Outgoing
 from scripts.night_builder import Night
 from scripts.replay import ReplayReport, kafka_sender, replay
-from streams.alert_rules import AlertPolicy
-from streams.outbox import OUTBOX_SEQ, PUBLISHED, Outbox
-from streams.rebuild import STATE_MARKER
-from streams.redis_keys import election_namespace
-from streams.reference import Register
+from streams.rules.reference import Register
 from streams.settings import Settings
-from streams.tally_store import TallyStore
+from streams.store.keys import election_namespace
+from streams.store.outbox import OUTBOX_SEQ, PUBLISHED, Outbox
+from streams.store.rebuild import STATE_MARKER
+from streams.store.tally_store import TallyStore
 from tests.integration.helpers import WorkerProcess, free_port
 from tests.unit.ge2024 import (
     OFFICIAL_SEATS,
@@ -61,7 +60,7 @@ class Pipeline:
         }
 
     def worker(self, name: str = "worker") -> WorkerProcess:
-        return WorkerProcess("streams.app:app", self.env(), name=name)
+        return WorkerProcess("streams.worker:app", self.env(), name=name)
 
     def send(self, feed: list[Outgoing], speed: float | None = None) -> ReplayReport:
         with kafka_sender(self.kafka_bootstrap, self.topics["declarations"], PARTITIONS) as send:
@@ -218,7 +217,7 @@ class Pipeline:
         return False
 
     def state_marker(self) -> dict[str, object] | None:
-        """How the state began (fresh, rebuilt, reset): streams/rebuild.py's marker."""
+        """How the state began (fresh, rebuilt, reset): streams/store/rebuild.py's marker."""
         client = SyncRedis.from_url(self.redis_url)
         try:
             raw = client.get(election_namespace(self.prefix, ELECTION_ID) + STATE_MARKER)
@@ -383,7 +382,7 @@ def assert_published_once(pipeline: Pipeline) -> list[dict[str, object]]:
 
 def clean_night_alert_ids() -> list[str]:
     """The alert ids of the clean night: the same rules run in memory, no broker, no crash."""
-    policy = AlertPolicy.from_settings(Settings())
+    policy = Settings().alert_policy()
     return sorted(
         a.alert_id for a in alerts_of_the_night(DATA_DIR, DATA_DIR / "watchlist.csv", policy)
     )

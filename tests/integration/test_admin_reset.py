@@ -8,9 +8,9 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-import streams.admin
-from streams.redis_keys import election_namespace
+import streams.web.admin
 from streams.settings import Settings
+from streams.store.keys import election_namespace
 from tests.unit.test_admin import TOKEN, call
 
 ELECTION = "parl.2024-07-04"
@@ -24,7 +24,7 @@ def admin_settings(monkeypatch: pytest.MonkeyPatch, redis_url: str, redis_prefix
         election_id=ELECTION,
         admin_token=SecretStr(TOKEN),
     )
-    monkeypatch.setattr(streams.admin, "get_settings", lambda: settings)
+    monkeypatch.setattr(streams.web.admin, "get_settings", lambda: settings)
     return settings
 
 

@@ -19,7 +19,7 @@ from kafka.admin import NewTopic
 from schemas.generate import SCHEMAS_DIR
 from scripts.replay import build_outgoing
 from scripts.state_view import SseEvent, parse_sse
-from streams.reference import Register, load_register
+from streams.rules.reference import Register, load_register
 from tests.integration.helpers import WorkerProcess
 from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline
 from tests.unit.ge2024 import OFFICIAL_SEATS

@@ -26,10 +26,10 @@ from pydantic import SecretStr
 from scripts import services
 from scripts.replay import build_outgoing, kafka_sender, replay
 from streams.connections import kafka_client_options, redis_from_settings, sync_redis_from_settings
-from streams.counters import COUNTERS_KEY
-from streams.outbox import OUTBOX_SEQ, PUBLISHED
-from streams.redis_keys import election_namespace
 from streams.settings import Settings, get_settings
+from streams.store.keys import election_namespace
+from streams.store.outbox import OUTBOX_SEQ, PUBLISHED
+from streams.store.tally_store import COUNTERS
 from tests.integration.helpers import WorkerProcess, free_port
 from tests.integration.pipeline import DATA_DIR, ELECTION_ID
 
@@ -214,7 +214,7 @@ def test_a_worker_runs_the_night_through_scram_and_redis_auth(secured: Settings)
     }
     feed = build_outgoing(DATA_DIR)[: SEATS + 1]  # the exit poll and the first seats
     ns = election_namespace(prefix, ELECTION_ID)
-    counters_key = ns + COUNTERS_KEY
+    counters_key = ns + COUNTERS
     redis_client = sync_redis_from_settings(settings)
     # The topics exist before the worker subscribes, as on the night (and via SCRAM too).
     admin = KafkaAdminClient(
@@ -231,7 +231,7 @@ def test_a_worker_runs_the_night_through_scram_and_redis_auth(secured: Settings)
         ]
     )
     admin.close()
-    with WorkerProcess("streams.app:app", env, name="scram") as worker:
+    with WorkerProcess("streams.worker:app", env, name="scram") as worker:
         worker.wait_for_log("Ready", timeout=120)
         with kafka_sender(
             settings.kafka_bootstrap_servers,

@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from schemas.rejection import Rejection
 from scripts.night_builder import Night
 from scripts.replay import build_outgoing
-from streams.validation import MAX_KEY_BYTES
+from streams.rules.validation import MAX_KEY_BYTES
 from tests.integration.pipeline import DATA_DIR, Pipeline
 from tests.integration.test_night_pipeline import assert_official_result
 from tests.unit.bad_input import BadMessage, corpus

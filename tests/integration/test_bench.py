@@ -1,4 +1,4 @@
-"""scripts/bench.py end to end on a tiny feed: it runs, and its tables hold what they should.
+"""The throughput benchmark on a tiny feed: it runs, and its tables hold what they should.
 
 Speed is never asserted here: only that every measurement is printed and every message is
 accounted for, so the benchmark cannot rot between the runs that write docs/benchmarks.md.

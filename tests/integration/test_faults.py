@@ -331,7 +331,7 @@ def test_the_admin_rebuild_endpoint_remakes_the_state_in_a_running_worker(
 ) -> None:
     token = "test-admin-token"
     env = {**pipeline.env(), "ADMIN_TOKEN": token}
-    with WorkerProcess("streams.app:app", env, name="admin-rebuild") as worker:
+    with WorkerProcess("streams.worker:app", env, name="admin-rebuild") as worker:
         worker.wait_for_log("Ready", timeout=120)
         pipeline.send(build_outgoing(DATA_DIR))
         pipeline.wait_until_published(night.register, worker_alive=alive(worker))

@@ -26,9 +26,10 @@ from schemas.alert import Alert, AlertPriority, AlertType
 from schemas.results import CandidateResult, PartyTally, SeatResult, StateOfParties
 from scripts.chaos import Outgoing
 from scripts.replay import build_outgoing
-from streams.app import app as faust_app
-from streams.live_page import HexMap, LivePage, LivePageStatic
-from streams.reference import Register, load_register
+from streams.pipeline.app import create_app
+from streams.rules.reference import Register, load_register
+from streams.settings import Settings
+from streams.web import live_page
 from tests.integration.browser import ChromiumMissing, chromium
 from tests.integration.pipeline import Pipeline, new_pipeline
 from tests.unit.ge2024 import OFFICIAL_SEATS
@@ -199,13 +200,13 @@ def results() -> list[SeatResult]:
     return real_seat_results(load_register(DATA_DIR))
 
 
-# ---- a fake of the API contract that streams/api.py implements ----
+# ---- a fake of the API contract that streams/web/api.py implements ----
 
 
 class FakeLiveApi:
     """Snapshots at /api/state, /api/seats, /api/alerts and an SSE stream the test pushes into.
 
-    The page and its files are served by the real `streams.live_page` views, so what the
+    The page and its files are served by the real `streams.web.live_page` views, so what the
     browser loads is exactly what the worker serves.
     """
 
@@ -264,11 +265,12 @@ class FakeLiveApi:
 
     async def _start(self) -> None:
         api = web.Application()
-        for view in (LivePage, LivePageStatic, HexMap):
+        faust_app = create_app(Settings())
+        for path, view in live_page.ROUTES.items():
             # Fresh instances: `web.views` is keyed by path, and Faust's own index view
             # replaces ours at "/" there once its blueprints are applied.
             handler = _page_handler(view(faust_app, web=faust_app.web))
-            api.router.add_get(view.view_path, handler)
+            api.router.add_get(path, handler)
         api.router.add_get("/api/state", self._state)
         api.router.add_get("/api/seats", self._seats)
         api.router.add_get("/api/alerts", self._alerts)

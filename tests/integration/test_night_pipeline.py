@@ -11,7 +11,6 @@ from schemas.rejection import Rejection
 from scripts.alerts_of_the_night import alerts_of_the_night
 from scripts.night_builder import Night
 from scripts.replay import build_outgoing
-from streams.alert_rules import AlertPolicy
 from streams.settings import Settings
 from tests.integration.pipeline import (
     DATA_DIR,
@@ -56,7 +55,7 @@ def test_the_clean_night_ends_at_the_official_result(pipeline: Pipeline, night: 
     # Issue 15, --speed max: the moments by declaration time, and nothing amended.
     assert_the_story(pipeline, night, clean=True)
     # None missing: exactly the alerts the same rules raise on the night in memory.
-    policy = AlertPolicy.from_settings(Settings())
+    policy = Settings().alert_policy()
     expected = alerts_of_the_night(DATA_DIR, DATA_DIR / "watchlist.csv", policy)
     assert sorted(alert["alert_id"] for alert in alerts) == sorted(a.alert_id for a in expected)
 

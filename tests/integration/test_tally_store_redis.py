@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from schemas.declaration import DeclarationKind
 from scripts.reset_election import main as reset_main
-from streams.tally_store import TallyStore, TallyStoreError
+from streams.store.tally_store import TallyStore, TallyStoreError
 from tests.unit.tally_fixtures import night, revised
 from tests.unit.test_tally_store import CHECKS, ELECTION, Check, pending
 

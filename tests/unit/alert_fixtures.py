@@ -1,6 +1,6 @@
 """The 2024 night as the alert detectors see it: declarations in order, seat results and tallies.
 
-A small stand-in for scripts/night_builder.py and streams/tally.py while those are written:
+A small stand-in for scripts/night_builder.py and streams/rules/tally.py while those are written:
 just enough arithmetic (winner, majority, gain against notional 2019, seats per party) to
 feed the detectors the real night.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 from schemas.declaration import Candidate, Declaration, DeclarationKind
 from schemas.exit_poll import ExitPoll, ExitPollProjection
 from schemas.results import CandidateResult, PartyTally, SeatResult, StateOfParties
-from streams.alert_rules import AppliedChange
-from streams.reference import CANDIDATES_FILE, CONSTITUENCIES_FILE, Register
+from streams.rules.alerts import AppliedChange
+from streams.rules.reference import CANDIDATES_FILE, CONSTITUENCIES_FILE, Register
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 BST = dt.timezone(dt.timedelta(hours=1))

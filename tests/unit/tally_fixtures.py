@@ -9,7 +9,7 @@ from pathlib import Path
 
 from schemas.declaration import Declaration, DeclarationKind
 from scripts.night_builder import Night, build_night
-from streams.reference import CANDIDATES_FILE, CONSTITUENCIES_FILE
+from streams.rules.reference import CANDIDATES_FILE, CONSTITUENCIES_FILE
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 

@@ -9,25 +9,25 @@ from aiohttp.test_utils import make_mocked_request
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from pydantic import SecretStr
 
-import streams.admin
-from streams.admin import ADMIN_PREFIX, READ_ONLY_METHODS, require_admin
-from streams.app import app
+from streams.pipeline.app import create_app
+from streams.pipeline.context import ElectionApp
 from streams.settings import Settings
+from streams.web.admin import ADMIN_PREFIX, READ_ONLY_METHODS, require_admin
 
 TOKEN = "s3cret-admin-token"
 
 
-def routes() -> dict[str, Any]:
+def routes(app: ElectionApp) -> dict[str, Any]:
     web = cast(AiohttpWeb, app.web)
     web.init_server()  # Faust's own blueprints too, as at start-up
     return dict(web.views)
 
 
-def changing_routes() -> list[tuple[str, str]]:
+def changing_routes(app: ElectionApp) -> list[tuple[str, str]]:
     """Every (path, method) the worker answers that is not a read."""
     return sorted(
         (path, method)
-        for path, view in routes().items()
+        for path, view in routes(app).items()
         for method in view.get_methods()
         if method not in READ_ONLY_METHODS
     )
@@ -38,46 +38,44 @@ def request(method: str, path: str, authorization: str | None = None) -> Any:
     return make_mocked_request(method, path, headers=headers)
 
 
-async def call(path: str, method: str, authorization: str | None = None) -> Any:
-    return await routes()[path].dispatch(request(method, path, authorization))
+async def call(app: ElectionApp, path: str, method: str, authorization: str | None = None) -> Any:
+    return await routes(app)[path].dispatch(request(method, path, authorization))
 
 
 @pytest.fixture
-def token_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        streams.admin, "get_settings", lambda: Settings(admin_token=SecretStr(TOKEN))
-    )
+def token_set() -> ElectionApp:
+    return create_app(Settings(admin_token=SecretStr(TOKEN)))
 
 
 @pytest.fixture
-def token_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(streams.admin, "get_settings", lambda: Settings(admin_token=None))
+def token_unset() -> ElectionApp:
+    return create_app(Settings(admin_token=None))
 
 
-def test_only_admin_routes_change_state_and_reset_is_one() -> None:
-    changing = changing_routes()
+def test_only_admin_routes_change_state_and_reset_is_one(token_unset: ElectionApp) -> None:
+    changing = changing_routes(token_unset)
     assert ("/api/admin/reset", "POST") in changing
     assert all(path.startswith(ADMIN_PREFIX) for path, _ in changing), changing
 
 
-@pytest.mark.usefixtures("token_unset")
-async def test_without_an_admin_token_every_changing_route_is_disabled() -> None:
-    for path, method in changing_routes():
-        response = await call(path, method, f"Bearer {TOKEN}")
+async def test_without_an_admin_token_every_changing_route_is_disabled(
+    token_unset: ElectionApp,
+) -> None:
+    for path, method in changing_routes(token_unset):
+        response = await call(token_unset, path, method, f"Bearer {TOKEN}")
         assert response.status == 403, (path, method)
         assert b"disabled" in response.body
 
 
-@pytest.mark.usefixtures("token_set")
 @pytest.mark.parametrize(
     "authorization",
     [None, "", "Bearer", "Bearer ", "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", TOKEN],
 )
 async def test_every_changing_route_refuses_a_missing_or_wrong_token(
-    authorization: str | None,
+    token_set: ElectionApp, authorization: str | None
 ) -> None:
-    for path, method in changing_routes():
-        response = await call(path, method, authorization)
+    for path, method in changing_routes(token_set):
+        response = await call(token_set, path, method, authorization)
         assert response.status == 401, (path, method, authorization)
         assert response.headers["WWW-Authenticate"] == "Bearer"
 
@@ -91,7 +89,6 @@ def test_the_guard_lets_the_right_token_through() -> None:
     assert require_admin(request("POST", "/api/admin/reset", "Bearer "), empty).status == 403
 
 
-@pytest.mark.usefixtures("token_set")
-async def test_a_get_on_an_admin_route_changes_nothing() -> None:
-    response = await call("/api/admin/reset", "GET", f"Bearer {TOKEN}")
+async def test_a_get_on_an_admin_route_changes_nothing(token_set: ElectionApp) -> None:
+    response = await call(token_set, "/api/admin/reset", "GET", f"Bearer {TOKEN}")
     assert response.status == 405

@@ -16,17 +16,17 @@ from hypothesis import strategies as st
 from schemas.alert import Alert, AlertPriority, AlertType
 from schemas.declaration import Declaration, DeclarationKind
 from schemas.results import StateOfParties
-from streams.alert_rules import (
+from streams.rules.alerts import (
     AlertPolicy,
     AppliedChange,
     detect_change,
     detect_exit_poll,
     fact_id,
 )
-from streams.alert_rules.base import in_order
-from streams.reference import Register, load_register
+from streams.rules.alerts.base import in_order
+from streams.rules.reference import Register, load_register
+from streams.rules.watchlist import WatchCategory, Watchlist, load_watchlist
 from streams.settings import Settings
-from streams.watchlist import WatchCategory, Watchlist, load_watchlist
 from tests.unit.alert_fixtures import (
     BST,
     DATA_DIR,
@@ -233,7 +233,7 @@ def test_the_earlier_moments_fire_once_each_and_not_after_the_majority(night: Ni
 def test_the_state_of_the_parties_flags_the_party_that_cannot_be_overtaken(
     register: Register, seats: dict[str, int], flag: str | None
 ) -> None:
-    from streams.tally import state_of_parties
+    from streams.rules.tally import state_of_parties
 
     totals = {f"party:{party}:seats": n for party, n in seats.items()}
     totals["total:declared"] = sum(seats.values())
@@ -577,8 +577,8 @@ def test_milestones_are_tested_only_for_parties_that_could_hold_them(
 ) -> None:
     """The shortcut in milestone_alerts skips no party for which a milestone holds: every
     state of the night, and states with seats shuffled between parties and the Speaker."""
-    from streams.alert_rules.national import MILESTONES, _could_hold
-    from streams.tally import state_of_parties
+    from streams.rules.alerts.national import MILESTONES, _could_hold
+    from streams.rules.tally import state_of_parties
 
     states = [c.state_after for c in night.changes]
     rng = random.Random(7)
@@ -604,7 +604,7 @@ def test_milestones_are_tested_only_for_parties_that_could_hold_them(
 def test_priorities_and_thresholds_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALERT_PRIORITIES", '{"seat_gain": "normal", "recount": "high"}')
     monkeypatch.setenv("ALERT_SHOCK_MAJORITY_SHARE", "0.5")
-    policy = AlertPolicy.from_settings(Settings())
+    policy = Settings().alert_policy()
     assert policy.priority(AlertType.SEAT_GAIN) is AlertPriority.NORMAL
     assert policy.priority(AlertType.RECOUNT) is AlertPriority.HIGH
     assert policy.priority(AlertType.MAJORITY_WON) is AlertPriority.FLASH
@@ -621,7 +621,7 @@ def test_priorities_and_thresholds_come_from_settings(monkeypatch: pytest.Monkey
 )
 def test_a_bad_priority_setting_is_refused(overrides: dict[str, str], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
-        AlertPolicy.from_settings(Settings(alert_priorities=overrides))
+        Settings(alert_priorities=overrides).alert_policy()
 
 
 def test_a_higher_shock_threshold_keeps_the_biggest_upsets(
@@ -692,7 +692,7 @@ def test_alerts_survive_the_wire(
 def test_the_worker_s_tally_rules_raise_the_same_alerts_as_this_independent_tally(
     night: Night, policy: AlertPolicy
 ) -> None:
-    # scripts/alerts_of_the_night feeds the detectors from streams.tally (what the worker
+    # scripts/alerts_of_the_night feeds the detectors from streams.rules.tally (what the worker
     # stores); the fixture here counts seats its own way: two routes, one list of alerts.
     from scripts.alerts_of_the_night import alerts_of_the_night
 

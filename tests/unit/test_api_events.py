@@ -9,8 +9,10 @@ import fakeredis
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-import streams.api
-from streams.api import HEARTBEAT_S, stream_events
+import streams.web.api
+from streams.pipeline.context import WorkerContext
+from streams.settings import Settings
+from streams.web.api import HEARTBEAT_S, stream_events
 
 
 async def test_the_blocking_read_waits_longer_than_the_heartbeat(
@@ -24,12 +26,13 @@ async def test_the_blocking_read_waits_longer_than_the_heartbeat(
         made.append(kwargs)
         return fakeredis.FakeAsyncRedis()
 
-    monkeypatch.setattr(streams.api, "redis_from_settings", client)
+    monkeypatch.setattr(streams.web.api, "redis_from_settings", client)
     writer = mock.Mock()
     writer.write_headers = mock.AsyncMock()
     # The client hangs up at once, after the headers and the retry line are sent.
     writer.write = mock.AsyncMock(side_effect=ConnectionResetError)
     request = make_mocked_request("GET", "/api/events", writer=writer)
-    await stream_events(request, topics={"alerts"})  # type: ignore[arg-type]
+    context = WorkerContext(Settings())
+    await stream_events(context, request, topics={"alerts"})  # type: ignore[arg-type]
     assert len(made) == 1
     assert made[0]["socket_timeout"] > HEARTBEAT_S

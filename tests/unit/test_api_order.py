@@ -19,16 +19,15 @@ from typing import Any
 import fakeredis
 import pytest
 
-import streams.api
 from schemas.alert import Alert, AlertPriority, AlertType
 from schemas.results import SeatResult
-from streams.api import alerts_by_time, latest_declarations
-from streams.live_page import STATIC_DIR
-from streams.outbox import Outbox, Output, QueuedOutput
-from streams.redis_keys import election_namespace
-from streams.tally import seat_result
+from streams.rules.tally import seat_result
+from streams.store.keys import election_namespace
+from streams.store.outbox import Outbox, Output, QueuedOutput
+from streams.web.api import alerts_by_time, latest_declarations
+from streams.web.live_page import STATIC_DIR
 from tests.unit.tally_fixtures import night
-from tests.unit.test_live_page import get
+from tests.unit.test_live_page import app, get
 
 BST = dt.timezone(dt.timedelta(hours=1))
 ELECTION_ID = "parl.2024-07-04"
@@ -174,7 +173,7 @@ class FakeStore:
 @pytest.fixture
 def outbox(monkeypatch: pytest.MonkeyPatch) -> Outbox:
     box = Outbox(fakeredis.FakeAsyncRedis(), election_namespace("test:", ELECTION_ID))
-    monkeypatch.setattr(streams.api, "_outbox", lambda: box)
+    monkeypatch.setattr(app.context, "outbox", box)
     return box
 
 
@@ -182,7 +181,7 @@ async def test_the_declarations_view_answers_in_declaration_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seats = seats_as_they_arrived()
-    monkeypatch.setattr(streams.api, "_store", lambda: FakeStore(seats))
+    monkeypatch.setattr(app.context, "store", FakeStore(seats))
     every = json.loads((await get("/api/declarations?limit=650")).body)
     assert [s["constituency_id"] for s in every] == by_declaration_time(seats)
     latest = json.loads((await get("/api/declarations")).body)

@@ -15,7 +15,7 @@ def test_a_fresh_run_dir_gets_the_faust_folder(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "APP_DATADIR"}
     env["RUN_DIR"] = str(run_dir)
     done = subprocess.run(
-        [sys.executable, "-c", "from streams.app import app; print(app.conf.datadir)"],
+        [sys.executable, "-c", "from streams.worker import app; print(app.conf.datadir)"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.rejection import Rejection
-from streams.validation import (
+from streams.rules.validation import (
     KEPT_PREFIX_BYTES,
     MAX_DETAIL_CHARS,
     MAX_KEY_BYTES,

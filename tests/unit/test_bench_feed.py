@@ -8,13 +8,13 @@ from pathlib import Path
 
 import orjson
 
-from scripts import bench_feed
-from streams.reference import load_register
+from scripts.bench import feed as bench_feed
+from streams.rules.reference import load_register
+from streams.rules.validation import Accepted, FeedPosition, validate_message
 from streams.settings import Settings
-from streams.validation import Accepted, FeedPosition, NightWindow, validate_message
 
 # The settings' defaults, as the benchmark's workers run with them.
-DEFAULT_WINDOW = NightWindow.from_settings(Settings())
+DEFAULT_WINDOW = Settings().night_window()
 
 
 def test_every_message_of_a_small_feed_is_accepted_now(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.bench_floor import MIN_MESSAGES, Floor, parse_args, report
+from scripts.bench.floor import MIN_MESSAGES, Floor, parse_args, report
 
 FLOORS = [
     Floor("kafka-python KafkaProducer", 100_000, 2.0, 2.5),

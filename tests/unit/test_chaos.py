@@ -21,7 +21,7 @@ from scripts.chaos import (
     inject_chaos,
 )
 from scripts.night_builder import Night, build_night
-from streams.validation import Accepted, FeedPosition, Rejected, validate_message
+from streams.rules.validation import Accepted, FeedPosition, Rejected, validate_message
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 # Rates high enough that every fault happens many times in one night.

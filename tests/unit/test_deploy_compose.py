@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)
 WORKERS = ("worker-1", "worker-2")
-WORKER_COMMAND = "python -m faust -A streams.app worker -l info --web-host 0.0.0.0"
+WORKER_COMMAND = "python -m faust -A streams.worker worker -l info --web-host 0.0.0.0"
 
 
 def compose() -> dict[str, Any]:

@@ -10,13 +10,15 @@ import pytest
 import yaml
 
 from scripts.services import KAFKA_VERSION
-from streams.app import app
+from streams.pipeline.app import create_app
 from streams.settings import Settings
+
+app = create_app(Settings())
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)
-WORKER_COMMAND = "python -m faust -A streams.app worker -l info --web-host 0.0.0.0"
+WORKER_COMMAND = "python -m faust -A streams.worker worker -l info --web-host 0.0.0.0"
 TOPIC_FIELDS = ("declarations", "dead_letter", "results", "state", "alerts")
 
 
@@ -153,12 +155,11 @@ def test_kafka_is_strimzi_kraft_on_the_local_brokers_version() -> None:
 
 
 def test_every_topic_of_the_app_has_a_kafka_topic(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streams import topics as app_topics  # after streams.app, which it needs
 
     settings = settings_of_config(monkeypatch)
     kafka = one("Kafka")
     topics = kafka_topics()
-    declared = {t.get_topic_name(): t for t in app_topics.ALL}
+    declared = {t.get_topic_name(): t for t in app.night_topics.all}
     defaults = Settings.model_fields
     assert app.conf.topic_partitions == defaults["topic_partitions"].default
     expected: dict[str, int] = {}

@@ -12,9 +12,9 @@ import pytest
 from schemas.alert import AlertType
 from schemas.results import SeatResult
 from scripts.night_builder import Night, build_night
-from streams.alert_rules import AlertPolicy
-from streams.alert_rules.story import NightStory, StoryDiff, StoryStep
-from streams.event_time import (
+from streams.rules.alerts import AlertPolicy
+from streams.rules.alerts.story import NightStory, StoryDiff, StoryStep
+from streams.rules.event_time import (
     EARLIEST,
     PartitionProgress,
     PartitionStalls,
@@ -23,7 +23,7 @@ from streams.event_time import (
     key_text,
     watermark,
 )
-from streams.tally import seat_contribution, seat_result
+from streams.rules.tally import seat_contribution, seat_result
 from tests.unit.tally_fixtures import DATA_DIR
 
 HOUGHTON, PRESTON, INVERNESS = "E14001295", "E14001433", "S14000094"

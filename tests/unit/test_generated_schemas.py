@@ -17,9 +17,9 @@ from schemas.alert import Alert, AlertPriority, AlertType
 from schemas.generate import ASYNCAPI_NAME, CONTRACTS, SCHEMAS_DIR, main, stale, write
 from scripts.chaos import ChaosRates, inject_chaos
 from scripts.night_builder import Night, build_night
+from streams.rules.tally import seat_contribution, seat_result, state_of_parties
+from streams.rules.validation import FeedPosition, Rejected, validate_message
 from streams.settings import Settings
-from streams.tally import seat_contribution, seat_result, state_of_parties
-from streams.validation import FeedPosition, Rejected, validate_message
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 JSON_DIR = SCHEMAS_DIR / "json"
@@ -221,7 +221,7 @@ def test_asyncapi_describes_every_topic_with_keys_and_schemas() -> None:
     messages = document["components"]["messages"]
     assert messages["rejection"]["headers"]["required"] == ["reason"]
     for name in ("seat_result", "state_of_parties", "alert"):
-        # streams/publisher.py: everything the outbox publishes carries its position.
+        # streams/pipeline/publisher.py: everything the outbox publishes carries its position.
         assert set(messages[name]["headers"]["required"]) == {"outbox-seq", "outbox-epoch"}
     assert messages["exit_poll"]["bindings"]["kafka"]["key"]["const"] == "exit-poll"
     for operation in document["operations"].values():

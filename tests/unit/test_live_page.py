@@ -13,8 +13,11 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from streams.app import app
-from streams.live_page import STATIC_DIR, STATIC_FILES
+from streams.pipeline.app import create_app
+from streams.settings import Settings
+from streams.web.live_page import STATIC_DIR, STATIC_FILES
+
+app = create_app(Settings())
 
 ROOT = Path(__file__).resolve().parents[2]
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"

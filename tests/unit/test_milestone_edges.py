@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from streams.alert_rules import cannot_be_overtaken, has_majority, largest_party_certain
-from streams.reference import Register, load_register
-from streams.tally import state_of_parties
+from streams.rules.alerts import cannot_be_overtaken, has_majority, largest_party_certain
+from streams.rules.reference import Register, load_register
+from streams.rules.tally import state_of_parties
 from tests.conftest import DATA_DIR
 
 TOTAL_SEATS = 650

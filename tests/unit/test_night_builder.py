@@ -13,8 +13,8 @@ import pytest
 
 from schemas.declaration import Declaration, DeclarationKind
 from scripts.night_builder import RECORDED_SOURCE, Night, build_night
-from streams.reference import ReferenceDataError
-from streams.validation import Accepted, FeedPosition, validate_message
+from streams.rules.reference import ReferenceDataError
+from streams.rules.validation import Accepted, FeedPosition, validate_message
 from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"

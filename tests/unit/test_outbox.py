@@ -5,8 +5,8 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from streams.outbox import Outbox, Output
-from streams.redis_keys import election_namespace
+from streams.store.keys import election_namespace
+from streams.store.outbox import Outbox, Output
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ from typing import Any
 
 import orjson
 
-from streams.alert_rules import AlertPolicy
-from streams.alert_rules.story import NightStory
-from streams.publisher import Telling, into_story, tell, tell_moments
-from streams.rebuild import RebuildReport, _lost_writes, output_ids_on_kafka
+from streams.pipeline.publisher import Telling, into_story, tell, tell_moments
+from streams.rules.alerts.story import NightStory
+from streams.rules.tally import seat_contribution, seat_result
+from streams.rules.watchlist import load_watchlist
 from streams.settings import Settings
-from streams.tally import seat_contribution, seat_result
-from streams.tally_store import Change
-from streams.watchlist import load_watchlist
+from streams.store.rebuild import RebuildReport, _lost_writes, output_ids_on_kafka
+from streams.store.tally_store import Change
 from tests.unit.tally_fixtures import DATA_DIR, SOUTH_WEST_NORFOLK, declaration_of, night
 
 ELECTION = "parl.2024-07-04"
@@ -54,7 +53,7 @@ async def test_the_ids_read_off_kafka_are_the_ones_the_publisher_dedupes_by() ->
     ref = register.constituencies[SOUTH_WEST_NORFOLK]
     delta = dict(seat_contribution(declaration, ref, None))
     change = Change(1, seat_result(declaration, ref, 1), None, delta)
-    policy = AlertPolicy.from_settings(Settings())
+    policy = Settings().alert_policy()
     telling = Telling(NightStory(register))
     [(_, outputs)] = tell(
         telling, [change], register, load_watchlist(DATA_DIR / "watchlist.csv"), policy

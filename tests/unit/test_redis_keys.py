@@ -11,10 +11,10 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.crc import key_slot
 
-from streams.outbox import Outbox, Output
-from streams.redis_keys import election_namespace
-from streams.tally_store import TallyStore
-from streams.webhooks import Dispatcher, Policy, Subscriber
+from streams.pipeline.webhooks import Dispatcher, Policy, Subscriber
+from streams.store.keys import election_namespace
+from streams.store.outbox import Outbox, Output
+from streams.store.tally_store import TallyStore
 from tests.unit.tally_fixtures import night
 from tests.unit.test_tally_store import ELECTION, pending
 

@@ -11,8 +11,8 @@ import pytest
 
 from scripts.chaos import ChaosRates
 from scripts.replay import build_outgoing, jsonl_sender, main, parse_clock, replay
-from streams.reference import load_register
-from streams.validation import Accepted, FeedPosition, Rejected, validate_message
+from streams.rules.reference import load_register
+from streams.rules.validation import Accepted, FeedPosition, Rejected, validate_message
 from tests.unit.ge2024 import DATA_DIR
 
 BST = dt.timezone(dt.timedelta(hours=1))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from scripts.scaling_run import _topics, worker_env
-from streams.app import app
+from scripts.bench.scaling import _topics, worker_env
+from streams.pipeline.app import create_app
 from streams.settings import Settings, get_settings
+
+app = create_app(Settings())
 
 
 def test_every_variable_given_to_a_worker_is_a_setting_and_changes_it() -> None:
@@ -22,11 +24,8 @@ def test_every_variable_given_to_a_worker_is_a_setting_and_changes_it() -> None:
 
 
 def test_each_topic_has_the_partitions_the_app_declares_it_with() -> None:
-    # After the app: streams.topics needs it, and importing the app imports the agents first.
-    from streams import topics as app_topics
-
     assert app.conf.topic_partitions == get_settings().topic_partitions
     settings = get_settings()
-    declared = {topic.get_topic_name(): topic.partitions for topic in app_topics.ALL}
+    declared = {topic.get_topic_name(): topic.partitions for topic in app.night_topics.all}
     for field, (_, partitions) in _topics("scale-x", settings).items():
         assert declared[getattr(settings, f"topic_{field}")] == partitions, field

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.declaration import Declaration, DeclarationKind
-from streams.reference import ConstituencyRef
-from streams.tally import Contribution, seat_contribution, seat_result, state_of_parties
+from streams.rules.reference import ConstituencyRef
+from streams.rules.tally import Contribution, seat_contribution, seat_result, state_of_parties
 from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 from tests.unit.tally_fixtures import (
     CHORLEY,

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from schemas.declaration import Declaration, DeclarationKind
-from streams.event_time import EventKey, PartitionProgress, event_key
-from streams.reference import ReferenceDataError
-from streams.tally import add_delta, seat_result
-from streams.tally_store import Change, PendingApply, TallyStore, TallyStoreError
+from streams.rules.event_time import EventKey, PartitionProgress, event_key
+from streams.rules.reference import ReferenceDataError
+from streams.rules.tally import add_delta, seat_result
+from streams.store.tally_store import Change, PendingApply, TallyStore, TallyStoreError
 from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 from tests.unit.tally_fixtures import (
     SOUTH_WEST_NORFOLK,

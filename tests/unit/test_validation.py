@@ -11,9 +11,8 @@ import orjson
 import pytest
 
 from schemas.rejection import RejectionReason
-from streams.reference import Register, load_register
-from streams.settings import Settings
-from streams.validation import (
+from streams.rules.reference import Register, load_register
+from streams.rules.validation import (
     Accepted,
     FeedPosition,
     NightWindow,
@@ -21,6 +20,7 @@ from streams.validation import (
     kafka_time,
     validate_message,
 )
+from streams.settings import Settings
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 BST = dt.timezone(dt.timedelta(hours=1))
@@ -202,9 +202,9 @@ def test_2099_is_refused_with_the_settings_defaults_and_the_wall_clock(
 def test_the_night_ends_when_configured_and_not_a_second_later(
     register: Register, hours: float
 ) -> None:
-    window = NightWindow.from_settings(
-        Settings(night_ends_hours_after_polls_close=hours, declared_at_future_margin_s=300)
-    )
+    window = Settings(
+        night_ends_hours_after_polls_close=hours, declared_at_future_margin_s=300
+    ).night_window()
     night_ends = register.polls_close + dt.timedelta(hours=hours)
     assert isinstance(dated(register, night_ends, window=window), Accepted)
     assert reason_of(dated(register, night_ends + ONE_SECOND, window=window)) is (
@@ -215,7 +215,7 @@ def test_the_night_ends_when_configured_and_not_a_second_later(
 def test_the_default_night_outlasts_inverness_on_saturday(register: Register) -> None:
     # The 2024 night's last seat declared on Saturday 6 July, about 44 hours after polls closed.
     inverness = dt.datetime(2024, 7, 6, 18, 0, tzinfo=BST)
-    default = NightWindow.from_settings(Settings())
+    default = Settings().night_window()
     assert register.polls_close + default.ends_after_polls_close > inverness
     assert isinstance(dated(register, inverness, window=default), Accepted)
 
@@ -249,7 +249,7 @@ def test_a_declaration_within_the_margin_is_accepted(register: Register, ahead_s
 
 
 def test_the_margin_is_configured(register: Register) -> None:
-    window = NightWindow.from_settings(Settings(declared_at_future_margin_s=0))
+    window = Settings(declared_at_future_margin_s=0).night_window()
     assert isinstance(dated(register, ON_THE_NIGHT, now=ON_THE_NIGHT, window=window), Accepted)
     late_by_one = dated(register, ON_THE_NIGHT + ONE_SECOND, now=ON_THE_NIGHT, window=window)
     assert reason_of(late_by_one) is RejectionReason.DECLARED_IN_FUTURE

@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from streams.reference import Register, load_register
-from streams.settings import Settings
-from streams.watchlist import (
+from streams.rules.reference import Register, load_register
+from streams.rules.watchlist import (
     WatchCategory,
     Watchlist,
     WatchlistError,
     check_against_register,
     load_watchlist,
     parse_watchlist,
-    watchlist_path,
 )
+from streams.settings import Settings
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
 HEADER = "dc_person_id,first_name,surname,ons_id,constituency,party,category,role\n"
@@ -135,6 +134,6 @@ def test_a_missing_file_or_column_is_a_watchlist_error(tmp_path: Path) -> None:
 
 
 def test_the_watchlist_file_defaults_to_the_data_dir(tmp_path: Path) -> None:
-    assert watchlist_path(Settings(data_dir=tmp_path)) == tmp_path / "watchlist.csv"
+    assert Settings(data_dir=tmp_path).watchlist_path() == tmp_path / "watchlist.csv"
     chosen = tmp_path / "people.csv"
-    assert watchlist_path(Settings(data_dir=tmp_path, watchlist_file=chosen)) == chosen
+    assert Settings(data_dir=tmp_path, watchlist_file=chosen).watchlist_path() == chosen

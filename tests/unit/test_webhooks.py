@@ -16,10 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
-from streams.outbox import Outbox, Output, QueuedOutput
-from streams.redis_keys import election_namespace
-from streams.settings import Settings
-from streams.webhooks import (
+from streams.pipeline.webhooks import (
     Action,
     Decision,
     Dispatcher,
@@ -34,6 +31,9 @@ from streams.webhooks import (
     subscriber_id,
     verify_signature,
 )
+from streams.settings import Settings
+from streams.store.keys import election_namespace
+from streams.store.outbox import Outbox, Output, QueuedOutput
 from tests.integration.helpers import free_port
 
 NS = election_namespace("test:", "parl.2024-07-04")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from schemas.alert import Alert
 from schemas.exit_poll import ExitPoll
 from schemas.results import SeatResult
-from streams.alert_rules.base import (
+from streams.rules.alerts.base import (
     DEFAULT_PRIORITIES,
     AlertPolicy,
     AppliedChange,
@@ -19,7 +19,7 @@ from streams.alert_rules.base import (
     fact_id,
     in_order,
 )
-from streams.alert_rules.national import (
+from streams.rules.alerts.national import (
     Crossing,
     cannot_be_overtaken,
     crossings,
@@ -30,11 +30,11 @@ from streams.alert_rules.national import (
     national_alerts,
     unbeatable_party,
 )
-from streams.alert_rules.people import people_alerts
-from streams.alert_rules.revisions import outcome_alerts, revised_alerts
-from streams.alert_rules.seats import recount_alerts, seat_alerts
-from streams.reference import Register
-from streams.watchlist import Watchlist
+from streams.rules.alerts.people import people_alerts
+from streams.rules.alerts.revisions import outcome_alerts, revised_alerts
+from streams.rules.alerts.seats import recount_alerts, seat_alerts
+from streams.rules.reference import Register
+from streams.rules.watchlist import Watchlist
 
 __all__ = [
     "DEFAULT_PRIORITIES",

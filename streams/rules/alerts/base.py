@@ -10,9 +10,8 @@ from typing import Protocol
 
 from schemas.alert import Alert, AlertPriority, AlertTrigger, AlertType
 from schemas.results import SeatResult
-from streams.alert_text import AlertText
-from streams.reference import Register
-from streams.settings import Settings
+from streams.rules.alert_text import AlertText
+from streams.rules.reference import Register
 
 ALERT_ID_LENGTH = 20  # hex digits of sha256: 80 bits, plenty for a night's few thousand alerts
 
@@ -55,15 +54,6 @@ class AlertPolicy:
 
     def priority(self, alert_type: AlertType) -> AlertPriority:
         return self.priorities.get(alert_type, DEFAULT_PRIORITIES[alert_type])
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AlertPolicy:
-        """Defaults overlaid by ALERT_PRIORITIES; an unknown type or priority is an error."""
-        return cls(
-            priorities=merged_priorities(settings.alert_priorities),
-            shock_majority_share=settings.alert_shock_majority_share,
-            narrow_margin_votes=settings.alert_narrow_margin_votes,
-        )
 
 
 def merged_priorities(overrides: Mapping[str, str]) -> Mapping[AlertType, AlertPriority]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from schemas.alert import Alert, AlertType
 from schemas.exit_poll import ExitPoll
 from schemas.results import SeatResult
-from streams import alert_text
-from streams.alert_rules.base import (
+from streams.rules import alert_text
+from streams.rules.alerts.base import (
     AlertPolicy,
     AppliedChange,
     PartySeats,
@@ -25,7 +25,7 @@ from streams.alert_rules.base import (
     party_names,
     seat_alert,
 )
-from streams.reference import Register
+from streams.rules.reference import Register
 
 # Independents are not one party: they can be a rival in the arithmetic (a bloc is the worst
 # case) but never "the largest party".

@@ -6,10 +6,10 @@ from typing import NamedTuple
 
 from schemas.alert import Alert, AlertType
 from schemas.results import SeatResult
-from streams import alert_text
-from streams.alert_rules.base import AlertPolicy, fact_id, party_names, rounded, seat_alert
-from streams.reference import Register
-from streams.watchlist import PersonOfNote, WatchCategory, Watchlist
+from streams.rules import alert_text
+from streams.rules.alerts.base import AlertPolicy, fact_id, party_names, rounded, seat_alert
+from streams.rules.reference import Register
+from streams.rules.watchlist import PersonOfNote, WatchCategory, Watchlist
 
 
 class Rule(NamedTuple):

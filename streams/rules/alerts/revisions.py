@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from schemas.alert import Alert, AlertType
 from schemas.results import SeatResult
-from streams import alert_text
-from streams.alert_rules.base import (
+from streams.rules import alert_text
+from streams.rules.alerts.base import (
     AlertPolicy,
     alert_id,
     louder,
@@ -25,10 +25,10 @@ from streams.alert_rules.base import (
     quieter,
     seat_alert,
 )
-from streams.alert_rules.people import people_alerts
-from streams.alert_rules.seats import seat_alerts
-from streams.reference import Register
-from streams.watchlist import Watchlist
+from streams.rules.alerts.people import people_alerts
+from streams.rules.alerts.seats import seat_alerts
+from streams.rules.reference import Register
+from streams.rules.watchlist import Watchlist
 
 # What an id is derived for; "revised" is a fact told again under a new id after a correction.
 AMENDED, RETOLD, RETRACTED = "amended", "revised", "retracted"

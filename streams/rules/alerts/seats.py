@@ -5,8 +5,8 @@ from __future__ import annotations
 from schemas.alert import Alert, AlertType
 from schemas.declaration import DeclarationKind
 from schemas.results import SeatResult
-from streams import alert_text
-from streams.alert_rules.base import (
+from streams.rules import alert_text
+from streams.rules.alerts.base import (
     AlertPolicy,
     alert_id,
     fact_id,
@@ -14,7 +14,7 @@ from streams.alert_rules.base import (
     rounded,
     seat_alert,
 )
-from streams.reference import Register
+from streams.rules.reference import Register
 
 Figures = dict[str, int | float | str | None]
 

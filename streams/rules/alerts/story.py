@@ -2,7 +2,7 @@
 
 First and last declaration, the majority and the largest party certain are facts about the
 order in which seats declared, not about the order their messages arrived in. The story
-holds every seat change it was told, in event-time order (streams.event_time), and the
+holds every seat change it was told, in event-time order (streams.rules.event_time), and the
 moments that order passes. A change that comes after the changes it precedes is inserted
 where it belongs and the night is walked again: a moment now passed at another seat is
 amended, one passed only now is told, one no longer passed is withdrawn.
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from schemas.alert import Alert, AlertType
 from schemas.results import SeatResult
-from streams import alert_text
-from streams.alert_rules.base import (
+from streams.rules import alert_text
+from streams.rules.alerts.base import (
     AlertPolicy,
     PartySeatCount,
     SeatCount,
@@ -26,15 +26,15 @@ from streams.alert_rules.base import (
     louder,
     party_names,
 )
-from streams.alert_rules.national import (
+from streams.rules.alerts.national import (
     Crossing,
     crossings,
     moment_alert,
     moment_id,
     moment_root_id,
 )
-from streams.event_time import EventKey, key_from_text, key_text, key_time
-from streams.reference import Register
+from streams.rules.event_time import EventKey, key_from_text, key_text, key_time
+from streams.rules.reference import Register
 
 # A moment's place in the story: its type and party, then which passing of that line (0 the
 # first passing, 1 the first passing back, 2 the second passing...).
