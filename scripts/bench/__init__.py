@@ -1,0 +1,1 @@
+"""Benchmarks: throughput, latency, memory and scaling (results in docs/benchmarks.md)."""

@@ -1,0 +1,1 @@
+"""Pure rules of the night: validation, tallies, alerts, reference; no Kafka, Redis or settings."""
