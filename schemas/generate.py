@@ -103,7 +103,7 @@ def _topic(field: str) -> str:
 
 
 def _partitions(per_declaration: bool) -> int:
-    # Mirrors streams/pipeline/topics.py: the keyed streams are partitioned, the national ones are not.
+    # As streams/pipeline/topics.py: the keyed streams are partitioned, the national ones not.
     return int(Settings.model_fields["topic_partitions"].default) if per_declaration else 1
 
 
@@ -115,7 +115,7 @@ def _key(description: str, **schema: Any) -> dict[str, Any]:
 
 ONS_ID = {"type": "string", "pattern": r"^[ENSW]\d{8}$"}
 
-# streams/pipeline/publisher.py sends results, snapshots and alerts from the outbox with these headers.
+# The publisher sends results, snapshots and alerts from the outbox with these headers.
 OUTBOX_HEADERS: dict[str, Any] = {
     "type": "object",
     "required": ["outbox-seq", "outbox-epoch"],

@@ -27,6 +27,8 @@ from streams.rules.reference import (
     ReferenceDataError,
     Register,
     load_register,
+    open_csv,
+    read_csv,
 )
 
 TIMES_FILE = "declaration-times.csv"
@@ -38,6 +40,9 @@ EXIT_POLL_KEY = "exit-poll"
 # Seats the times file is known to leave out (see data/ge2024/README.md); any other gap is
 # an error, so a damaged times file cannot quietly fall back to the Library's lagging times.
 NOT_IN_TIMES_FILE = frozenset({"Inverness, Skye and West Ross-shire"})
+
+# How errors name this builder's files: the night's sources, beside the election's reference.
+SOURCE_KIND = "source"
 
 TIMES_SOURCE = "declaration-times"
 RECORDED_SOURCE = "time_recorded"
@@ -58,16 +63,6 @@ class Night:
         keyed: list[tuple[str, Declaration | ExitPoll]] = [(EXIT_POLL_KEY, self.exit_poll)]
         keyed += [(d.constituency_id, d) for d in self.declarations]
         return keyed
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return list(csv.DictReader(handle))
-    except FileNotFoundError as exc:
-        raise ReferenceDataError(f"missing source file: {path}") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ReferenceDataError(f"cannot read {path}: {exc}") from exc
 
 
 def name_key(name: str) -> str:
@@ -105,37 +100,30 @@ def _times_file(data_dir: Path, register: Register) -> dict[str, dt.datetime]:
     by_name = _seats_by_name(register)
     times: dict[str, dt.datetime] = {}
     path = data_dir / TIMES_FILE
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            next(reader, None)
-            for line, row in enumerate(reader, start=2):
-                if not any(cell.strip() for cell in row):
-                    continue
-                # Every row ends with a comma, so its last field is empty; the five fields
-                # before that are fixed, and the name is the rest, in case a name with commas
-                # arrives unquoted (only one of them is quoted in this file).
-                fields = row[:-1] if row and row[-1] == "" else row
-                if len(fields) < 6:
-                    raise ReferenceDataError(f"{path} line {line}: too few fields: {row!r}")
-                name, clock = ",".join(fields[:-5]).strip(), fields[-1]
-                ons_id = by_name.get(name_key(name))
-                if ons_id is None:
-                    raise ReferenceDataError(
-                        f"{path} line {line}: {name!r} matches no constituency"
-                    )
-                if ons_id in times:
-                    raise ReferenceDataError(f"{path} line {line}: {name!r} appears twice")
-                try:
-                    times[ons_id] = clock_time(clock, polling_day, tz)
-                except ValueError as exc:
-                    raise ReferenceDataError(
-                        f"{path} line {line}: bad time {clock!r} for {name}"
-                    ) from exc
-    except FileNotFoundError as exc:
-        raise ReferenceDataError(f"missing source file: {path}") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ReferenceDataError(f"cannot read {path}: {exc}") from exc
+    with open_csv(path, SOURCE_KIND) as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for line, row in enumerate(reader, start=2):
+            if not any(cell.strip() for cell in row):
+                continue
+            # Every row ends with a comma, so its last field is empty; the five fields
+            # before that are fixed, and the name is the rest, in case a name with commas
+            # arrives unquoted (only one of them is quoted in this file).
+            fields = row[:-1] if row and row[-1] == "" else row
+            if len(fields) < 6:
+                raise ReferenceDataError(f"{path} line {line}: too few fields: {row!r}")
+            name, clock = ",".join(fields[:-5]).strip(), fields[-1]
+            ons_id = by_name.get(name_key(name))
+            if ons_id is None:
+                raise ReferenceDataError(f"{path} line {line}: {name!r} matches no constituency")
+            if ons_id in times:
+                raise ReferenceDataError(f"{path} line {line}: {name!r} appears twice")
+            try:
+                times[ons_id] = clock_time(clock, polling_day, tz)
+            except ValueError as exc:
+                raise ReferenceDataError(
+                    f"{path} line {line}: bad time {clock!r} for {name}"
+                ) from exc
     return times
 
 
@@ -144,7 +132,7 @@ def _recorded_times(data_dir: Path, register: Register) -> dict[str, dt.datetime
     tz = register.polls_close.tzinfo
     path = data_dir / TIME_RECORDED_FILE
     recorded: dict[str, dt.datetime] = {}
-    for line, row in enumerate(_rows(path), start=2):
+    for line, row in enumerate(read_csv(path, SOURCE_KIND), start=2):
         ons_id, text = row.get("ons_id") or "", row.get("time_recorded") or ""
         if ons_id not in register.constituencies:
             raise ReferenceDataError(f"{path} line {line}: unknown constituency {ons_id!r}")
@@ -185,7 +173,8 @@ def build_exit_poll(data_dir: Path, register: Register) -> ExitPoll:
     path = data_dir / EXIT_POLL_FILE
     try:
         projections = [
-            ExitPollProjection(party=row["party"], seats=int(row["seats"])) for row in _rows(path)
+            ExitPollProjection(party=row["party"], seats=int(row["seats"]))
+            for row in read_csv(path, SOURCE_KIND)
         ]
         return ExitPoll(
             election_id=register.election_id,
@@ -201,7 +190,7 @@ def build_exit_poll(data_dir: Path, register: Register) -> ExitPoll:
 def _votes_by_seat(data_dir: Path) -> dict[str, dict[int, int]]:
     path = data_dir / CANDIDATES_FILE
     votes: dict[str, dict[int, int]] = {}
-    for line, row in enumerate(_rows(path), start=2):
+    for line, row in enumerate(read_csv(path, SOURCE_KIND), start=2):
         try:
             votes.setdefault(row["ONS ID"], {})[int(row["DC Person ID"])] = int(row["Votes"])
         except (KeyError, ValueError) as exc:
@@ -259,7 +248,7 @@ def build_night(data_dir: Path) -> Night:
     votes = _votes_by_seat(data_dir)
     declarations = [
         _result(register, row, votes, times[row["ONS ID"]])
-        for row in _rows(data_dir / CONSTITUENCIES_FILE)
+        for row in read_csv(data_dir / CONSTITUENCIES_FILE, SOURCE_KIND)
     ]
     declarations.sort(key=lambda d: (d.declared_at, d.constituency_name))
     return Night(register, exit_poll, declarations, sources)

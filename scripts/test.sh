@@ -2,7 +2,8 @@
 # Set up, start the local Kafka and Redis, then lint, type-check and run every test.
 # Integration tests must not skip here: ELECTION_REQUIRE_SERVICES=1 makes a missing
 # service a failure. Every check runs even when an earlier one fails, so one run shows
-# all that is wrong; the exit code is non-zero if any failed. JUnit XML goes to
+# all that is wrong; the exit code is non-zero if any failed. Every test runs, the `slow`
+# property tests too (make test-unit leaves those out). JUnit XML goes to
 # artifacts/junit.xml. The services keep running afterwards, so the next run starts in
 # seconds: stop them with `.venv/bin/python -m scripts.services stop`.
 set -euo pipefail

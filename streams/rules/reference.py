@@ -6,9 +6,11 @@ import csv
 import datetime as dt
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TextIO
 
 from schemas.common import Party
 from schemas.declaration import Declaration
@@ -70,14 +72,25 @@ class Register:
         return iter(self.constituencies.values())
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+@contextmanager
+def open_csv(path: Path, kind: str = "reference") -> Iterator[TextIO]:
+    """The file opened for the csv module; a missing or unreadable file, found on opening or
+    while reading inside the block, is a ReferenceDataError naming it as a `kind` file."""
     try:
+        # utf-8-sig: a byte-order mark, as spreadsheets save one, is not read into the first
+        # column's name.
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            return list(csv.DictReader(handle))
+            yield handle
     except FileNotFoundError as exc:
-        raise ReferenceDataError(f"missing reference file: {path}") from exc
+        raise ReferenceDataError(f"missing {kind} file: {path}") from exc
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ReferenceDataError(f"cannot read {path}: {exc}") from exc
+
+
+def read_csv(path: Path, kind: str = "reference") -> list[dict[str, str]]:
+    """Every row of a CSV file with a header line, by column name (see open_csv for errors)."""
+    with open_csv(path, kind) as handle:
+        return list(csv.DictReader(handle))
 
 
 def _previous_party(result_label: str, winner: str, ons_id: str) -> str:
@@ -103,7 +116,7 @@ def load_register(data_dir: Path) -> Register:
     parties: dict[str, Party] = {}
     candidates_by_seat: dict[str, dict[int, CandidateRef]] = {}
     shares_by_seat: dict[str, dict[str, float]] = {}
-    for row in _read_csv(data_dir / CANDIDATES_FILE):
+    for row in read_csv(data_dir / CANDIDATES_FILE):
         try:
             ons_id = row["ONS ID"]
             abbreviation = row["Party abbreviation"]
@@ -128,7 +141,7 @@ def load_register(data_dir: Path) -> Register:
             )
 
     constituencies: dict[str, ConstituencyRef] = {}
-    for row in _read_csv(data_dir / CONSTITUENCIES_FILE):
+    for row in read_csv(data_dir / CONSTITUENCIES_FILE):
         ons_id = row["ONS ID"]
         name = row["Constituency name"]
         if ons_id not in candidates_by_seat:

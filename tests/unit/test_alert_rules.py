@@ -644,6 +644,8 @@ def test_a_higher_shock_threshold_keeps_the_biggest_upsets(
 # --- any order of the night ------------------------------------------------------------------
 
 
+# Each example tallies the whole night in a new order (~2 s in all): the full suite runs it.
+@pytest.mark.slow
 @settings(
     max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,8 @@ DEAD_LETTER_MAX = LIMIT * 4 // 3 + 8 * 1024
 OVERSIZED_DEAD_LETTER_MAX = KEPT_PREFIX_BYTES * 4 // 3 + 8 * 1024
 
 
+# ~30 s of Hypothesis drawing 10,000 examples: scripts/test.sh runs it, make test-unit does not.
+@pytest.mark.slow
 def test_ten_thousand_bad_messages_are_each_rejected_for_their_reason() -> None:
     register = night().register
     seen: Counter[tuple[str, str]] = Counter()

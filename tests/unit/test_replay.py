@@ -9,6 +9,7 @@ from collections import Counter
 import orjson
 import pytest
 
+import scripts.replay as replay_module
 from scripts.chaos import ChaosRates
 from scripts.replay import build_outgoing, jsonl_sender, main, parse_clock, replay
 from streams.rules.reference import load_register
@@ -83,8 +84,10 @@ def test_a_dry_run_writes_one_json_line_per_message() -> None:
 
 
 def test_missing_files_and_no_broker_exit_with_one_line(
-    tmp_path: object, capsys: pytest.CaptureFixture[str]
+    tmp_path: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Unreachable either way: a short connect timeout gets to the message without waiting.
+    monkeypatch.setattr(replay_module, "CONNECT_TIMEOUT_MS", 200)
     assert main(["--dry-run", "--data-dir", "/nonexistent"]) == 1
     assert main(["--speed", "max", "--bootstrap-servers", "127.0.0.1:1"]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line]
