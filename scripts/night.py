@@ -27,7 +27,7 @@ from scripts.state_table import state_table
 from streams.connections import kafka_client_options, redis_from_settings
 from streams.rules.reference import ReferenceDataError, load_register
 from streams.settings import Settings, get_settings
-from streams.store.outbox import OUTBOX_SEQ, PUBLISHED, Outbox
+from streams.store.outbox import Outbox
 from streams.store.tally_store import TallyStore
 
 
@@ -101,23 +101,21 @@ async def wait_until_published(
     redis = redis_from_settings(settings)
     store = TallyStore(redis, settings.election_id, settings.redis_key_prefix)
     register = load_register(settings.data_dir)
-    ns = store.ns
+    outbox = Outbox(redis, store.ns)
     deadline = time.monotonic() + timeout_s
     try:
         with console.status("waiting for the worker to tally and publish ...") as status:
             while True:
                 state = await store.state(register)
-                queued, published = await redis.mget(ns + OUTBOX_SEQ, ns + PUBLISHED)
-                queued_n, published_n = int(queued or 0), int(published or 0)
+                progress = await outbox.progress()
                 status.update(
                     f"tallied {state.seats_declared}/{seats} seats, "
-                    f"published {published_n}/{queued_n} outputs"
+                    f"published {progress.published}/{progress.queued} outputs"
                 )
-                announced = await Outbox(redis, ns).announced()
                 if (
                     state.seats_declared >= seats
-                    and announced >= state.sequence
-                    and published_n >= queued_n > 0
+                    and progress.announced >= state.sequence
+                    and progress.published >= progress.queued > 0
                 ):
                     break
                 if time.monotonic() > deadline:
@@ -128,7 +126,7 @@ async def wait_until_published(
                 await asyncio.sleep(0.5)
         counters = await store.counters()
         alerts: Counter[str] = Counter()
-        for item in await Outbox(redis, ns).read(after=0, count=100_000):
+        for item in await outbox.read(after=0, count=100_000):
             if item.output.topic == "alerts":
                 alerts[orjson.loads(item.output.value)["type"]] += 1
         return state, counters, alerts

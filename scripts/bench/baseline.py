@@ -20,6 +20,11 @@ from kafka import KafkaConsumer, TopicPartition
 
 from schemas.declaration import Declaration
 
+# Its own key layout, not the pipeline's (streams.store.keys): the loop a user would write.
+# These two, under the namespace, are how the benchmark (throughput.py) times it.
+READY = "ready"  # string: set once the consumer is assigned, so the benchmark's clock starts
+DONE = "done"  # string: the Unix time the last expected message was processed
+
 
 def run(topic: str, bootstrap: str, redis_url: str, ns: str, expect: int) -> int:
     client = redis.Redis.from_url(redis_url)
@@ -27,7 +32,7 @@ def run(topic: str, bootstrap: str, redis_url: str, ns: str, expect: int) -> int
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
-    client.set(f"{ns}ready", 1)  # the benchmark starts producing (and its clock) now
+    client.set(ns + READY, 1)  # the benchmark starts producing (and its clock) now
     processed = 0
     try:
         for record in consumer:
@@ -35,7 +40,7 @@ def run(topic: str, bootstrap: str, redis_url: str, ns: str, expect: int) -> int
             seat = f"{ns}seat:{declaration.constituency_id}"
             votes_key = seat + ":votes"
             current = client.hget(seat, "revision")
-            if current is None or int(current) < declaration.revision:  # type: ignore[arg-type]
+            if current is None or int(current) < declaration.revision:
                 old_votes: Any = client.hgetall(votes_key)
                 for party, votes in old_votes.items():
                     client.hincrby(f"{ns}totals", f"party:{party.decode()}:votes", -int(votes))
@@ -59,7 +64,7 @@ def run(topic: str, bootstrap: str, redis_url: str, ns: str, expect: int) -> int
             processed += 1
             client.incr(f"{ns}processed")
             if processed >= expect:
-                client.set(f"{ns}done", repr(time.time()))
+                client.set(ns + DONE, repr(time.time()))
                 break
     finally:
         consumer.close()

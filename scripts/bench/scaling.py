@@ -33,11 +33,9 @@ from scripts.replay import build_outgoing, kafka_sender, replay
 from scripts.worker_process import WorkerProcess
 from streams.connections import kafka_client_options, redis_from_settings
 from streams.rules.reference import load_register
-from streams.rules.tally import SEQUENCE
 from streams.settings import Settings, get_settings
-from streams.store.keys import election_namespace
-from streams.store.outbox import ANNOUNCED, OUTBOX_SEQ, PUBLISHED
-from streams.store.tally_store import SEATS, TOTALS, TallyStore
+from streams.store.outbox import Outbox
+from streams.store.tally_store import TallyStore
 
 POLL_S = 0.1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -145,24 +143,17 @@ def wait_for_group(settings: Settings, group: str, members: int, timeout_s: floa
         admin.close()
 
 
-async def _progress(settings: Settings, ns: str) -> tuple[int, int, int, int, int]:
+async def _progress(settings: Settings, prefix: str) -> tuple[int, int, int, int, int]:
     """(seats tallied, change sequence, changes announced, outputs queued, outputs published)"""
     redis = redis_from_settings(settings)
     try:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.scard(ns + SEATS)
-            pipe.hget(ns + TOTALS, SEQUENCE)
-            pipe.mget(ns + ANNOUNCED, ns + OUTBOX_SEQ, ns + PUBLISHED)
-            seats, sequence, (announced, queued, published) = await pipe.execute()
+        store = TallyStore(redis, settings.election_id, prefix)
+        # The sequence first, so the announced cursor read after it is at least as new.
+        seats, sequence = await store.seats_tallied(), await store.sequence()
+        outbox = await Outbox(redis, store.ns).progress()
     finally:
         await redis.aclose()
-    return (
-        int(seats),
-        int(sequence or 0),
-        int(announced or 0),
-        int(queued or 0),
-        int(published or 0),
-    )
+    return seats, sequence, outbox.announced, outbox.queued, outbox.published
 
 
 async def _finish(settings: Settings, prefix: str) -> tuple[int, dict[str, int]]:
@@ -185,7 +176,6 @@ def run_once(settings: Settings, workers: int, round_no: int, timeout_s: float) 
     feed = build_outgoing(settings.data_dir)
     seats = len(load_register(settings.data_dir).constituencies)
     env = worker_env(settings, run_id, topics)
-    ns = election_namespace(prefix, settings.election_id)
     with contextlib.ExitStack() as stack:
         stack.enter_context(fresh_topics(settings, topics, run_id))
         procs = [
@@ -211,7 +201,9 @@ def run_once(settings: Settings, workers: int, round_no: int, timeout_s: float) 
         acked_s = time.monotonic() - began
         tallied_at: float | None = None
         while True:
-            tallied, sequence, announced, queued, published = asyncio.run(_progress(settings, ns))
+            tallied, sequence, announced, queued, published = asyncio.run(
+                _progress(settings, prefix)
+            )
             now = time.monotonic()
             if tallied_at is None and tallied >= seats:
                 tallied_at = now

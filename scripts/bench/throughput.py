@@ -52,14 +52,23 @@ from kafka.admin import NewTopic
 from redis.asyncio import Redis as AsyncRedis
 
 from scripts.bench import feed as bench_feed
+from scripts.bench.baseline import DONE, READY
 from scripts.bench.feed import FeedItem
 from scripts.bench.report import load_average, machine, progress, publish, timer
 from scripts.replay import build_outgoing, kafka_sender, replay
 from scripts.worker_process import PROJECT_ROOT, WorkerProcess
+from streams.rules.tally import SEQUENCE
 from streams.settings import get_settings
-from streams.store.keys import election_namespace
-from streams.store.outbox import ANNOUNCED, OUTBOX_SEQ, PUBLISHED
-from streams.store.tally_store import CHANGES, COUNTERS, SEATS, TOTALS
+from streams.store.keys import (
+    ANNOUNCED,
+    CHANGES,
+    COUNTERS,
+    OUTBOX_SEQ,
+    PUBLISHED,
+    SEATS,
+    TOTALS,
+    election_namespace,
+)
 
 NIGHT_ELECTION_ID = "parl.2024-07-04"
 NIGHT_SEATS = 650
@@ -349,7 +358,7 @@ def _outputs_done(run: Isolated) -> bool:
     """Every applied change announced and every queued output on Kafka."""
     client = redis.Redis.from_url(run.redis_url)
     try:
-        sequence = client.hget(run.key(TOTALS), "meta:sequence")
+        sequence = client.hget(run.key(TOTALS), SEQUENCE)
         announced, queued, published = client.mget(
             run.key(ANNOUNCED), run.key(OUTBOX_SEQ), run.key(PUBLISHED)
         )
@@ -461,7 +470,7 @@ def run_baseline(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Ba
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not client.exists(run.key("ready")):
+        while not client.exists(run.key(READY)):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("baseline consumer did not start")
             time.sleep(0.05)
@@ -477,7 +486,7 @@ def run_baseline(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Ba
             time.sleep(0.2)
         if process.returncode != 0:
             raise RuntimeError(f"baseline exited with {process.returncode}")
-        done = float(client.get(run.key("done")) or 0)  # type: ignore[arg-type]
+        done = float(client.get(run.key(DONE)) or 0)
     finally:
         if process.poll() is None:
             process.kill()
@@ -512,7 +521,7 @@ def run_night(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Night
         deadline = time.monotonic() + args.timeout
         while True:
             declared = client.hget(run.key(TOTALS), "total:declared")
-            if int(declared or 0) >= NIGHT_SEATS and _outputs_done(run):  # type: ignore[arg-type]
+            if int(declared or 0) >= NIGHT_SEATS and _outputs_done(run):
                 final = time.time()
                 break
             if time.monotonic() > deadline:

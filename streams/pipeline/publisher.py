@@ -39,9 +39,10 @@ from streams.rules.event_time import (
 from streams.rules.reference import Register
 from streams.rules.tally import RunningTotals, state_of_parties
 from streams.rules.watchlist import Watchlist, load_watchlist
+from streams.store.keys import CHANGES
 from streams.store.outbox import Output, QueuedOutput
 from streams.store.rebuild import REDIS_UNAVAILABLE, state_present
-from streams.store.tally_store import CHANGES, Change
+from streams.store.tally_store import Change
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,7 @@ class Publisher:
         self.redis = context.redis
         self.ns = context.namespace
         self.outbox = context.outbox
+        self.lease = context.outbox.lease(self.token, LOCK_TTL_MS)
         self.store = context.store
         self.topics = {
             "results": settings.topic_results,
@@ -247,7 +249,7 @@ class Publisher:
             # a half-built change log, and what this publisher remembers belongs to the old one.
             self.stand_down()
             return
-        if not await self.outbox.acquire_lock(self.token, LOCK_TTL_MS):
+        if not await self.lease.acquire():
             self.stand_down()
             return
         if not self.leading:
@@ -294,7 +296,7 @@ class Publisher:
         if self.consumer is not None:
             await self.consumer.stop()
             self.consumer = None
-        await self.outbox.release_lock(self.token)
+        await self.lease.release()
 
     async def wait_for_change(self, timeout_s: float) -> bool:
         """Block until the change log has an entry past what was read, or the timeout."""
@@ -566,7 +568,7 @@ def register(app: ElectionApp) -> None:
             publisher = Publisher(app.context)
         await follow(publisher)
 
-    @app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def release_publisher(sender: Any, **kwargs: Any) -> None:
         if publisher is not None:
             await publisher.stop()

@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +37,13 @@ from redis.asyncio import Redis
 from streams.connections import redis_from_settings
 from streams.pipeline.context import ElectionApp
 from streams.settings import Settings
+from streams.store.keys import WEBHOOK_SUBSCRIBERS, WEBHOOKS_LOCK, SubscriberKeys
+from streams.store.lease import Lease
+from streams.store.lua_scripts import lua_script
 from streams.store.outbox import Outbox, QueuedOutput
 
 log = logging.getLogger(__name__)
 
-LOCK = "webhooks:lock"
-SUBSCRIBERS = "webhooks:subscribers"
 LOCK_TTL_MS = 10_000
 BLOCK_MS = 1_000
 READ_COUNT = 100
@@ -91,18 +91,6 @@ def decide(status: int | None, error: str | None, attempt: int, max_attempts: in
 def subscriber_id(url: str) -> str:
     """Stable short id of a subscriber URL for its Redis keys (the URL itself may hold secrets)."""
     return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class SubscriberKeys:
-    cursor: str
-    delivered: str
-    dead: str
-
-    @classmethod
-    def of(cls, namespace: str, url: str) -> SubscriberKeys:
-        base = f"{namespace}webhooks:{subscriber_id(url)}:"
-        return cls(cursor=base + "cursor", delivered=base + "delivered", dead=base + "dead")
 
 
 SIGNATURE_HEADER = "X-Signature-256"
@@ -165,29 +153,7 @@ def alert_request(item: QueuedOutput) -> tuple[str, bytes, dict[str, str]]:
 
 # Redis side: each outcome and its cursor move are one atomic step, and the cursor never moves
 # back, so a stalled former dispatcher cannot make the current one send again.
-_SETTLE = """
-local cursor_key, delivered_key, dead_key = KEYS[1], KEYS[2], KEYS[3]
-local sequence, alert_id, dead_entry = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-if alert_id ~= '' then
-  if dead_entry ~= '' then
-    redis.call('RPUSH', dead_key, dead_entry)
-  else
-    redis.call('SADD', delivered_key, alert_id)
-  end
-end
-local current = tonumber(redis.call('GET', cursor_key) or '0')
-if sequence > current then
-  redis.call('SET', cursor_key, sequence)
-end
-return 1
-"""
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
+_SETTLE = lua_script("webhook_settle")
 
 
 @dataclass(frozen=True)
@@ -218,11 +184,11 @@ class Subscriber:
     ) -> None:
         self.url = url
         self.redis = redis
-        self.keys = SubscriberKeys.of(namespace, url)
+        self.keys = SubscriberKeys.of(namespace, subscriber_id(url))
         self.outbox = Outbox(redis, namespace)
         self.policy = policy
         self.session = session
-        self._settle = redis.register_script(_SETTLE)
+        self._settle = redis.register_script(_SETTLE.source)
 
     async def cursor(self) -> int:
         return int(await self.redis.get(self.keys.cursor) or 0)
@@ -319,28 +285,21 @@ class Dispatcher:
         self.redis = redis
         self.ns = namespace
         self.policy = policy
-        self.token = uuid.uuid4().hex
+        self.lease = Lease(redis, namespace + WEBHOOKS_LOCK, LOCK_TTL_MS)
         self.tasks: list[asyncio.Task[None]] = []
         self.session: aiohttp.ClientSession | None = None
-        self._renew = redis.register_script(_RENEW)
-
-    async def acquire_lock(self) -> bool:
-        key = self.ns + LOCK
-        if await self.redis.set(key, self.token, nx=True, px=LOCK_TTL_MS):
-            return True
-        return bool(await self._renew(keys=[key], args=[self.token, LOCK_TTL_MS]))
 
     async def tick(self) -> None:
         if not self.urls:
             return
-        if not await self.acquire_lock():
+        if not await self.lease.acquire():
             await self._stop_tasks()
             return
         if not self.tasks:
             self.session = self.session or aiohttp.ClientSession()
             for url in self.urls:
                 # Operators find a subscriber's keys from its URL here.
-                await self.redis.hset(self.ns + SUBSCRIBERS, subscriber_id(url), url)
+                await self.redis.hset(self.ns + WEBHOOK_SUBSCRIBERS, subscriber_id(url), url)
                 subscriber = Subscriber(url, self.redis, self.ns, self.policy, self.session)
                 self.tasks.append(asyncio.create_task(subscriber.run()))
             log.info("webhook dispatcher delivering to %d subscriber(s)", len(self.urls))
@@ -358,13 +317,7 @@ class Dispatcher:
         if self.session is not None:
             await self.session.close()
             self.session = None
-        await self.redis.eval(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-            "return 0",
-            1,
-            self.ns + LOCK,
-            self.token,
-        )
+        await self.lease.release()
 
 
 def register(app: ElectionApp) -> None:
@@ -396,7 +349,7 @@ def register(app: ElectionApp) -> None:
             # A Redis hiccup must not kill the timer; the next tick tries again.
             log.exception("webhook dispatcher tick failed")
 
-    @app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stop_dispatcher(sender: Any, **kwargs: Any) -> None:
         if dispatcher is not None:
             await dispatcher.stop()

@@ -1,6 +1,9 @@
-"""Where an election's Redis keys live: one namespace per election, one hash slot per namespace."""
+"""Every Redis key of an election, named here once: its namespace and the names after it."""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 
 def election_namespace(key_prefix: str, election_id: str) -> str:
@@ -12,3 +15,58 @@ def election_namespace(key_prefix: str, election_id: str) -> str:
     `{...}` lies inside this constant start, so the keys of one election always share a slot.
     """
     return f"{key_prefix}election:{{{election_id}}}:"
+
+
+def namespace_pattern(namespace: str) -> str:
+    """The SCAN pattern of every key in `namespace`: glob characters in it match themselves."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", namespace) + "*"
+
+
+# The names below follow the namespace. The strings are the data layout of Redis as it stands
+# on a night: renaming one orphans what is already stored under it.
+
+# The tallies (streams.store.tally_store), written by the apply step (lua/tally_apply.lua).
+# + ONS id: hash revision, kind, content_hash, contribution, result, recount, applied_offset
+SEAT = "seat:"
+SEATS = "seats"  # set of ONS ids with a seat hash, so reading every seat needs no SCAN
+TOTALS = "totals"  # hash of flat integer counters (none at 0), and meta:sequence
+OFFSETS = "offsets"  # hash topic:partition -> last offset applied
+CLOCKS = "clocks"  # hash topic:partition -> event key (text) of the last timed message applied
+ENDS = "ends"  # hash topic:partition -> "log end as the worker's consumer knew it|sequence"
+AS_OF = "as-of"  # string: the latest declaration time applied, ms since the epoch
+CHANGES = "changes"  # stream, entry id {sequence}-0, read by the publisher
+EXIT_POLL = "exit-poll"  # string: the election's exit poll JSON, once
+COUNTERS = "counters"  # hash stage:outcome -> count
+
+# The outbox and its publisher (streams.store.outbox).
+OUTBOX = "outbox"  # stream, entry id {outbox sequence}-0: output_id, topic, key, value
+OUTBOX_SEQ = "outbox:seq"  # string: the last outbox sequence given out
+ANNOUNCED_IDS = "outbox:ids"  # set: every output id ever queued (or found already on Kafka)
+EPOCH = "outbox:epoch"  # string: a random id per outbox life, new after a reset
+ANNOUNCED = "publisher:announced"  # string: every change up to this sequence is queued
+MOMENTS = "publisher:moments"  # hash: national moment -> the id it was told under, and where
+PUBLISHED = "publisher:published"  # string: every outbox entry up to this sequence is on Kafka
+PUBLISHER_LOCK = "publisher:lock"  # lease (streams.store.lease): the one publishing worker
+
+# Where the state came from (streams.store.rebuild).
+STATE_MARKER = "state:origin"  # JSON: how this state began (fresh, rebuilt, reset) and when
+REBUILD_LOCK = "state:rebuild-lock"  # lease: one rebuilder at a time across workers
+
+# Webhook delivery (streams.pipeline.webhooks).
+WEBHOOKS_LOCK = "webhooks:lock"  # lease: the one worker delivering to every subscriber
+WEBHOOK_SUBSCRIBERS = "webhooks:subscribers"  # hash subscriber id -> URL, for operators
+WEBHOOK_SUBSCRIBER = "webhooks:"  # + subscriber id + ":" + one of SubscriberKeys' names
+
+
+@dataclass(frozen=True)
+class SubscriberKeys:
+    """One webhook subscriber's keys, under its id (a hash: the URL itself may hold secrets)."""
+
+    cursor: str  # string: the outbox sequence every entry up to which is settled
+    delivered: str  # set: alert ids the subscriber acknowledged with a 2xx
+    dead: str  # list: JSON of each alert given up on, with the last reason
+
+    @classmethod
+    def of(cls, namespace: str, subscriber_id: str) -> SubscriberKeys:
+        base = f"{namespace}{WEBHOOK_SUBSCRIBER}{subscriber_id}:"
+        return cls(cursor=base + "cursor", delivered=base + "delivered", dead=base + "dead")

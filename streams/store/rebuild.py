@@ -23,7 +23,6 @@ import contextlib
 import datetime as dt
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,18 +38,16 @@ from streams.connections import kafka_client_options
 from streams.rules.reference import Register
 from streams.rules.validation import FeedPosition, kafka_time, validate_message
 from streams.settings import Settings
-from streams.store.outbox import ANNOUNCED, ANNOUNCED_IDS
-from streams.store.tally_store import OFFSETS, PendingStep, TallyStore, step_of
+from streams.store.keys import OFFSETS, REBUILD_LOCK, STATE_MARKER
+from streams.store.lease import Lease
+from streams.store.outbox import Outbox
+from streams.store.tally_store import PendingStep, TallyStore, step_of
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-STATE_MARKER = "state:origin"  # JSON: how this state began (fresh, rebuilt, reset) and when
-REBUILD_LOCK = "state:rebuild-lock"  # one rebuilder at a time across workers
 LOCK_TTL_MS = 30_000
-# The announce script skips every change at or below the cursor: parked here, it queues nothing.
-HOLD_ANNOUNCED = 2**62
 APPLY_CHUNK = 500
 READ_STALL_S = 30.0
 # Redis is restarting or unreachable: wait and try the same batch again, never skip it.
@@ -61,14 +58,6 @@ REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
 RETRY_FIRST_S = 0.2
 SETTLE_S = 1.0
 RETRY_MAX_S = 5.0
-
-_RELEASE = (
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-)
-_RENEW = (
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-    "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
-)
 
 
 @dataclass
@@ -100,6 +89,12 @@ async def state_present(redis: Redis, namespace: str) -> bool:
     return bool(await redis.exists(namespace + STATE_MARKER))
 
 
+async def state_origin(redis: Redis, namespace: str) -> dict[str, Any] | None:
+    """How the election's state began (the marker, see mark_state); None without a marker."""
+    raw = await redis.get(namespace + STATE_MARKER)
+    return orjson.loads(raw) if raw else None
+
+
 async def mark_state(redis: Redis, namespace: str, how: str, **details: Any) -> None:
     """Write the marker: `how` is fresh, rebuilt or reset."""
     await redis.set(namespace + STATE_MARKER, orjson.dumps({"how": how, "at": _now(), **details}))
@@ -117,16 +112,22 @@ async def reset_election(store: TallyStore) -> int:
     return removed - had_marker
 
 
-async def group_has_committed(settings: Settings) -> bool:
-    """Whether the worker's consumer group committed any offset on the declarations topic."""
+@contextlib.asynccontextmanager
+async def _kafka_admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings)
     )
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(settings.app_id)
+        yield admin
     finally:
         await admin.close()
+
+
+async def group_has_committed(settings: Settings) -> bool:
+    """Whether the worker's consumer group committed any offset on the declarations topic."""
+    async with _kafka_admin(settings) as admin:
+        offsets = await admin.list_consumer_group_offsets(settings.app_id)
     return any(
         tp.topic == settings.topic_declarations and meta.offset >= 0 for tp, meta in offsets.items()
     )
@@ -196,22 +197,26 @@ async def ensure_state(
         raise RebuildError(f"{type(error).__name__}: {error}") from error
 
 
+def _rebuild_lease(store: TallyStore) -> Lease:
+    return Lease(store.redis, store.ns + REBUILD_LOCK, LOCK_TTL_MS)
+
+
 async def _rebuild_once(
     store: TallyStore, settings: Settings, register: Register
 ) -> RebuildReport | None:
     """Rebuild unless another worker already is (then wait for its marker: None)."""
     redis, ns = store.redis, store.ns
     log.warning("the state of %s is missing from Redis: rebuilding it from Kafka", ns)
-    token = uuid.uuid4().hex
+    lease = _rebuild_lease(store)
     while not await state_present(redis, ns):
-        if await redis.set(ns + REBUILD_LOCK, token, nx=True, px=LOCK_TTL_MS):
+        if await lease.acquire():
             try:
                 # A batch another worker checked just before the marker went may still land:
                 # let it, so the wipe takes it away and the log puts it back.
                 await asyncio.sleep(SETTLE_S)
-                report = await rebuild(store, settings, register, token)
+                report = await rebuild(store, settings, register, lease)
             finally:
-                await redis.eval(_RELEASE, 1, ns + REBUILD_LOCK, token)  # type: ignore[misc]
+                await lease.release()
             log.warning("%s", report.summary(settings.election_id, settings.topic_declarations))
             return report
         await asyncio.sleep(0.2)  # another worker is rebuilding; its marker ends the wait
@@ -254,40 +259,6 @@ async def with_state(
         delay = min(delay * 2, RETRY_MAX_S)
 
 
-async def until_redis_answers(step: Callable[[], Awaitable[T]], what: str) -> T:
-    """Run `step`, waiting out a Redis restart instead of letting the agent crash."""
-    delay = RETRY_FIRST_S
-    while True:
-        try:
-            return await step()
-        except REDIS_UNAVAILABLE as error:
-            log.warning("%s: Redis unavailable (%s); retrying in %.1fs", what, error, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RETRY_MAX_S)
-
-
-async def _keep_lock(redis: Redis, key: str, token: str) -> None:
-    while True:
-        await asyncio.sleep(LOCK_TTL_MS / 3000)
-        await redis.eval(_RENEW, 1, key, token, LOCK_TTL_MS)  # type: ignore[misc]
-
-
-async def _wipe(redis: Redis, namespace: str, keep: str) -> None:
-    batch: list[Any] = []
-    async for key in redis.scan_iter(match=_glob_escape(namespace) + "*", count=1000):
-        if (key.decode() if isinstance(key, bytes) else key) != keep:
-            batch.append(key)
-        if len(batch) >= 500:
-            await redis.unlink(*batch)
-            batch = []
-    if batch:
-        await redis.unlink(*batch)
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -297,22 +268,37 @@ def _consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
+async def _partitions(settings: Settings, topic: str) -> list[int]:
+    """The partitions of `topic` as the brokers list them now; none while it does not exist.
+
+    Every topic is asked for, as a consumer's own metadata refresh does: a request naming the
+    topic would have a broker that creates topics on demand create it.
+    """
+    async with _kafka_admin(settings) as admin:
+        described = await admin.describe_topics()
+    for entry in described:
+        # A topic the brokers report with an error (not yet led, say) has no partitions to
+        # read, as a consumer's metadata would have it.
+        if entry["topic"] == topic and entry["error_code"] == 0:
+            return sorted(partition["partition"] for partition in entry["partitions"])
+    return []
+
+
 async def read_log(
     settings: Settings, topic: str
 ) -> AsyncIterator[tuple[int, list[ConsumerRecord[bytes, bytes]]]]:
     """Every message of `topic` up to its end now, a partition's run at a time, in order.
 
     Yields (number of partitions, records). The end is taken once, at the start: what arrives
-    later is the live consumers' business. One consumer per topic: once a consumer has
-    partitions assigned, its metadata updates cover only their topics.
+    later is the live consumers' business. The partitions come from the brokers, not from a
+    fresh consumer's metadata, which may not list the topic yet.
     """
+    tps = [TopicPartition(topic, p) for p in await _partitions(settings, topic)]
+    if not tps:
+        return
     consumer = _consumer(settings)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            return
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
@@ -394,7 +380,7 @@ def output_ids_on_kafka(
     return ids
 
 
-async def _record_sent(redis: Redis, namespace: str, settings: Settings) -> Counter[str]:
+async def _record_sent(outbox: Outbox, settings: Settings) -> Counter[str]:
     topics = {
         "results": settings.topic_results,
         "state": settings.topic_state,
@@ -407,56 +393,50 @@ async def _record_sent(redis: Redis, namespace: str, settings: Settings) -> Coun
             records += run
         ids = output_ids_on_kafka(name, records, settings.election_id)
         sent[name] = len(ids)
-        for at in range(0, len(ids), 1000):
-            await redis.sadd(namespace + ANNOUNCED_IDS, *ids[at : at + 1000])  # type: ignore[misc]
+        await outbox.count_as_sent(ids)
     return sent
 
 
 async def rebuild(
-    store: TallyStore, settings: Settings, register: Register, token: str | None = None
+    store: TallyStore, settings: Settings, register: Register, lease: Lease | None = None
 ) -> RebuildReport:
-    """Wipe the election's state and re-make it from the declarations topic; the caller holds the
-    rebuild lock under `token` (None: this call takes it, failing if someone holds it)."""
+    """Wipe the election's state and re-make it from the declarations topic; the caller holds
+    the rebuild `lease` (None: this call takes it, failing if someone holds it)."""
     redis, ns = store.redis, store.ns
-    lock = ns + REBUILD_LOCK
-    own_lock = token is None
-    token = token or uuid.uuid4().hex
-    if own_lock and not await redis.set(lock, token, nx=True, px=LOCK_TTL_MS):
-        raise RuntimeError(f"another rebuild of {ns} is under way ({lock} is held)")
+    own_lease = lease is None
+    lease = lease or _rebuild_lease(store)
+    if own_lease and not await lease.acquire():
+        raise RuntimeError(f"another rebuild of {ns} is under way ({lease.key} is held)")
     began = time.monotonic()
-    keeper = asyncio.create_task(_keep_lock(redis, lock, token))
+    outbox = Outbox(redis, ns)
     try:
-        await _wipe(redis, ns, keep=lock)
-        await redis.set(ns + ANNOUNCED, HOLD_ANNOUNCED)
-        report = await _apply_log(store, settings, register)
-        report.already_sent = await _record_sent(redis, ns, settings)
-        report.seconds = time.monotonic() - began
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.delete(ns + ANNOUNCED)
-            pipe.set(
-                ns + STATE_MARKER,
-                orjson.dumps(
-                    {
-                        "how": "rebuilt",
-                        "at": _now(),
-                        "messages": report.messages,
-                        "seconds": round(report.seconds, 3),
-                    }
-                ),
-            )
-            await pipe.execute()
+        async with lease.kept():
+            await store.reset(keep={lease.key})
+            await outbox.hold_announcing()
+            report = await _apply_log(store, settings, register)
+            report.already_sent = await _record_sent(outbox, settings)
+            report.seconds = time.monotonic() - began
+            async with redis.pipeline(transaction=True) as pipe:
+                outbox.resume_announcing(pipe)
+                pipe.set(
+                    ns + STATE_MARKER,
+                    orjson.dumps(
+                        {
+                            "how": "rebuilt",
+                            "at": _now(),
+                            "messages": report.messages,
+                            "seconds": round(report.seconds, 3),
+                        }
+                    ),
+                )
+                await pipe.execute()
         return report
     finally:
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
-        if own_lock:
-            await redis.eval(_RELEASE, 1, lock, token)  # type: ignore[misc]
+        if own_lease:
+            await lease.release()
 
 
 __all__ = [
-    "REBUILD_LOCK",
-    "STATE_MARKER",
     "RebuildError",
     "RebuildReport",
     "ensure_state",
@@ -466,7 +446,7 @@ __all__ = [
     "read_log",
     "rebuild",
     "rebuild_now",
+    "state_origin",
     "state_present",
-    "until_redis_answers",
     "with_state",
 ]

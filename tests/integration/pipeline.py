@@ -13,7 +13,6 @@ from pathlib import Path
 
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from schemas.results import SeatResult, StateOfParties
@@ -24,8 +23,8 @@ from scripts.replay import ReplayReport, kafka_sender, replay
 from streams.rules.reference import Register
 from streams.settings import Settings
 from streams.store.keys import election_namespace
-from streams.store.outbox import OUTBOX_SEQ, PUBLISHED, Outbox
-from streams.store.rebuild import STATE_MARKER
+from streams.store.outbox import Outbox
+from streams.store.rebuild import state_origin
 from streams.store.tally_store import TallyStore
 from tests.integration.helpers import WorkerProcess, free_port
 from tests.unit.ge2024 import (
@@ -109,12 +108,11 @@ class Pipeline:
 
     def counters(self) -> Counter[str]:
         async def read() -> Counter[str]:
-            redis = Redis.from_url(self.redis_url)
+            redis, store = await self._store()
             try:
-                raw = await redis.hgetall(election_namespace(self.prefix, ELECTION_ID) + "counters")
+                return Counter(await store.counters())
             finally:
                 await redis.aclose()
-            return Counter({k.decode(): int(v) for k, v in raw.items()})
 
         return asyncio.run(read())
 
@@ -140,18 +138,12 @@ class Pipeline:
         async def read() -> Progress:
             redis, store = await self._store()
             try:
-                ns = store.ns
-                queued, published = await redis.mget(ns + OUTBOX_SEQ, ns + PUBLISHED)
-                seats = await redis.scard(ns + "seats")  # type: ignore[misc]
-                offsets = await redis.hgetall(ns + "offsets")  # type: ignore[misc]
+                outbox = await Outbox(redis, store.ns).progress()
+                seats = await store.seats_tallied()
+                applied = await store.applied_offsets(self.topics["declarations"])
             finally:
                 await redis.aclose()
-            applied = {
-                int(k.decode().rsplit(":", 1)[1]): int(v)
-                for k, v in offsets.items()
-                if k.decode().rsplit(":", 1)[0] == self.topics["declarations"]
-            }
-            return Progress(int(seats), int(queued or 0), int(published or 0), applied)
+            return Progress(seats, outbox.queued, outbox.published, applied)
 
         progress = asyncio.run(read())
         if committed:
@@ -188,42 +180,52 @@ class Pipeline:
     ) -> None:
         """Until at least `seats` seats are tallied in Redis (polled every 20 ms)."""
         deadline = time.monotonic() + timeout
-        client = SyncRedis.from_url(self.redis_url)
-        key = election_namespace(self.prefix, ELECTION_ID) + "seats"
-        try:
-            while int(client.scard(key)) < seats:  # type: ignore[arg-type]
-                if worker_alive is not None:
-                    worker_alive()
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"fewer than {seats} seats tallied after {timeout}s")
-                time.sleep(0.02)
-        finally:
-            client.close()
+
+        async def wait() -> None:
+            redis, store = await self._store()
+            try:
+                while await store.seats_tallied() < seats:
+                    if worker_alive is not None:
+                        worker_alive()
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"fewer than {seats} seats tallied after {timeout}s")
+                    await asyncio.sleep(0.02)
+            finally:
+                await redis.aclose()
+
+        asyncio.run(wait())
 
     def wait_for_outbox_backlog(self, timeout: float) -> bool:
         """Until outputs are queued in Redis but not yet marked as on Kafka (polled every
         5 ms): True when seen, False after `timeout`."""
         deadline = time.monotonic() + timeout
-        client = SyncRedis.from_url(self.redis_url)
-        ns = election_namespace(self.prefix, ELECTION_ID)
-        try:
-            while time.monotonic() < deadline:
-                queued, published = client.mget(ns + OUTBOX_SEQ, ns + PUBLISHED)  # type: ignore[misc]
-                if int(queued or 0) > int(published or 0):
-                    return True
-                time.sleep(0.005)
-        finally:
-            client.close()
-        return False
+
+        async def wait() -> bool:
+            redis, store = await self._store()
+            outbox = Outbox(redis, store.ns)
+            try:
+                while time.monotonic() < deadline:
+                    progress = await outbox.progress()
+                    if progress.queued > progress.published:
+                        return True
+                    await asyncio.sleep(0.005)
+            finally:
+                await redis.aclose()
+            return False
+
+        return asyncio.run(wait())
 
     def state_marker(self) -> dict[str, object] | None:
         """How the state began (fresh, rebuilt, reset): streams/store/rebuild.py's marker."""
-        client = SyncRedis.from_url(self.redis_url)
-        try:
-            raw = client.get(election_namespace(self.prefix, ELECTION_ID) + STATE_MARKER)
-        finally:
-            client.close()
-        return orjson.loads(raw) if raw else None  # type: ignore[arg-type]
+
+        async def read() -> dict[str, object] | None:
+            redis, store = await self._store()
+            try:
+                return await state_origin(redis, store.ns)
+            finally:
+                await redis.aclose()
+
+        return asyncio.run(read())
 
     def wait_until_published(
         self,
@@ -239,15 +241,9 @@ class Pipeline:
         async def progress() -> tuple[StateOfParties, int, int, int]:
             redis, store = await self._store()
             try:
-                ns = store.ns
-                queued, published = await redis.mget(ns + OUTBOX_SEQ, ns + PUBLISHED)
-                announced = await Outbox(redis, ns).announced()
-                return (
-                    await store.state(register),
-                    int(queued or 0),
-                    int(published or 0),
-                    announced,
-                )
+                state = await store.state(register)
+                outbox = await Outbox(redis, store.ns).progress()
+                return state, outbox.queued, outbox.published, outbox.announced
             finally:
                 await redis.aclose()
 

@@ -8,7 +8,8 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-import streams.web.admin
+from streams.pipeline.app import create_app
+from streams.pipeline.context import ElectionApp
 from streams.settings import Settings
 from streams.store.keys import election_namespace
 from tests.unit.test_admin import TOKEN, call
@@ -17,32 +18,31 @@ ELECTION = "parl.2024-07-04"
 
 
 @pytest.fixture
-def admin_settings(monkeypatch: pytest.MonkeyPatch, redis_url: str, redis_prefix: str) -> Settings:
+def admin_app(redis_url: str, redis_prefix: str) -> ElectionApp:
     settings = Settings(
         redis_url=redis_url,
         redis_key_prefix=redis_prefix,
         election_id=ELECTION,
         admin_token=SecretStr(TOKEN),
     )
-    monkeypatch.setattr(streams.web.admin, "get_settings", lambda: settings)
-    return settings
+    return create_app(settings)
 
 
 async def test_reset_with_the_token_removes_this_elections_keys_only(
-    admin_settings: Settings, redis_prefix: str
+    admin_app: ElectionApp, redis_prefix: str
 ) -> None:
-    client: Any = redis.Redis.from_url(admin_settings.redis_url)
+    client: Any = redis.Redis.from_url(admin_app.context.settings.redis_url)
     ours = election_namespace(redis_prefix, ELECTION)
     other_election = election_namespace(redis_prefix, "parl.2019-12-12")
     client.set(ours + "seat:E14001497", b"x")
     client.hset(ours + "counters", "validation:accepted", 3)
     client.set(other_election + "seat:E14001497", b"kept")
     try:
-        refused = await call("/api/admin/reset", "POST", "Bearer wrong")
+        refused = await call(admin_app, "/api/admin/reset", "POST", "Bearer wrong")
         assert refused.status == 401
         assert client.exists(ours + "seat:E14001497") == 1, "a refused reset changed state"
 
-        response = await call("/api/admin/reset", "POST", f"Bearer {TOKEN}")
+        response = await call(admin_app, "/api/admin/reset", "POST", f"Bearer {TOKEN}")
         assert response.status == 200, response.body
         assert b'"removed_keys":2' in response.body.replace(b" ", b"")
         assert client.exists(ours + "seat:E14001497", ours + "counters") == 0
@@ -50,3 +50,4 @@ async def test_reset_with_the_token_removes_this_elections_keys_only(
     finally:
         client.delete(other_election + "seat:E14001497")
         client.close()
+        await admin_app.context.redis.aclose()

@@ -27,9 +27,8 @@ from scripts import services
 from scripts.replay import build_outgoing, kafka_sender, replay
 from streams.connections import kafka_client_options, redis_from_settings, sync_redis_from_settings
 from streams.settings import Settings, get_settings
-from streams.store.keys import election_namespace
-from streams.store.outbox import OUTBOX_SEQ, PUBLISHED
-from streams.store.tally_store import COUNTERS
+from streams.store.outbox import Outbox, OutboxProgress
+from streams.store.tally_store import TallyStore
 from tests.integration.helpers import WorkerProcess, free_port
 from tests.integration.pipeline import DATA_DIR, ELECTION_ID
 
@@ -84,6 +83,16 @@ def client_settings(secured: Settings, password: str = PASSWORD, **more: object)
 def failed_logins(settings: Settings) -> int:
     log = services.Paths(settings.run_dir).kafka_server_log.read_text(errors="replace")
     return log.count("Failed authentication")
+
+
+async def night_so_far(settings: Settings, prefix: str) -> tuple[dict[str, int], OutboxProgress]:
+    """The outcome counters and the outbox's cursors, read through Redis AUTH."""
+    redis = redis_from_settings(settings)
+    try:
+        store = TallyStore(redis, ELECTION_ID, prefix)
+        return await store.counters(), await Outbox(redis, store.ns).progress()
+    finally:
+        await redis.aclose()
 
 
 # ---- Redis AUTH ----
@@ -213,9 +222,6 @@ def test_a_worker_runs_the_night_through_scram_and_redis_auth(secured: Settings)
         "REDIS_KEY_PREFIX": prefix,
     }
     feed = build_outgoing(DATA_DIR)[: SEATS + 1]  # the exit poll and the first seats
-    ns = election_namespace(prefix, ELECTION_ID)
-    counters_key = ns + COUNTERS
-    redis_client = sync_redis_from_settings(settings)
     # The topics exist before the worker subscribes, as on the night (and via SCRAM too).
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings)
@@ -241,20 +247,16 @@ def test_a_worker_runs_the_night_through_scram_and_redis_auth(secured: Settings)
         ) as send:
             replay(feed, send, None)
         deadline = time.monotonic() + 120
-        counters: dict[bytes, bytes] = {}
+        counters: dict[str, int] = {}
         while time.monotonic() < deadline:
-            counters = redis_client.hgetall(counters_key)  # type: ignore[assignment]
-            queued, published = redis_client.mget(ns + OUTBOX_SEQ, ns + PUBLISHED)  # type: ignore[misc]
+            counters, outbox = asyncio.run(night_so_far(settings, prefix))
             # Every seat tallied and every output of them on Kafka (the publisher's SCRAM).
-            if int(counters.get(b"tally:applied", 0)) >= SEATS and 0 < int(queued or 0) <= int(
-                published or 0
-            ):
+            if counters.get("tally:applied", 0) >= SEATS and 0 < outbox.queued <= outbox.published:
                 break
             time.sleep(0.5)
         log = worker.log()
-    redis_client.close()
-    assert int(counters.get(b"validation:accepted", 0)) == SEATS + 1, (counters, log[-3000:])
-    assert int(counters[b"tally:applied"]) == SEATS
+    assert counters.get("validation:accepted", 0) == SEATS + 1, (counters, log[-3000:])
+    assert counters["tally:applied"] == SEATS
     assert "SaslAuthenticationFailed" not in log and "AuthenticationError" not in log
     # The publisher's results reached the topic, read back through SCRAM.
     consumer = KafkaConsumer(

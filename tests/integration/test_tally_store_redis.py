@@ -9,7 +9,9 @@ from redis.asyncio import Redis
 
 from schemas.declaration import DeclarationKind
 from scripts.reset_election import main as reset_main
+from streams.store.keys import OFFSETS, SEAT
 from streams.store.tally_store import TallyStore, TallyStoreError
+from tests.store_helpers import apply_batch
 from tests.unit.tally_fixtures import night, revised
 from tests.unit.test_tally_store import CHECKS, ELECTION, Check, pending
 
@@ -30,7 +32,7 @@ def test_reset_election_script(
         redis = Redis.from_url(redis_url)
         try:
             store = TallyStore(redis, ELECTION, redis_prefix, night().register)
-            await store.apply_batch(pending(night().declarations[:4]))
+            await apply_batch(store, pending(night().declarations[:4]))
         finally:
             await redis.aclose()
 
@@ -52,18 +54,18 @@ async def test_a_step_failing_in_cjson_records_nothing(redis_url: str, redis_pre
     try:
         store = TallyStore(redis, ELECTION, redis_prefix, night().register)
         first = night().declarations[0]
-        await store.apply_batch(pending([first]))
-        seat_key = store.key(f"seat:{first.constituency_id}")
+        await apply_batch(store, pending([first]))
+        seat_key = store.key(SEAT + first.constituency_id)
         good = await redis.hget(seat_key, "contribution")  # type: ignore[misc]
         await redis.hset(seat_key, "contribution", "not json")  # type: ignore[misc]
         before = await store.totals()
         correction = revised(first, 2, DeclarationKind.CORRECTION)
         with pytest.raises(TallyStoreError):
-            await store.apply_batch(pending([correction], 1))
+            await apply_batch(store, pending([correction], 1))
         assert await store.totals() == before
-        assert await redis.hget(store.key("offsets"), "declarations:0") == b"0"  # type: ignore[misc]
+        assert await redis.hget(store.key(OFFSETS), "declarations:0") == b"0"  # type: ignore[misc]
         await redis.hset(seat_key, "contribution", good)  # type: ignore[misc]
-        [outcome] = await store.apply_batch(pending([correction], 1))
+        [outcome] = await apply_batch(store, pending([correction], 1))
         assert (outcome.outcome, outcome.sequence) == ("applied", 2)
     finally:
         await redis.aclose()

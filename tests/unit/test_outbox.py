@@ -5,8 +5,9 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from streams.store.keys import election_namespace
-from streams.store.outbox import Outbox, Output
+from streams.store.keys import ANNOUNCED_IDS, election_namespace
+from streams.store.outbox import Outbox, OutboxProgress, Output
+from tests.store_helpers import announce
 
 
 @pytest.fixture
@@ -19,20 +20,20 @@ def alert(output_id: str) -> Output:
 
 
 async def test_a_change_announced_twice_is_queued_once(outbox: Outbox) -> None:
-    assert await outbox.announce(1, [alert("a"), alert("b")]) == 2
-    assert await outbox.announce(1, [alert("a"), alert("b")]) == 0
+    assert await announce(outbox, 1, [alert("a"), alert("b")]) == 2
+    assert await announce(outbox, 1, [alert("a"), alert("b")]) == 0
     assert [q.output.output_id for q in await outbox.read(after=0)] == ["a", "b"]
     assert await outbox.announced() == 1
 
 
 async def test_an_alert_id_is_never_queued_twice_even_from_another_change(outbox: Outbox) -> None:
-    await outbox.announce(1, [alert("a")])
-    assert await outbox.announce(2, [alert("a"), alert("c")]) == 1
+    await announce(outbox, 1, [alert("a")])
+    assert await announce(outbox, 2, [alert("a"), alert("c")]) == 1
     assert [q.sequence for q in await outbox.read(after=0)] == [1, 2]
 
 
 async def test_reading_resumes_after_a_sequence(outbox: Outbox) -> None:
-    await outbox.announce(1, [alert("a"), alert("b"), alert("c")])
+    await announce(outbox, 1, [alert("a"), alert("b"), alert("c")])
     assert [q.output.output_id for q in await outbox.read(after=1)] == ["b", "c"]
     assert [q.output.output_id for q in await outbox.wait_for(2, block_ms=10)] == ["c"]
 
@@ -44,11 +45,35 @@ async def test_the_published_cursor_never_moves_back(outbox: Outbox) -> None:
 
 
 async def test_only_one_publisher_holds_the_lock(outbox: Outbox) -> None:
-    assert await outbox.acquire_lock("worker-1", 10_000)
-    assert not await outbox.acquire_lock("worker-2", 10_000)
-    assert await outbox.acquire_lock("worker-1", 10_000)  # renewal by the holder
-    await outbox.release_lock("worker-1")
-    assert await outbox.acquire_lock("worker-2", 10_000)
+    first, second = outbox.lease("worker-1", 10_000), outbox.lease("worker-2", 10_000)
+    assert await first.acquire()
+    assert not await second.acquire()
+    assert await first.acquire()  # renewal by the holder
+    await second.release()  # not its lease: nothing happens
+    assert not await second.acquire()
+    await first.release()
+    assert await second.acquire()
+
+
+async def test_progress_reads_the_three_cursors(outbox: Outbox) -> None:
+    assert await outbox.progress() == OutboxProgress(announced=0, queued=0, published=0)
+    await announce(outbox, 4, [alert("a"), alert("b"), alert("c")])
+    await outbox.mark_published(2)
+    assert await outbox.progress() == OutboxProgress(announced=4, queued=3, published=2)
+
+
+async def test_a_held_outbox_queues_nothing_until_announcing_resumes(outbox: Outbox) -> None:
+    """As during a rebuild: outputs found on Kafka are never queued again after it."""
+    await outbox.hold_announcing()
+    assert await announce(outbox, 1, [alert("a")]) == 0
+    await outbox.count_as_sent([f"sent-{n}" for n in range(2500)] + ["a"])
+    async with outbox.redis.pipeline(transaction=True) as pipe:
+        outbox.resume_announcing(pipe)
+        await pipe.execute()
+    assert await outbox.announced() == 0
+    assert await announce(outbox, 1, [alert("a"), alert("b")]) == 1
+    assert [q.output.output_id for q in await outbox.read(after=0)] == ["b"]
+    assert await outbox.redis.scard(outbox.ns + ANNOUNCED_IDS) == 2502  # type: ignore[misc]
 
 
 async def test_the_epoch_is_stable_until_a_reset(outbox: Outbox) -> None:

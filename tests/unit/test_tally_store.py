@@ -18,7 +18,9 @@ from schemas.declaration import Declaration, DeclarationKind
 from streams.rules.event_time import EventKey, PartitionProgress, event_key
 from streams.rules.reference import ReferenceDataError
 from streams.rules.tally import add_delta, seat_result
+from streams.store.keys import CHANGES, COUNTERS, OFFSETS, SEAT
 from streams.store.tally_store import Change, PendingApply, TallyStore, TallyStoreError
+from tests.store_helpers import apply_batch, changes_before, record_exit_poll
 from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 from tests.unit.tally_fixtures import (
     SOUTH_WEST_NORFOLK,
@@ -52,7 +54,7 @@ def pending(
 async def _apply_all(store: TallyStore, items: list[PendingApply], batch: int = 97) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     for start in range(0, len(items), batch):
-        for outcome in await store.apply_batch(items[start : start + batch]):
+        for outcome in await apply_batch(store, items[start : start + batch]):
             outcomes[outcome.outcome] += 1
     return outcomes
 
@@ -80,13 +82,13 @@ async def _keys(redis: Redis, pattern: str) -> set[bytes]:
 
 async def _seat_hashes(redis: Redis, store: TallyStore) -> dict[str, Any]:
     return {
-        ons: await redis.hgetall(store.key(f"seat:{ons}"))  # type: ignore[misc]
+        ons: await redis.hgetall(store.key(SEAT + ons))  # type: ignore[misc]
         for ons in night().register.constituencies
     }
 
 
 async def _recount_field(redis: Redis, store: TallyStore) -> Any:
-    return await redis.hget(store.key(f"seat:{SOUTH_WEST_NORFOLK}"), "recount")  # type: ignore[misc]
+    return await redis.hget(store.key(SEAT + SOUTH_WEST_NORFOLK), "recount")  # type: ignore[misc]
 
 
 def _without_sequence(totals: dict[str, int]) -> dict[str, int]:
@@ -135,9 +137,9 @@ async def check_whole_night(redis: Redis, prefix: str) -> None:
     hashes = await _seat_hashes(redis, store)
     assert await _apply_all(store, pending(declarations), batch=200) == Counter(redelivered=650)
     assert await store.totals() == totals
-    assert await redis.xlen(store.key("changes")) == 650
+    assert await redis.xlen(store.key(CHANGES)) == 650
     assert await _seat_hashes(redis, store) == hashes
-    counters = await redis.hgetall(store.key("counters"))  # type: ignore[misc]
+    counters = await redis.hgetall(store.key(COUNTERS))  # type: ignore[misc]
     assert counters == {
         b"validation:accepted": b"650",
         b"tally:applied": b"650",
@@ -152,7 +154,7 @@ async def check_revisions(redis: Redis, prefix: str) -> None:
     result = declaration_of(SOUTH_WEST_NORFOLK)
     wrong = swapped_top_two(result)  # hands the seat back to the Conservatives
     right = revised(result, 2, DeclarationKind.CORRECTION)
-    outcomes = await store.apply_batch(pending([wrong, right, wrong, right]))
+    outcomes = await apply_batch(store, pending([wrong, right, wrong, right]))
     assert [(o.outcome, o.sequence) for o in outcomes] == [
         ("applied", 1),
         ("applied", 2),
@@ -173,24 +175,26 @@ async def check_revisions(redis: Redis, prefix: str) -> None:
     # revision relayed by another feed is the same announcement: a duplicate.
     other_count = revised(swapped_top_two(result), 2, DeclarationKind.CORRECTION)
     relayed = right.model_copy(update={"source": "another feed"})
-    conflict, duplicate = await store.apply_batch(pending([other_count, relayed], 10))
+    conflict, duplicate = await apply_batch(store, pending([other_count, relayed], 10))
     assert (conflict.outcome, conflict.sequence, conflict.revision) == ("conflict", None, 2)
     assert (duplicate.outcome, duplicate.sequence) == ("duplicate", None)
     assert await store.totals() == totals
-    assert await redis.hget(store.key("offsets"), f"{TOPIC}:0") == b"11"  # type: ignore[misc]
-    seat_key = store.key(f"seat:{SOUTH_WEST_NORFOLK}")
+    assert await redis.hget(store.key(OFFSETS), f"{TOPIC}:0") == b"11"  # type: ignore[misc]
+    seat_key = store.key(SEAT + SOUTH_WEST_NORFOLK)
     assert await redis.hget(seat_key, "applied_offset") == f"{TOPIC}:0:1".encode()  # type: ignore[misc]
 
     # A recount notice keeps the figures, exactly, and marks the seat; its result ends it.
     previous = await store.seat(SOUTH_WEST_NORFOLK)
-    [marked] = await store.apply_batch(pending([recount_notice(result, 3)], 12))
+    [marked] = await apply_batch(store, pending([recount_notice(result, 3)], 12))
     assert (marked.outcome, marked.sequence) == ("applied", 3)
     seat = await store.seat(SOUTH_WEST_NORFOLK)
     assert seat == seat_result(recount_notice(result, 3), ref, 3, previous=previous)
     assert seat is not None and seat.recount and seat.majority == 630
     assert await _recount_field(redis, store) == b"1"
     assert _without_sequence(await store.totals()) == _without_sequence(totals)
-    [concluded] = await store.apply_batch(pending([revised(result, 4, DeclarationKind.RESULT)], 13))
+    [concluded] = await apply_batch(
+        store, pending([revised(result, 4, DeclarationKind.RESULT)], 13)
+    )
     seat = await store.seat(SOUTH_WEST_NORFOLK)
     assert concluded.sequence == 4 and seat is not None and not seat.recount
     assert await _recount_field(redis, store) == b"0"
@@ -201,8 +205,8 @@ async def check_a_failed_step_is_applied_on_redelivery(redis: Redis, prefix: str
     """A step Redis refuses records nothing, and holds back the rest of its partition."""
     store = _store(redis, prefix)
     first, second, third = night().declarations[:3]
-    await store.apply_batch(pending([first]))
-    seat_key = store.key(f"seat:{first.constituency_id}")
+    await apply_batch(store, pending([first]))
+    seat_key = store.key(SEAT + first.constituency_id)
     # A stored result the recount cannot be spliced into. (A contribution that is not
     # JSON fails as well on Redis, but fakeredis lets its cjson error escape to Python.)
     good = await redis.hget(seat_key, "result")  # type: ignore[misc]
@@ -216,19 +220,19 @@ async def check_a_failed_step_is_applied_on_redelivery(redis: Redis, prefix: str
         PendingApply(third, TOPIC, 1, 0),  # another partition: not held back
     ]
     with pytest.raises(TallyStoreError, match="2 of 4 steps failed"):
-        await store.apply_batch(batch)
-    assert await redis.hget(store.key("offsets"), f"{TOPIC}:0") == b"1"  # type: ignore[misc]
+        await apply_batch(store, batch)
+    assert await redis.hget(store.key(OFFSETS), f"{TOPIC}:0") == b"1"  # type: ignore[misc]
     after = await store.totals()
     assert after["meta:sequence"] == 3 and after["total:declared"] == 3
     assert after["party:Lab:seats"] == totals["party:Lab:seats"] + 2  # Labour won both
 
     await redis.hset(seat_key, "result", good)  # type: ignore[misc]
-    outcomes = await store.apply_batch(batch)
+    outcomes = await apply_batch(store, batch)
     assert [o.outcome for o in outcomes] == ["redelivered", "applied", "duplicate", "redelivered"]
     seat = await store.seat(first.constituency_id)
     assert seat is not None and seat.recount and seat.revision == 2 and seat.majority
     only = _store(redis, prefix + "clean:")
-    await only.apply_batch(pending([first, second, third]))
+    await apply_batch(only, pending([first, second, third]))
     assert _without_sequence(await store.totals()) == _without_sequence(await only.totals())
 
 
@@ -237,12 +241,12 @@ async def check_out_of_order(redis: Redis, prefix: str) -> None:
     store = _store(redis, prefix)
     result = declaration_of(SOUTH_WEST_NORFOLK)
     final = revised(swapped_top_two(result), 3, DeclarationKind.CORRECTION)
-    outcomes = await store.apply_batch(
-        pending([final, rush(result, 1), revised(result, 2, DeclarationKind.RESULT)])
+    outcomes = await apply_batch(
+        store, pending([final, rush(result, 1), revised(result, 2, DeclarationKind.RESULT)])
     )
     assert [o.outcome for o in outcomes] == ["applied", "superseded", "superseded"]
     only_final = _store(redis, prefix + "alone:")
-    await only_final.apply_batch(pending([final]))
+    await apply_batch(only_final, pending([final]))
     assert await store.totals() == await only_final.totals()
     assert await store.seat(SOUTH_WEST_NORFOLK) == await only_final.seat(SOUTH_WEST_NORFOLK)
 
@@ -252,7 +256,7 @@ async def check_recount_before_any_result(redis: Redis, prefix: str) -> None:
     store = _store(redis, prefix)
     result = declaration_of(SOUTH_WEST_NORFOLK)
     notices = [recount_notice(result, 1), recount_notice(result, 2)]
-    await store.apply_batch(pending(notices))
+    await apply_batch(store, pending(notices))
     seat = await store.seat(SOUTH_WEST_NORFOLK)
     assert seat is not None and seat.recount and seat.figures_pending
     assert seat.winner is None and seat.candidates == [] and seat.revision == 2
@@ -260,7 +264,7 @@ async def check_recount_before_any_result(redis: Redis, prefix: str) -> None:
     assert state.seats_declared == 0 and state.sequence == 2
     [change] = await store.changes(after=1)
     assert change.previous is not None and change.previous.revision == 1
-    await store.apply_batch(pending([revised(result, 3, DeclarationKind.RESULT)], 2))
+    await apply_batch(store, pending([revised(result, 3, DeclarationKind.RESULT)], 2))
     assert (await store.state()).seats_declared == 1
 
 
@@ -284,14 +288,14 @@ async def check_two_appliers_equal_one(redis: Redis, prefix: str) -> None:
 async def check_exit_poll(redis: Redis, prefix: str) -> None:
     store = _store(redis, prefix)
     poll = night().exit_poll
-    first = await store.record_exit_poll(poll, TOPIC, 3, 0)
+    first = await record_exit_poll(store, poll, TOPIC, 3, 0)
     assert (first.outcome, first.sequence) == ("applied", 1)
-    assert (await store.record_exit_poll(poll, TOPIC, 3, 0)).outcome == "redelivered"
-    again = await store.record_exit_poll(poll, TOPIC, 3, 1)
+    assert (await record_exit_poll(store, poll, TOPIC, 3, 0)).outcome == "redelivered"
+    again = await record_exit_poll(store, poll, TOPIC, 3, 1)
     assert (again.outcome, again.sequence) == ("duplicate", None)
     assert await store.exit_poll() == poll
     declaration = night().declarations[0]
-    [applied] = await store.apply_batch(pending([declaration], partition=0))
+    [applied] = await apply_batch(store, pending([declaration], partition=0))
     assert applied.sequence == 2
     exit_change, seat_change = await store.changes(after=0)
     assert (exit_change.sequence, exit_change.exit_poll, exit_change.result) == (1, poll, None)
@@ -302,14 +306,14 @@ async def check_exit_poll(redis: Redis, prefix: str) -> None:
 
 async def check_change_log_paging(redis: Redis, prefix: str) -> None:
     store = _store(redis, prefix)
-    await store.apply_batch(pending(night().declarations[:10]))
+    await apply_batch(store, pending(night().declarations[:10]))
     assert [c.sequence for c in await store.changes(after=5, count=3)] == [6, 7, 8]
     assert await store.changes(after=10) == []
     change = await store.change(7)
     assert change is not None and change.result is not None
     assert change.result.constituency_id == night().declarations[6].constituency_id
     assert await store.change(11) is None
-    assert [c.sequence for c in await store.changes_before(4, 10)] == [3, 2, 1]
+    assert [c.sequence for c in await changes_before(store, 4, 10)] == [3, 2, 1]
 
 
 async def check_elections_side_by_side(redis: Redis, prefix: str) -> None:
@@ -318,9 +322,9 @@ async def check_elections_side_by_side(redis: Redis, prefix: str) -> None:
     live = _store(redis, prefix)
     rehearsal = _store(redis, prefix + "rehearsal:")
     other = TallyStore(redis, "parl.2029-05-03", prefix, other_register)
-    await live.apply_batch(pending(night().declarations[:5]))
-    await rehearsal.apply_batch(pending(night().declarations[:2]))
-    await other.apply_batch(pending(night().declarations[:3]))
+    await apply_batch(live, pending(night().declarations[:5]))
+    await apply_batch(rehearsal, pending(night().declarations[:2]))
+    await apply_batch(other, pending(night().declarations[:3]))
     await redis.set(prefix + "unrelated", "1")
     assert (await live.state()).seats_declared == 5
     assert (await rehearsal.state()).seats_declared == 2
@@ -343,7 +347,7 @@ async def check_clocks_and_as_of(redis: Redis, prefix: str) -> None:
     """Each partition's clock is its last timed message; "as of" never goes back."""
     store = _store(redis, prefix)
     first, second, third = night().declarations[:3]
-    await store.apply_batch(pending([first, third], partition=0) + pending([second], 0, 1))
+    await apply_batch(store, pending([first, third], partition=0) + pending([second], 0, 1))
     read, last = await store.partitions_read(TOPIC)
     assert last == 3  # every change those offsets made is in the log up to here
     assert {p: (r.applied, r.clock) for p, r in read.items()} == {
@@ -355,7 +359,7 @@ async def check_clocks_and_as_of(redis: Redis, prefix: str) -> None:
     # (the last message read there) but not "as of".
     earlier = revised(first, 2, DeclarationKind.CORRECTION)
     assert earlier.declared_at < third.declared_at
-    await store.apply_batch(pending([earlier], 5, partition=1))
+    await apply_batch(store, pending([earlier], 5, partition=1))
     read, last = await store.partitions_read(TOPIC)
     assert read[1] == PartitionProgress(5, None, _key(earlier)) and last == 4
     assert (await store.state()).as_of == third.declared_at
@@ -409,16 +413,16 @@ async def test_a_batch_is_one_round_trip() -> None:
 
     redis.pipeline = pipeline  # type: ignore[method-assign, assignment]
     redis.execute_command = no_single_commands  # type: ignore[method-assign]
-    outcomes = await store.apply_batch(pending(night().declarations[:200]))
+    outcomes = await apply_batch(store, pending(night().declarations[:200]))
     assert len(outcomes) == 200 and pipelines == [{"transaction": False}]
 
 
 async def test_a_flushed_script_cache_costs_nothing() -> None:
     redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     store = _store(redis, "")
-    await store.apply_batch(pending(night().declarations[:1]))
+    await apply_batch(store, pending(night().declarations[:1]))
     await redis.script_flush()  # as after a Redis restart
-    [outcome] = await store.apply_batch(pending(night().declarations[1:2], 1))
+    [outcome] = await apply_batch(store, pending(night().declarations[1:2], 1))
     assert outcome.outcome == "applied" and outcome.sequence == 2
 
 
@@ -426,7 +430,7 @@ async def test_reference_data_of_another_election_is_refused() -> None:
     redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     store = TallyStore(redis, "parl.2029-05-03", "", night().register)
     with pytest.raises(ReferenceDataError, match=r"reference data of parl\.2024-07-04"):
-        await store.apply_batch(pending(night().declarations[:1]))
+        await apply_batch(store, pending(night().declarations[:1]))
 
 
 async def _deliver(seat_index: int, deliveries: list[int], batch: int) -> None:
@@ -437,9 +441,9 @@ async def _deliver(seat_index: int, deliveries: list[int], batch: int) -> None:
     items = pending([revisions[index] for index in deliveries])
     applied = 0
     for start in range(0, len(items), batch):
-        outcomes = await store.apply_batch(items[start : start + batch])
+        outcomes = await apply_batch(store, items[start : start + batch])
         applied += sum(o.outcome == "applied" for o in outcomes)
-    await alone.apply_batch(pending(revisions[-1:]))
+    await apply_batch(alone, pending(revisions[-1:]))
     totals = await store.totals()
     assert totals["meta:sequence"] == applied
     assert _without_sequence(totals) == _without_sequence(await alone.totals())

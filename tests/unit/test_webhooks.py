@@ -22,7 +22,6 @@ from streams.pipeline.webhooks import (
     Dispatcher,
     Policy,
     Subscriber,
-    SubscriberKeys,
     alert_request,
     backoff_delay,
     backoff_schedule,
@@ -32,9 +31,10 @@ from streams.pipeline.webhooks import (
     verify_signature,
 )
 from streams.settings import Settings
-from streams.store.keys import election_namespace
+from streams.store.keys import SubscriberKeys, election_namespace
 from streams.store.outbox import Outbox, Output, QueuedOutput
 from tests.integration.helpers import free_port
+from tests.store_helpers import announce
 
 NS = election_namespace("test:", "parl.2024-07-04")
 FAST = Policy(max_attempts=3, backoff_s=0.001, backoff_max_s=0.004, timeout_s=2.0)
@@ -65,8 +65,8 @@ def test_no_answer_is_retried_with_the_error_as_reason() -> None:
 
 
 def test_keys_live_in_the_election_namespace_under_a_hash_of_the_url() -> None:
-    keys = SubscriberKeys.of(NS, "http://example.org/hook?token=secret")
     sha = subscriber_id("http://example.org/hook?token=secret")
+    keys = SubscriberKeys.of(NS, sha)
     assert len(sha) == 16 and "secret" not in keys.cursor
     assert keys.cursor == f"{NS}webhooks:{sha}:cursor"
     assert keys.delivered == f"{NS}webhooks:{sha}:delivered"
@@ -153,7 +153,7 @@ async def test_every_attempt_reaches_the_subscriber_signed_and_verifiable(
     server = TestServer(application)
     await server.start_server()
     redis = fakeredis.FakeAsyncRedis()
-    await Outbox(redis, NS).announce(1, [alert("signed")])
+    await announce(Outbox(redis, NS), 1, [alert("signed")])
     policy = Policy(
         max_attempts=3, backoff_s=0.001, backoff_max_s=0.004, timeout_s=2.0, secret=SECRET
     )
@@ -202,8 +202,8 @@ async def serve(receiver: Receiver) -> TestServer:
 
 async def queued(redis: fakeredis.FakeAsyncRedis) -> Outbox:
     outbox = Outbox(redis, NS)
-    await outbox.announce(1, [result("E1"), alert("a"), alert("b")])
-    await outbox.announce(2, [result("E2"), alert("c")])
+    await announce(outbox, 1, [result("E1"), alert("a"), alert("b")])
+    await announce(outbox, 2, [result("E2"), alert("c")])
     return outbox
 
 
@@ -300,14 +300,14 @@ async def test_only_one_dispatcher_delivers(monkeypatch: pytest.MonkeyPatch) -> 
     redis = fakeredis.FakeAsyncRedis()
     first = Dispatcher(["http://127.0.0.1:1/hook"], redis, NS, FAST)
     second = Dispatcher(["http://127.0.0.1:1/hook"], redis, NS, FAST)
-    assert await first.acquire_lock()
-    assert not await second.acquire_lock()
-    assert await first.acquire_lock()  # the holder renews
+    assert await first.lease.acquire()
+    assert not await second.lease.acquire()
+    assert await first.lease.acquire()  # the holder renews
     await first.tick()
     await second.tick()
     assert len(first.tasks) == 1 and second.tasks == []
     await first.stop()  # releases the lock for the next one
-    assert await second.acquire_lock()
+    assert await second.lease.acquire()
     await second.stop()
 
 

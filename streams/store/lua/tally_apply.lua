@@ -1,0 +1,176 @@
+-- A batch of consumed messages in one script, in the order Kafka delivered them; each
+-- message is its own all-or-nothing step. The offset check makes a redelivery after a crash
+-- a no-op; the revision check makes duplicates and stale revisions no-ops; an applied
+-- revision takes out the seat's old contribution, adds the new, and logs the change (with
+-- both contributions, so the publisher follows the totals without reading them all) for the
+-- publisher. Outcome counters, validation's included, live here too, so every offset is
+-- counted exactly once, across crashes. Redis keeps the writes of a script that fails
+-- halfway, so everything in a step that can fail (decoding, splicing) comes before its first
+-- write and a failure is returned, not raised: the failed step records nothing, not even its
+-- offset, and the later steps of its partition are held back (else their offsets would mark
+-- the failed one as applied and its redelivery would be skipped); other partitions go on.
+--
+-- KEYS (streams.store.keys): totals, offsets, changes, seats, counters, exit-poll, clocks,
+-- as-of, ends, then the seat hash of each seat the batch declares.
+-- ARGV: FIELDS (the values per message), the number N of log ends, N pairs (topic:partition,
+-- log end as the worker's consumer last saw it, from the fetches that brought this batch or
+-- later), then FIELDS values per message:
+--   'd' (declaration): topic:partition, offset, revision, content hash, kind, contribution
+--       JSON, result JSON before its sequence value, result JSON after it, ONS id, event key,
+--       Kafka timestamp in ms, the index in KEYS of the seat's hash
+--   'e' (exit poll): topic:partition, offset, exit poll JSON, unused, event key, Kafka timestamp
+--   'r' (rejected): topic:partition, offset, reason, then unused
+-- The event key (streams.rules.event_time.key_text, starting with the time in ms) is the
+-- partition's clock once the message is recorded: the publisher's watermark reads it.
+-- Returns name, sequence (or error text) per message.
+local totals_key, offsets_key, changes_key = KEYS[1], KEYS[2], KEYS[3]
+local seats_key, counters_key, exit_poll_key = KEYS[4], KEYS[5], KEYS[6]
+local clocks_key, as_of_key, ends_key = KEYS[7], KEYS[8], KEYS[9]
+local FIELDS = tonumber(ARGV[1])
+local replies = {}
+local last_of, held = {}, {}
+
+local function count(name)
+  redis.call('HINCRBY', counters_key, name, 1)
+end
+
+local function record(field, offset, clock)
+  redis.call('HSET', offsets_key, field, offset)
+  if clock ~= '' then redis.call('HSET', clocks_key, field, clock) end
+  last_of[field] = offset
+end
+
+local function declaration(i, field, offset)
+  local revision, content_hash, kind = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
+  local head, tail, ons_id, clock = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
+  local seat_key = KEYS[tonumber(ARGV[i + 12])]
+  local current = redis.call('HMGET', seat_key,
+    'revision', 'content_hash', 'contribution', 'result')
+  if current[1] then
+    local current_revision = tonumber(current[1])
+    local name
+    if current_revision > revision then name = 'superseded'
+    elseif current_revision == revision and current[2] == content_hash then name = 'duplicate'
+    elseif current_revision == revision then name = 'conflict' end
+    if name then
+      record(field, offset, clock)
+      count('validation:accepted')
+      count('tally:' .. name)
+      return name, 0
+    end
+  end
+
+  local old_text = current[3] or '{}'
+  local new_text = old_text
+  if kind ~= 'recount' then new_text = ARGV[i + 6] end
+  local decoded_old, old = pcall(cjson.decode, old_text)
+  local decoded_new, new = pcall(cjson.decode, new_text)
+  if not (decoded_old and decoded_new) then
+    return nil, 'contribution of ' .. ons_id .. ' cannot be read'
+  end
+
+  local previous = current[4]
+  if kind == 'recount' and previous then
+    -- The figures announced before stand, marked, until the recount's result replaces them:
+    -- this notice's header (ids, kind, revision, time, sequence), then the previous result
+    -- from figures_pending on, with recount set.
+    local pending_at = string.find(previous, ',"figures_pending":', 1, true)
+    local recount_at = pending_at and string.find(previous, ',"recount":', pending_at, true)
+    local winning_at = recount_at and string.find(previous, ',"winning_party":', recount_at, true)
+    if not winning_at then
+      return nil, 'stored result of ' .. ons_id .. ' cannot be marked for a recount'
+    end
+    tail = string.sub(previous, pending_at, recount_at - 1) .. ',"recount":true' ..
+      string.sub(previous, winning_at)
+  end
+
+  record(field, offset, clock)
+  -- The "as of" time only moves forward: a correction dated earlier leaves it where it is.
+  local at = tonumber(string.match(clock, '^%d+'))
+  if at > tonumber(redis.call('GET', as_of_key) or '-1') then
+    redis.call('SET', as_of_key, at)
+  end
+  -- The net change per counter, so a counter no seat contributes to is removed, not left at
+  -- 0: the totals are then exactly the sum of the seats' contributions, however reached.
+  local delta = {}
+  for name, value in pairs(old) do delta[name] = -value end
+  for name, value in pairs(new) do delta[name] = (delta[name] or 0) + value end
+  for name, change in pairs(delta) do
+    if change ~= 0 and redis.call('HINCRBY', totals_key, name, change) == 0 then
+      redis.call('HDEL', totals_key, name)
+    end
+  end
+  local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
+  local result = head .. seq .. tail
+  local recount = '0'
+  if kind == 'recount' then recount = '1' end
+  redis.call('HSET', seat_key, 'revision', revision, 'content_hash', content_hash, 'kind', kind,
+    'contribution', new_text, 'result', result, 'recount', recount,
+    'applied_offset', field .. ':' .. ARGV[i + 2])
+  redis.call('SADD', seats_key, ons_id)
+  redis.call('XADD', changes_key, seq .. '-0', 'seat', ons_id, 'result', result,
+    'previous', previous or '', 'old', old_text, 'new', new_text, 'sent', ARGV[i + 11])
+  count('validation:accepted')
+  count('tally:applied')
+  return 'applied', seq
+end
+
+local function exit_poll(i, field, offset)
+  record(field, offset, ARGV[i + 10])
+  count('validation:accepted')
+  if redis.call('EXISTS', exit_poll_key) == 1 then
+    count('tally:exit_poll_duplicate')
+    return 'exit_poll_duplicate', 0
+  end
+  redis.call('SET', exit_poll_key, ARGV[i + 3])
+  local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
+  redis.call('XADD', changes_key, seq .. '-0', 'exit_poll', ARGV[i + 3], 'sent', ARGV[i + 11])
+  count('tally:exit_poll_applied')
+  return 'exit_poll_applied', seq
+end
+
+local function rejected(i, field, offset)
+  record(field, offset, '')
+  count('validation:rejected:' .. ARGV[i + 3])
+  return 'rejected', 0
+end
+
+local steps = {d = declaration, e = exit_poll, r = rejected}
+local ends = tonumber(ARGV[2])
+for i = 3 + 2 * ends, #ARGV, FIELDS do
+  local field, offset = ARGV[i + 1], tonumber(ARGV[i + 2])
+  local name, seq
+  if held[field] then
+    name, seq = 'error', 'held back: a message before it on ' .. field .. ' was not applied'
+  else
+    local last = last_of[field]
+    if last == nil then
+      last = tonumber(redis.call('HGET', offsets_key, field) or '-1')
+      last_of[field] = last
+    end
+    if last >= offset then
+      count('kafka:redelivered')
+      name, seq = 'redelivered', 0
+    else
+      local step = steps[ARGV[i]]
+      if step == nil then
+        name, seq = nil, 'unknown step ' .. tostring(ARGV[i])
+      else
+        name, seq = step(i, field, offset)
+      end
+      if name == nil then
+        held[field] = true
+        name = 'error'
+      end
+    end
+  end
+  replies[#replies + 1] = name
+  replies[#replies + 1] = seq
+end
+-- Written after the steps, with the sequence reached: a log end is news about every change
+-- up to that sequence (its fetch came after theirs), and about none later.
+local reached = redis.call('HGET', totals_key, 'meta:sequence') or '0'
+for j = 0, ends - 1 do
+  redis.call('HSET', ends_key, ARGV[3 + 2 * j], ARGV[4 + 2 * j] .. '|' .. reached)
+end
+return replies
