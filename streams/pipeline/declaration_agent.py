@@ -107,19 +107,6 @@ def _outcomes(
             yield "tally", outcome.outcome
 
 
-def _log_ends(app: faust.App, topic: str) -> dict[str, int]:
-    """Where each assigned partition's log ended in the consumer's latest fetches: recorded with
-    the batch, the publisher's watermark then needs no question to the broker."""
-    consumer = app.consumer
-    ends = {}
-    for tp in consumer.assignment():
-        if tp.topic == topic:
-            end = consumer.highwater(tp)
-            if end is not None and end >= 0:
-                ends[f"{tp.topic}:{tp.partition}"] = end
-    return ends
-
-
 async def _state_ready() -> None:
     return None
 
@@ -129,11 +116,10 @@ def register(app: ElectionApp, topics: Topics) -> None:
 
     @app.agent(topics.declarations, name="streams.declaration_agent.tally_declarations")
     async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
-        await tally(app, app.context, topics, stream)
+        await tally(app.context, topics, stream)
 
 
 async def tally(
-    app: faust.App,
     context: WorkerContext,
     topics: Topics,
     stream: AsyncIterable[faust.EventT],
@@ -163,8 +149,7 @@ async def tally(
             )
         # A Redis restart neither crashes the agent nor skips the batch: it waits, rebuilds
         # the state from Kafka if Redis came back without it, then records the batch.
-        ends = _log_ends(app, settings.topic_declarations)
-        apply = partial(store.apply_steps, steps, reg, ends)
+        apply = partial(store.apply_steps, steps, reg)
         outcomes = await with_state(store, settings, reg, apply, "tally", first)
         observe_outcomes(_outcomes(steps, outcomes))
         await asyncio.gather(

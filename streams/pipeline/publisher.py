@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -393,27 +392,19 @@ class Publisher:
                 return None
         # Only messages sent up to the newest moment's can come before it in a clean feed: a
         # partition whose messages sent by then are all applied holds nothing back, however
-        # many were sent since (at 100 a second there always are some).
+        # many were sent since (at 100 a second there always are some). Only the broker can
+        # say where those end: the log end a worker's consumer last saw is not enough, as that
+        # partition's last fetch may have come before a message sent ahead of the moment's.
         sent = max(moment.step.sent_ms for moment in due)
-        if all(p in read and (read[p].end_as_of or 0) >= newest.sequence for p in partitions):
-            # The log ends the workers' consumers saw in fetches after the moments' messages:
-            # only the partitions behind them need asking when their messages were sent.
-            progress = {p: read[p] for p in partitions}
-            behind = [p for p, at in progress.items() if not at.read_to_end]
-            if behind and sent:
-                firsts = await self._first_sent_at_or_after(topic, behind, sent + 1)
-                for p, first in firsts.items():
-                    progress[p] = dataclasses.replace(progress[p], end=first)
-        else:
-            bounds = await self._bounds(topic, sent + 1 if sent else None)
-            progress = {
-                partition: PartitionProgress(
-                    read[partition].applied if partition in read else -1,
-                    bound,
-                    read[partition].clock if partition in read else None,
-                )
-                for partition, bound in bounds.items()
-            }
+        bounds = await self._bounds(topic, sent + 1 if sent else None)
+        progress = {
+            partition: PartitionProgress(
+                read[partition].applied if partition in read else -1,
+                bound,
+                read[partition].clock if partition in read else None,
+            )
+            for partition, bound in bounds.items()
+        }
         return watermark(self.stalls.moving(progress))
 
     async def _first_sent_at_or_after(

@@ -55,9 +55,6 @@ class PartitionProgress:
     applied: int
     end: int | None
     clock: EventKey | None
-    # The change-log sequence up to which `end` is news (ends a worker recorded): its fetch
-    # came after the messages of every change up to here. None: asked of the broker just now.
-    end_as_of: int | None = None
 
     @property
     def read_to_end(self) -> bool:

@@ -32,7 +32,6 @@ SEATS = "seats"  # set of ONS ids with a seat hash, so reading every seat needs 
 TOTALS = "totals"  # hash of flat integer counters (none at 0), and meta:sequence
 OFFSETS = "offsets"  # hash topic:partition -> last offset applied
 CLOCKS = "clocks"  # hash topic:partition -> event key (text) of the last timed message applied
-ENDS = "ends"  # hash topic:partition -> "log end as the worker's consumer knew it|sequence"
 AS_OF = "as-of"  # string: the latest declaration time applied, ms since the epoch
 CHANGES = "changes"  # stream, entry id {sequence}-0, read by the publisher
 EXIT_POLL = "exit-poll"  # string: the election's exit poll JSON, once

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,6 @@ from streams.store.keys import (
     CHANGES,
     CLOCKS,
     COUNTERS,
-    ENDS,
     EXIT_POLL,
     OFFSETS,
     SEAT,
@@ -58,7 +56,7 @@ _SEQUENCE_PLACEHOLDER = '"sequence":0,'
 # per message, and the keys before the seats' hashes in KEYS, in the script's order.
 _APPLY = lua_script("tally_apply")
 _FIELDS_PER_STEP = 13
-_APPLY_KEYS = [TOTALS, OFFSETS, CHANGES, SEATS, COUNTERS, EXIT_POLL, CLOCKS, AS_OF, ENDS]
+_APPLY_KEYS = [TOTALS, OFFSETS, CHANGES, SEATS, COUNTERS, EXIT_POLL, CLOCKS, AS_OF]
 
 
 @dataclass(frozen=True)
@@ -255,7 +253,6 @@ class TallyStore:
         self,
         items: Sequence[PendingStep],
         register: Register | None = None,
-        log_ends: Mapping[str, int] | None = None,
     ) -> list[StepOutcome]:
         """Record a batch of consumed messages in one round trip, each its own atomic step.
 
@@ -265,17 +262,12 @@ class TallyStore:
         EXISTS round trip is needed. If a step fails, this raises: the steps after it on the
         same partition are held back unapplied, so when the batch is redelivered the offset
         check skips exactly what was applied. Items of one topic-partition must come in
-        offset order, as Kafka delivers them. `log_ends` (topic:partition -> end offset) is
-        where each assigned partition's log ended as the consumer last saw it: the publisher's
-        watermark reads it.
+        offset order, as Kafka delivers them.
         """
         if not items:
             return []
         chosen = self._register(register)
-        ends = log_ends or {}
-        args: list[Any] = [_FIELDS_PER_STEP, len(ends)]
-        for where, end in ends.items():
-            args += [where, end]
+        args: list[Any] = [_FIELDS_PER_STEP]
         keys = {self.key(name): at for at, name in enumerate(_APPLY_KEYS, start=1)}
         for item in items:
             args += self._step_args(item, chosen, keys)
@@ -343,15 +335,14 @@ class TallyStore:
         }
 
     async def partitions_read(self, topic: str) -> tuple[dict[int, PartitionProgress], int]:
-        """How far each partition of `topic` has been applied, with its clock and the log end
-        its worker last saw, and the last change in the log then, from one consistent read:
+        """How far each partition of `topic` has been applied, with its clock, and the last
+        change in the log then, from one consistent read:
         every change those partitions' messages made is in the log up to that sequence."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.key(OFFSETS))
             pipe.hgetall(self.key(CLOCKS))
             pipe.hget(self.key(TOTALS), SEQUENCE)
-            pipe.hgetall(self.key(ENDS))
-            offsets, clocks, last, ends = await pipe.execute()
+            offsets, clocks, last = await pipe.execute()
         prefix = topic + ":"
         read: dict[int, PartitionProgress] = {}
         for field, offset in offsets.items():
@@ -360,16 +351,6 @@ class TallyStore:
                 clock = clocks.get(field)
                 read[int(name[len(prefix) :])] = PartitionProgress(
                     int(offset), None, key_from_text(_text(clock)) if clock else None
-                )
-        for field, value in ends.items():
-            name = _text(field)
-            if name.startswith(prefix):
-                end, as_of = _text(value).split("|")
-                partition = int(name[len(prefix) :])
-                read[partition] = dataclasses.replace(
-                    read.get(partition, PartitionProgress(-1, None, None)),
-                    end=int(end),
-                    end_as_of=int(as_of),
                 )
         return read, int(last or 0)
 

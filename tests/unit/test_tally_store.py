@@ -364,12 +364,6 @@ async def check_clocks_and_as_of(redis: Redis, prefix: str) -> None:
     assert read[1] == PartitionProgress(5, None, _key(earlier)) and last == 4
     assert (await store.state()).as_of == third.declared_at
     assert await store.partitions_read("another-topic") == ({}, 4)
-    # The log ends a worker saw are news about the changes up to the sequence reached.
-    fourth = night().declarations[3]
-    await store.apply_steps(pending([fourth], 6, partition=1), log_ends={f"{TOPIC}:1": 9})
-    read, last = await store.partitions_read(TOPIC)
-    assert (read[1].applied, read[1].end, read[1].end_as_of, last) == (6, 9, 5, 5)
-    assert read[0].end is None and read[0].end_as_of is None
 
 
 def _key(declaration: Declaration) -> EventKey:

@@ -11,10 +11,8 @@
 -- the failed one as applied and its redelivery would be skipped); other partitions go on.
 --
 -- KEYS (streams.store.keys): totals, offsets, changes, seats, counters, exit-poll, clocks,
--- as-of, ends, then the seat hash of each seat the batch declares.
--- ARGV: FIELDS (the values per message), the number N of log ends, N pairs (topic:partition,
--- log end as the worker's consumer last saw it, from the fetches that brought this batch or
--- later), then FIELDS values per message:
+-- as-of, then the seat hash of each seat the batch declares.
+-- ARGV: FIELDS (the values per message), then FIELDS values per message:
 --   'd' (declaration): topic:partition, offset, revision, content hash, kind, contribution
 --       JSON, result JSON before its sequence value, result JSON after it, ONS id, event key,
 --       Kafka timestamp in ms, the index in KEYS of the seat's hash
@@ -25,7 +23,7 @@
 -- Returns name, sequence (or error text) per message.
 local totals_key, offsets_key, changes_key = KEYS[1], KEYS[2], KEYS[3]
 local seats_key, counters_key, exit_poll_key = KEYS[4], KEYS[5], KEYS[6]
-local clocks_key, as_of_key, ends_key = KEYS[7], KEYS[8], KEYS[9]
+local clocks_key, as_of_key = KEYS[7], KEYS[8]
 local FIELDS = tonumber(ARGV[1])
 local replies = {}
 local last_of, held = {}, {}
@@ -136,8 +134,7 @@ local function rejected(i, field, offset)
 end
 
 local steps = {d = declaration, e = exit_poll, r = rejected}
-local ends = tonumber(ARGV[2])
-for i = 3 + 2 * ends, #ARGV, FIELDS do
+for i = 2, #ARGV, FIELDS do
   local field, offset = ARGV[i + 1], tonumber(ARGV[i + 2])
   local name, seq
   if held[field] then
@@ -166,11 +163,5 @@ for i = 3 + 2 * ends, #ARGV, FIELDS do
   end
   replies[#replies + 1] = name
   replies[#replies + 1] = seq
-end
--- Written after the steps, with the sequence reached: a log end is news about every change
--- up to that sequence (its fetch came after theirs), and about none later.
-local reached = redis.call('HGET', totals_key, 'meta:sequence') or '0'
-for j = 0, ends - 1 do
-  redis.call('HSET', ends_key, ARGV[3 + 2 * j], ARGV[4 + 2 * j] .. '|' .. reached)
 end
 return replies
