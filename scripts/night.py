@@ -25,6 +25,7 @@ from scripts.reset_election import reset as reset_keys
 from scripts.services import PROJECT_ROOT, ServiceError, read_pid, start_services
 from scripts.state_table import state_table
 from streams.connections import kafka_client_options, redis_from_settings
+from streams.rules.alerts.story import last_declaration_told
 from streams.rules.reference import ReferenceDataError, load_register
 from streams.settings import Settings, get_settings
 from streams.store.outbox import Outbox
@@ -112,10 +113,16 @@ async def wait_until_published(
                     f"tallied {state.seats_declared}/{seats} seats, "
                     f"published {progress.published}/{progress.queued} outputs"
                 )
+                # With every seat in, the last declaration is told once the watermark passes
+                # it, after the last change's outputs: the night is over only then.
+                whole = state.seats_declared < register.total_seats or last_declaration_told(
+                    await outbox.moments_told()
+                )
                 if (
                     state.seats_declared >= seats
                     and progress.announced >= state.sequence
                     and progress.published >= progress.queued > 0
+                    and whole
                 ):
                     break
                 if time.monotonic() > deadline:

@@ -20,6 +20,7 @@ from scripts.alerts_of_the_night import alerts_of_the_night
 from scripts.chaos import Outgoing
 from scripts.night_builder import Night
 from scripts.replay import ReplayReport, kafka_sender, replay
+from streams.rules.alerts.story import last_declaration_told
 from streams.rules.reference import Register
 from streams.settings import Settings
 from streams.store.keys import election_namespace
@@ -238,19 +239,25 @@ class Pipeline:
         """Until `seats` seats are tallied and (if `published`) every output is on Kafka."""
         deadline = time.monotonic() + timeout
 
-        async def progress() -> tuple[StateOfParties, int, int, int]:
+        async def progress() -> tuple[StateOfParties, int, int, int, bool]:
             redis, store = await self._store()
             try:
                 state = await store.state(register)
-                outbox = await Outbox(redis, store.ns).progress()
-                return state, outbox.queued, outbox.published, outbox.announced
+                outbox = Outbox(redis, store.ns)
+                at = await outbox.progress()
+                # With every seat in, the night is over once its last declaration is told: the
+                # moment waits for the watermark, after the last change's outputs are out.
+                whole = state.seats_declared < register.total_seats or last_declaration_told(
+                    await outbox.moments_told()
+                )
+                return state, at.queued, at.published, at.announced, whole
             finally:
                 await redis.aclose()
 
         while True:
-            state, queued, sent, announced = asyncio.run(progress())
+            state, queued, sent, announced, whole = asyncio.run(progress())
             if state.seats_declared >= seats and (
-                not published or (announced >= state.sequence and sent >= queued > 0)
+                not published or (announced >= state.sequence and sent >= queued > 0 and whole)
             ):
                 return state
             if worker_alive is not None:

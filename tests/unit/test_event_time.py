@@ -13,7 +13,13 @@ from schemas.alert import AlertType
 from schemas.results import SeatResult
 from scripts.night_builder import Night, build_night
 from streams.rules.alerts import AlertPolicy
-from streams.rules.alerts.story import NightStory, StoryDiff, StoryStep
+from streams.rules.alerts.story import (
+    NightStory,
+    StoryDiff,
+    StoryStep,
+    last_declaration_told,
+    slot_text,
+)
 from streams.rules.event_time import (
     EARLIEST,
     PartitionProgress,
@@ -225,3 +231,13 @@ def test_moments_wait_for_the_watermark_and_are_never_amended_in_a_clean_feed() 
         told_alerts += len(diff.told)
     assert told_alerts == 4 and not story.pending
     assert moments_of(story)[(AlertType.MAJORITY_WON, "Lab")] == PRESTON
+
+
+def test_the_night_is_whole_once_its_last_declaration_is_told() -> None:
+    last = slot_text((AlertType.LAST_DECLARATION, None, 1))
+    first = slot_text((AlertType.FIRST_DECLARATION, None, 1))
+    assert not last_declaration_told({})
+    assert not last_declaration_told({first: "a1|k"})
+    assert last_declaration_told({first: "a1|k", last: "a2|k"})
+    # A withdrawn moment's record is empty: it was told, then taken back.
+    assert not last_declaration_told({last: ""})

@@ -327,6 +327,16 @@ def slot_from_text(text: str) -> Slot:
     return (AlertType(alert_type), party or None, int(passing))
 
 
+def last_declaration_told(records: Mapping[str, str]) -> bool:
+    """Whether the records of moments told (as the outbox keeps them, see slot_text) hold the
+    night's last declaration: once every seat has declared, the story is whole only then, as
+    the moment waits for the watermark after the last change is published."""
+    return any(
+        told and slot_from_text(slot)[0] is AlertType.LAST_DECLARATION
+        for slot, told in records.items()
+    )
+
+
 def told_text(told: ToldMoment) -> str:
     return f"{told.alert_id}|{key_text(told.key)}"
 
