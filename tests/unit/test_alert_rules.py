@@ -577,8 +577,15 @@ def test_milestones_are_tested_only_for_parties_that_could_hold_them(
 ) -> None:
     """The shortcut in milestone_alerts skips no party for which a milestone holds: every
     state of the night, and states with seats shuffled between parties and the Speaker."""
-    from streams.rules.alerts.national import MILESTONES, _could_hold
+    from streams.rules.alerts.national import (
+        _could_hold,
+        cannot_be_overtaken,
+        has_majority,
+        largest_party_certain,
+    )
     from streams.rules.tally import state_of_parties
+
+    milestones = (has_majority, largest_party_certain, cannot_be_overtaken)
 
     states = [c.state_after for c in night.changes]
     rng = random.Random(7)
@@ -593,7 +600,7 @@ def test_milestones_are_tested_only_for_parties_that_could_hold_them(
         holding = {
             t.party
             for t in state.parties
-            if any(holds(state, t.party, register) for holds in MILESTONES.values())
+            if any(holds(state, t.party, register) for holds in milestones)
         }
         assert holding <= _could_hold(state, register), state
 

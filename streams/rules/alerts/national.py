@@ -31,8 +31,6 @@ from streams.rules.reference import Register
 # case) but never "the largest party".
 NOT_A_PARTY = "Ind"
 
-Milestone = Callable[[SeatPicture, str, Register], bool]
-
 
 def exit_poll_alerts(poll: ExitPoll, register: Register, policy: AlertPolicy) -> list[Alert]:
     """The exit poll is published: one alert, the same id however often it is re-read."""
@@ -154,11 +152,6 @@ def largest_party_certain(state: SeatPicture, party: str, register: Register) ->
     return _Standing(state, register).largest_party_certain(party)
 
 
-MILESTONES: dict[AlertType, Milestone] = {
-    AlertType.MAJORITY_WON: has_majority,
-    AlertType.LARGEST_PARTY_CERTAIN: largest_party_certain,
-    AlertType.CANNOT_BE_OVERTAKEN: cannot_be_overtaken,
-}
 # "Cannot be overtaken" and "largest party certain" hold one seat apart and tell an app user
 # the same fact twice (the 2024 night: 242 and 241 seats to declare, the same figures), so
 # only the stronger is pushed; the weaker is the state of the parties' `cannot_be_overtaken`.
