@@ -18,8 +18,8 @@ from rich.text import Text
 
 from schemas.results import StateOfParties
 from scripts.state_table import state_table
+from streams.settings import Settings, get_settings
 
-DEFAULT_URL = "http://127.0.0.1:6066"
 TIMEOUT_S = 10.0
 # The worker sends a keep-alive comment every 15 s; this long without a byte means it is gone.
 STREAM_IDLE_S = 45.0
@@ -187,11 +187,23 @@ def follow(
 # ---- command line ----
 
 
+def worker_url(settings: Settings) -> str:
+    """The local worker's API as the settings place it (WEB_HOST, WEB_PORT)."""
+    host = settings.web_host
+    # A worker listening on every interface is reached on loopback from here.
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.web_port}"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="election-state", description="Show the state of the parties from a worker's API."
     )
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"the worker (default {DEFAULT_URL})")
+    default = worker_url(get_settings())
+    parser.add_argument("--url", default=default, help=f"the worker (default {default})")
     parser.add_argument(
         "--follow", action="store_true", help="stay live on the worker's event stream"
     )

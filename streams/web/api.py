@@ -20,6 +20,9 @@ from streams.store.outbox import Outbox, QueuedOutput
 EVENT_NAMES = {"results": "result", "state": "state", "alerts": "alert"}
 HEARTBEAT_S = 15.0
 SOCKET_SLACK_S = 10.0  # how much longer than a blocking read its socket waits for the answer
+# The largest outbox sequence a client may name: Redis reads stream ids as 64-bit numbers and
+# answers "Invalid stream ID" past them, and no night comes near this.
+LARGEST_SEQUENCE = 2**63 - 1
 
 
 def _cors(response: Any, context: WorkerContext) -> Any:
@@ -142,6 +145,9 @@ class AlertsView(View):
 
     async def get(self, request: Request) -> Response:
         after = _int_param(request, "after", 0)
+        if after > LARGEST_SEQUENCE:
+            error = {"error": f"after must be an outbox sequence from 0 to {LARGEST_SEQUENCE}"}
+            return _cors(self.json(error, status=400), context_of(self.app))
         queued = [
             item
             async for item in _all_after(context_of(self.app).outbox, after)
@@ -197,6 +203,10 @@ async def stream_events(
     try:
         after = max(int(last_id), 0)
     except ValueError:
+        after = 0
+    if after > LARGEST_SEQUENCE:
+        # No sequence this large was ever sent: resume from the start rather than fail, which
+        # a browser would answer by reconnecting with the same id for ever.
         after = 0
     response = aiohttp_web.StreamResponse(
         headers={
