@@ -27,6 +27,9 @@ class RejectionReason(StrEnum):
     DECLARED_AFTER_NIGHT_ENDED = "declared_after_night_ended"
     DECLARED_IN_FUTURE = "declared_in_future"
     WRONG_ELECTION = "wrong_election"
+    # Keyed by another constituency than the one it declares: it went to that seat's partition,
+    # where its order against the seat's own messages is lost.
+    KEY_MISMATCH = "key_mismatch"
     REVISION_CONFLICT = "revision_conflict"
 
 

@@ -287,6 +287,19 @@ def dead_letter_key(key: bytes | None) -> bytes | None:
     return key[:MAX_KEY_BYTES] if key is not None else None
 
 
+def _check_key(declaration: Declaration, key: bytes | None) -> None:
+    """A declaration is keyed by its own ONS id, so every message of a seat shares one
+    partition and its order; one keyed by another seat is refused (a message sent with no key
+    is taken: it names no other seat)."""
+    if key is not None and key != declaration.constituency_id.encode():
+        shown = key[:40].decode("utf-8", "backslashreplace")
+        raise _Reject(
+            RejectionReason.KEY_MISMATCH,
+            f"keyed {shown!r} but declares {declaration.constituency_name} "
+            f"({declaration.constituency_id}); send it keyed by {declaration.constituency_id}",
+        )
+
+
 def validate_message(
     raw: bytes,
     position: FeedPosition,
@@ -316,6 +329,7 @@ def validate_message(
         message = _parse(raw, register)
         if isinstance(message, Declaration):
             _check_against_register(message, register)
+            _check_key(message, position.key)
             _check_within_night(message.declared_at, "declared at", register, window, sent_at)
         else:
             _check_exit_poll(message, register)

@@ -335,3 +335,28 @@ def test_days_ahead_read_as_days(register: Register) -> None:
         verdict = dated(register, at, now=as_polls_close)
         assert isinstance(verdict, Rejected)
         assert f", {words} after it was received" in verdict.rejection.detail
+
+
+@pytest.mark.parametrize(
+    ("key", "accepted"),
+    [
+        (b"E14001497", True),  # its own ONS id
+        (None, True),  # no key names no other seat
+        (b"E14001107", False),  # Blyth and Ashington's key on South West Norfolk's result
+        (b"", False),
+        (b"e14001497", False),
+        (b"\xff\xfe\x1b[2J", False),
+    ],
+)
+def test_a_declaration_keyed_by_another_seat_is_refused(
+    register: Register, key: bytes | None, accepted: bool
+) -> None:
+    raw = orjson.dumps(south_west_norfolk(register))
+    verdict = validate_message(raw, FeedPosition("declarations", 2, 41, key), register)
+    if accepted:
+        assert isinstance(verdict, Accepted)
+    else:
+        assert isinstance(verdict, Rejected)
+        assert verdict.rejection.reason is RejectionReason.KEY_MISMATCH
+        assert "E14001497" in verdict.rejection.detail
+        assert "\x1b" not in verdict.rejection.detail
