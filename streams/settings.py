@@ -207,6 +207,14 @@ class Settings(BaseSettings):
             narrow_margin_votes=self.alert_narrow_margin_votes,
         )
 
+    def output_topics(self) -> dict[str, str]:
+        """The Kafka topic of each kind of output the outbox queues (results, state, alerts)."""
+        return {
+            "results": self.topic_results,
+            "state": self.topic_state,
+            "alerts": self.topic_alerts,
+        }
+
     def watchlist_path(self) -> Path:
         return self.watchlist_file or self.data_dir / WATCHLIST_FILE
 

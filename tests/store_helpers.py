@@ -1,4 +1,5 @@
-"""Test-only ways into the store: the apply step per kind of message, and one change announced."""
+"""Test-only ways into the store: the apply step per kind of message, one change read or
+announced."""
 
 from __future__ import annotations
 
@@ -59,3 +60,9 @@ async def announce(outbox: Outbox, change_seq: int, outputs: Sequence[Output]) -
     """Queue a change's outputs unless that change was already announced; returns count."""
     queued, _ = await outbox.announce_many([(change_seq, outputs)])
     return len(queued)
+
+
+async def change_at(store: TallyStore, sequence: int) -> Change | None:
+    """The change of one sequence, None when the log has none."""
+    found = await store.changes_at([sequence])
+    return found[0] if found else None

@@ -38,7 +38,6 @@ from streams.rules.event_time import (
 from streams.rules.reference import Register
 from streams.rules.tally import RunningTotals, state_of_parties
 from streams.rules.watchlist import Watchlist, load_watchlist
-from streams.store.keys import CHANGES
 from streams.store.outbox import Output, QueuedOutput
 from streams.store.rebuild import REDIS_UNAVAILABLE, state_present
 from streams.store.tally_store import Change
@@ -217,11 +216,7 @@ class Publisher:
         self.outbox = context.outbox
         self.lease = context.outbox.lease(self.token, LOCK_TTL_MS)
         self.store = context.store
-        self.topics = {
-            "results": settings.topic_results,
-            "state": settings.topic_state,
-            "alerts": settings.topic_alerts,
-        }
+        self.topics = settings.output_topics()
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None  # asks the broker where logs end
         self.declaration_partitions: set[int] = set()
@@ -301,10 +296,7 @@ class Publisher:
         """Block until the change log has an entry past what was read, or the timeout."""
         if timeout_s <= 0:
             return False
-        reply: Any = await self.redis.xread(
-            {self.store.key(CHANGES): f"{self.announced}-0"}, count=1, block=int(timeout_s * 1000)
-        )
-        return bool(reply)
+        return await self.store.wait_for_change(self.announced, int(timeout_s * 1000))
 
     async def _recall(self) -> Telling:
         """The night as told before this publisher took the lead: every change up to the

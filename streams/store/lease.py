@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from streams.store.lua_scripts import lua_script
 
+_ACQUIRE = lua_script("lease_acquire")
 _RENEW = lua_script("lease_renew")
 _RELEASE = lua_script("lease_release")
 
@@ -27,13 +28,13 @@ class Lease:
         self.key = key
         self.ttl_ms = ttl_ms
         self.token = token or uuid.uuid4().hex
+        self._acquire = redis.register_script(_ACQUIRE.source)
         self._renew = redis.register_script(_RENEW.source)
+        self._release = redis.register_script(_RELEASE.source)
 
     async def acquire(self) -> bool:
         """Take the lease if it is free, or keep it if it is ours: True while it is ours."""
-        if await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
-            return True
-        return await self.renew()
+        return bool(await self._acquire(keys=[self.key], args=[self.token, self.ttl_ms]))
 
     async def renew(self) -> bool:
         """Give the lease a fresh TTL if it is still ours."""
@@ -41,7 +42,7 @@ class Lease:
 
     async def release(self) -> None:
         """Give the lease up if it is still ours; another holder's is left alone."""
-        await self.redis.eval(_RELEASE.source, 1, self.key, self.token)
+        await self._release(keys=[self.key], args=[self.token])
 
     @contextlib.asynccontextmanager
     async def kept(self) -> AsyncIterator[None]:

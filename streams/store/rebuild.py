@@ -381,13 +381,8 @@ def output_ids_on_kafka(
 
 
 async def _record_sent(outbox: Outbox, settings: Settings) -> Counter[str]:
-    topics = {
-        "results": settings.topic_results,
-        "state": settings.topic_state,
-        "alerts": settings.topic_alerts,
-    }
     sent: Counter[str] = Counter()
-    for name, topic in topics.items():
+    for name, topic in settings.output_topics().items():
         records: list[ConsumerRecord[bytes, bytes]] = []
         async for _, run in read_log(settings, topic):
             records += run

@@ -170,8 +170,8 @@ class TallyStoreError(RuntimeError):
 class TallyStore:
     """One election's tallies; every key starts with the election's namespace (keys.py).
 
-    `register` is the election's reference data; without one, the reference data of the
-    settings' data_dir is used, provided it is of the same election.
+    `register` is the election's reference data, used where a call gives none; it must be of
+    the same election.
     """
 
     def __init__(
@@ -367,11 +367,12 @@ class TallyStore:
             replies = await pipe.execute()
         return [_change(*entries[0]) for entries in replies if entries]
 
-    async def change(self, sequence: int) -> Change | None:
-        entries: Any = await self.redis.xrange(
-            self.key(CHANGES), min=f"{sequence}-0", max=f"{sequence}-0"
+    async def wait_for_change(self, after: int, block_ms: int) -> bool:
+        """Block until the change log has an entry past `after`, or `block_ms` passed."""
+        reply: Any = await self.redis.xread(
+            {self.key(CHANGES): f"{after}-0"}, count=1, block=block_ms
         )
-        return _change(*entries[0]) if entries else None
+        return bool(reply)
 
     async def counters(self) -> dict[str, int]:
         """Outcome of every consumed message so far, by `stage:outcome`, across all workers."""
@@ -386,16 +387,6 @@ class TallyStore:
         """The sequence of the last change logged (0: none yet)."""
         last = await self.redis.hget(self.key(TOTALS), SEQUENCE)
         return int(last or 0)
-
-    async def applied_offsets(self, topic: str) -> dict[int, int]:
-        """The last offset applied of each partition of `topic` that has one."""
-        raw: Any = await self.redis.hgetall(self.key(OFFSETS))
-        prefix = topic + ":"
-        return {
-            int(name[len(prefix) :]): int(offset)
-            for name, offset in ((_text(field), value) for field, value in raw.items())
-            if name.startswith(prefix)
-        }
 
     async def reset(self, keep: Collection[str] = ()) -> int:
         """Delete this election's keys only (outbox included), but those in `keep`; returns how

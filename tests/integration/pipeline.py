@@ -141,7 +141,8 @@ class Pipeline:
             try:
                 outbox = await Outbox(redis, store.ns).progress()
                 seats = await store.seats_tallied()
-                applied = await store.applied_offsets(self.topics["declarations"])
+                read, _ = await store.partitions_read(self.topics["declarations"])
+                applied = {partition: at.applied for partition, at in read.items()}
             finally:
                 await redis.aclose()
             return Progress(seats, outbox.queued, outbox.published, applied)

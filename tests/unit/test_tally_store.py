@@ -20,7 +20,7 @@ from streams.rules.reference import ReferenceDataError
 from streams.rules.tally import add_delta, seat_result
 from streams.store.keys import CHANGES, COUNTERS, OFFSETS, SEAT
 from streams.store.tally_store import Change, PendingApply, TallyStore, TallyStoreError
-from tests.store_helpers import apply_batch, changes_before, record_exit_poll
+from tests.store_helpers import apply_batch, change_at, changes_before, record_exit_poll
 from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 from tests.unit.tally_fixtures import (
     SOUTH_WEST_NORFOLK,
@@ -166,10 +166,10 @@ async def check_revisions(redis: Redis, prefix: str) -> None:
     assert totals["party:Con:losses"] == 1 and totals["total:declared"] == 1
     assert totals["party:Lab:votes"] == 11847  # the old figures taken out, the new added
     assert totals["total:votes"] == result.valid_votes
-    change = await store.change(2)
-    assert change is not None and change.result is not None and change.previous is not None
-    assert change.previous == seat_result(wrong, ref, 1)
-    assert change.result == seat_result(right, ref, 2)
+    logged = await change_at(store, 2)
+    assert logged is not None and logged.result is not None and logged.previous is not None
+    assert logged.previous == seat_result(wrong, ref, 1)
+    assert logged.result == seat_result(right, ref, 2)
 
     # The same revision with another count: a conflict, and nothing changes. The same
     # revision relayed by another feed is the same announcement: a duplicate.
@@ -309,10 +309,10 @@ async def check_change_log_paging(redis: Redis, prefix: str) -> None:
     await apply_batch(store, pending(night().declarations[:10]))
     assert [c.sequence for c in await store.changes(after=5, count=3)] == [6, 7, 8]
     assert await store.changes(after=10) == []
-    change = await store.change(7)
-    assert change is not None and change.result is not None
-    assert change.result.constituency_id == night().declarations[6].constituency_id
-    assert await store.change(11) is None
+    seventh = await change_at(store, 7)
+    assert seventh is not None and seventh.result is not None
+    assert seventh.result.constituency_id == night().declarations[6].constituency_id
+    assert await change_at(store, 11) is None
     assert [c.sequence for c in await changes_before(store, 4, 10)] == [3, 2, 1]
 
 
