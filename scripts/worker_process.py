@@ -96,6 +96,16 @@ class WorkerProcess:
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
 
+    def stacks(self, settle_s: float = 1.0) -> str:
+        """The stack of every asyncio task in the worker, as mode's SIGUSR1 handler logs it:
+        where a worker that is alive but making no progress is waiting."""
+        if self.process is None or self.process.poll() is not None:
+            return ""
+        before = len(self.log())
+        self.process.send_signal(signal.SIGUSR1)
+        time.sleep(settle_s)
+        return self.log()[before:]
+
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -120,4 +130,12 @@ class WorkerProcess:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if exc_type is not None:
+            # A failing test shows what the worker was doing, not only what it had logged:
+            # pytest prints a failed test's captured stderr.
+            tail = self.tail(80)
+            stacks = self.stacks()
+            print(f"--- {self.log_path.name}: last lines ---\n{tail}", file=sys.stderr)
+            if stacks:
+                print(f"--- its tasks when the test failed ---\n{stacks}", file=sys.stderr)
         self.stop()

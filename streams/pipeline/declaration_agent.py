@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import logging
+import os
+import threading
 import time
 from collections.abc import AsyncIterable, Awaitable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
 import faust
+from mode import CrashingSupervisor
 
 from schemas.declaration import Declaration
 from schemas.rejection import Rejection, RejectionReason
@@ -34,6 +38,13 @@ from streams.store.tally_store import (
     StepOutcome,
     step_of,
 )
+
+log = logging.getLogger(__name__)
+
+# How long a crashed worker may take to stop before it is ended outright. Faust's stop can
+# wait for ever on a commit through a consumer thread the crash already stopped.
+STOP_AFTER_CRASH_S = 15.0
+CRASH_EXIT_CODE = 70  # EX_SOFTWARE
 
 
 def revision_conflict(declaration: Declaration, event: faust.EventT, election_id: str) -> Rejection:
@@ -111,12 +122,40 @@ async def _state_ready() -> None:
     return None
 
 
+def _end_the_worker_if_stopping_stalls(error: BaseException) -> None:
+    """The agent crashed and the worker is stopping: make sure it ends within a bound."""
+
+    def end() -> None:
+        log.critical(
+            "the worker did not stop within %.0fs of its agent crashing (%r): ending it",
+            STOP_AFTER_CRASH_S,
+            error,
+        )
+        logging.shutdown()
+        os._exit(CRASH_EXIT_CODE)
+
+    timer = threading.Timer(STOP_AFTER_CRASH_S, end)
+    timer.daemon = True  # a worker that stops in time is not held back by it
+    timer.start()
+
+
 def register(app: ElectionApp, topics: Topics) -> None:
     """Subscribe the declaration agent to the declarations topic of `app`."""
 
-    @app.agent(topics.declarations, name="streams.declaration_agent.tally_declarations")
+    # A failure the agent does not expect ends the worker, loud, for its supervisor to restart
+    # from the committed offsets. Faust's default would restart the agent in place without
+    # the batch it was holding: seats missing until a later batch found the gap.
+    @app.agent(
+        topics.declarations,
+        name="streams.declaration_agent.tally_declarations",
+        supervisor_strategy=CrashingSupervisor,
+    )
     async def tally_declarations(stream: AsyncIterable[faust.EventT]) -> None:
-        await tally(app.context, topics, stream)
+        try:
+            await tally(app.context, topics, stream)
+        except Exception as error:
+            _end_the_worker_if_stopping_stalls(error)
+            raise
 
 
 async def tally(

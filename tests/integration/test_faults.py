@@ -17,16 +17,19 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
+import redis
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from scripts.night_builder import Night
 from scripts.replay import build_outgoing
 from scripts.worker_process import WorkerProcess
+from streams.store.keys import SEAT, election_namespace
 from tests.integration.isolated import IsolatedKafka, IsolatedRedis
 from tests.integration.pipeline import (
     DATA_DIR,
@@ -360,3 +363,32 @@ def test_the_admin_rebuild_endpoint_remakes_the_state_in_a_running_worker(
     assert_official_result(pipeline, night)
     alerts = [orjson.loads(value) for _, value, _ in pipeline.read("alerts")]
     assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
+
+
+def test_a_failure_the_agent_does_not_expect_ends_the_worker_loudly(pipeline: Pipeline) -> None:
+    """A step Redis refuses for a reason no retry mends (here a seat's stored contribution
+    made unreadable by hand) stops the worker with the reason in its log, rather than leaving
+    a worker that answers health checks while its agent no longer tallies."""
+    first = next(message for message in build_outgoing(DATA_DIR) if message.kind == "result")
+    body = orjson.loads(first.value)
+    with pipeline.worker("agent-failure") as worker:
+        worker.wait_for_log("Ready", timeout=120)
+        pipeline.send([first])
+        pipeline.wait_for_seats(1, worker_alive=alive(worker))
+        seat = election_namespace(pipeline.prefix, ELECTION_ID) + SEAT + body["constituency_id"]
+        client = redis.Redis.from_url(pipeline.redis_url)
+        try:
+            assert client.hset(seat, "contribution", "{not json") == 0  # the field was there
+        finally:
+            client.close()
+        correction = replace(first, value=orjson.dumps({**body, "revision": body["revision"] + 1}))
+        pipeline.send([correction])
+        assert worker.process is not None
+        try:
+            returncode = worker.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the worker carried on:\n{worker.tail()}") from None
+        log = worker.log()
+    assert returncode != 0
+    assert "TallyStoreError" in log
+    assert f"contribution of {body['constituency_id']} cannot be read" in log
