@@ -1,0 +1,275 @@
+"""Where the declared results point: each party's final seats if the swing seen so far held."""
+
+# The model is the broadcasters' oldest: take each declared seat's change in share against its
+# notional 2019 result, average it, add the average to the notional 2019 shares of every seat
+# not yet declared, and give each such seat to the party then ahead. "Uniform" averages over
+# every declared seat. "Regional" averages within the seat's region once enough of the region
+# has declared, else within its nation (England, Scotland, Wales, Northern Ireland), else
+# nationally: Scotland's and Northern Ireland's parties move on their own, which a national
+# average dilutes. Seats already declared count as declared, rushes included.
+#
+# The range comes from resampling the declared seats with replacement (a bootstrap): the
+# projections of the resampled averages, 5th to 95th percentile. It says how much the answer
+# rests on which seats happen to have declared, not how wrong the model is.
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from schemas.results import SeatResult
+from streams.rules.reference import Register
+
+Model = Literal["uniform", "regional"]
+MODELS: tuple[Model, ...] = ("uniform", "regional")
+# What an undeclared seat's projection rested on, under the regional model.
+Level = Literal["region", "nation", "national"]
+
+# A party's notional 2019 share must reach this in some seat for it to be projected at all.
+CONTENDER_SHARE = 0.05
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class DeclaredSeat:
+    """A declared seat as the projection needs it: who won, and each party's share now
+    (empty while the figures are pending, as after a rush)."""
+
+    ons_id: str
+    winning_party: str | None
+    shares: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class PartyProjection:
+    party: str
+    seats: int  # declared seats won plus undeclared seats projected
+    low: int  # 5th percentile over the resamples
+    high: int  # 95th percentile over the resamples
+    declared: int  # seats already won
+
+
+@dataclass(frozen=True)
+class Projection:
+    model: Model
+    seats_declared: int
+    seats_with_figures: int  # the declared seats whose share changes the swing is made of
+    parties: list[PartyProjection]
+    levels: dict[str, int] = field(default_factory=dict)  # undeclared seats by swing used
+
+    def seats_of(self, party: str) -> int:
+        return next((p.seats for p in self.parties if p.party == party), 0)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The notional 2019 shares of every seat, as arrays, built once per register."""
+
+    seats: tuple[str, ...]
+    parties: tuple[str, ...]
+    notional: FloatArray  # seats x parties
+    region_of: IntArray  # seat -> region group
+    nation_of: IntArray  # seat -> nation group
+    regions: int
+    nations: int
+
+    @classmethod
+    def of(cls, register: Register) -> Baseline:
+        refs = sorted(register.constituencies.values(), key=lambda ref: ref.ons_id)
+        # Only a party with a real baseline somewhere can be projected to win a seat; the
+        # rest (dozens of small parties) would cost time in every projection and win none.
+        parties = sorted(
+            {
+                party
+                for ref in refs
+                for party, share in ref.notional_2019_shares.items()
+                if share >= CONTENDER_SHARE
+            }
+        )
+        column = {party: i for i, party in enumerate(parties)}
+        notional = np.zeros((len(refs), len(parties)))
+        for row, ref in enumerate(refs):
+            for party, share in ref.notional_2019_shares.items():
+                if party in column:
+                    notional[row, column[party]] = share
+        regions = sorted({ref.region for ref in refs})
+        nations = sorted({ref.country for ref in refs})
+        return cls(
+            seats=tuple(ref.ons_id for ref in refs),
+            parties=tuple(parties),
+            notional=notional,
+            region_of=np.array([regions.index(ref.region) for ref in refs], dtype=np.int64),
+            nation_of=np.array([nations.index(ref.country) for ref in refs], dtype=np.int64),
+            regions=len(regions),
+            nations=len(nations),
+        )
+
+    @functools.cached_property
+    def row_of(self) -> dict[str, int]:
+        return {ons_id: row for row, ons_id in enumerate(self.seats)}
+
+
+def _changes(
+    baseline: Baseline, rows: Sequence[int], declared: Sequence[DeclaredSeat]
+) -> FloatArray:
+    """Each declared seat's change in share against its notional 2019 share, by party."""
+    column = {party: i for i, party in enumerate(baseline.parties)}
+    now = np.zeros((len(rows), len(baseline.parties)))
+    for i, seat in enumerate(declared):
+        for party, share in seat.shares.items():
+            at = column.get(party)
+            if at is not None:  # a party in no notional result and no register: no baseline
+                now[i, at] = share
+    changes: FloatArray = now - baseline.notional[list(rows)]
+    return changes
+
+
+def _swings(
+    baseline: Baseline,
+    model: Model,
+    rows: IntArray,
+    changes: FloatArray,
+    weights: FloatArray,
+    undeclared: IntArray,
+    min_region_seats: int,
+) -> tuple[FloatArray, list[Level]]:
+    """The swing applied to each undeclared seat under each weighting of the declared seats
+    (weightings x seats x parties), and the level each seat's swing came from in the first
+    weighting, the declared seats as they are.
+
+    A resample is a weighting: how many times each declared seat was drawn. Every mean is a
+    matrix product; each seat then picks its row from one table of national, nation and
+    region means, so the big array is made once.
+    """
+    national = (weights @ changes) / weights.sum(axis=1, keepdims=True)  # weightings x parties
+    tables = [national[:, None, :]]
+    source = np.zeros((len(weights), len(undeclared)), dtype=np.int64)  # row in the table
+    levels: list[Level] = ["national"] * len(undeclared)
+    if model == "regional":
+        parties = changes.shape[1]
+        offset = 1
+        finer: tuple[tuple[IntArray, int, Level], ...] = (
+            (baseline.nation_of, baseline.nations, "nation"),
+            (baseline.region_of, baseline.regions, "region"),
+        )
+        for groups, count, level in finer:  # a region with enough seats overrides its nation
+            member = np.zeros((len(rows), count))
+            member[np.arange(len(rows)), groups[rows]] = 1.0
+            seats = weights @ member  # weightings x groups
+            by_group = (member[:, :, None] * changes[:, None, :]).reshape(len(rows), -1)
+            sums = (weights @ by_group).reshape(len(weights), count, parties)
+            tables.append(sums / np.maximum(seats, 1.0)[:, :, None])
+            group = groups[undeclared]
+            enough = seats[:, group] >= min_region_seats  # weightings x undeclared seats
+            source = np.where(enough, offset + group[None, :], source)
+            for i in np.flatnonzero(enough[0]):
+                levels[i] = level
+            offset += count
+    table = np.concatenate(tables, axis=1)  # weightings x (1 + nations + regions) x parties
+    swing: FloatArray = table[np.arange(len(weights))[:, None], source]
+    return swing, levels
+
+
+def project(
+    baseline: Baseline,
+    declared: Iterable[DeclaredSeat],
+    model: Model = "regional",
+    min_region_seats: int = 8,
+    resamples: int = 100,
+    seed: int = 20240704,
+) -> Projection | None:
+    """The final seats the declared results point to; None before any seat has figures.
+
+    Deterministic for a given set of declared seats (a seeded resampling): the same night
+    told twice, or by two workers, projects the same.
+    """
+    row_of = baseline.row_of
+    # In the baseline's order, so the resampling draws the same seats whatever order the
+    # declared seats came in.
+    seats = sorted(
+        (seat for seat in declared if seat.ons_id in row_of), key=lambda seat: row_of[seat.ons_id]
+    )
+    won = np.zeros(len(baseline.parties), dtype=np.int64)
+    column = {party: i for i, party in enumerate(baseline.parties)}
+    others: dict[str, int] = {}  # declared wins of parties with no baseline to project
+    for seat in seats:
+        if seat.winning_party in column:
+            won[column[seat.winning_party]] += 1
+        elif seat.winning_party is not None:
+            others[seat.winning_party] = others.get(seat.winning_party, 0) + 1
+    with_figures = [seat for seat in seats if seat.shares]
+    if not with_figures:
+        return None
+    rows = np.array([row_of[seat.ons_id] for seat in with_figures], dtype=np.int64)
+    changes = _changes(baseline, list(rows), with_figures)
+    declared_rows = {row_of[seat.ons_id] for seat in seats}
+    undeclared = np.array(
+        [row for row in range(len(baseline.seats)) if row not in declared_rows], dtype=np.int64
+    )
+    rng = np.random.default_rng(seed)
+    # Row 0 is the declared seats themselves; the others are resamples of them, as counts of
+    # how often each seat was drawn.
+    drawn = rng.multinomial(len(rows), np.full(len(rows), 1 / len(rows)), size=max(resamples, 1))
+    weights = np.vstack([np.ones((1, len(rows))), drawn]).astype(np.float64)
+    swing, levels = _swings(baseline, model, rows, changes, weights, undeclared, min_region_seats)
+    shares = np.maximum(baseline.notional[undeclared][None, :, :] + swing, 0.0)
+    winners = shares.argmax(axis=2)  # resamples x undeclared seats
+    totals = (
+        np.stack([np.bincount(row, minlength=len(baseline.parties)) for row in winners])
+        + won[None, :]
+    )  # resamples x parties
+    central = totals[0]
+    low = np.percentile(totals[1:], 5, axis=0, method="lower")
+    high = np.percentile(totals[1:], 95, axis=0, method="higher")
+    parties = [
+        PartyProjection(
+            party=party,
+            seats=int(central[i]),
+            low=int(min(low[i], central[i])),
+            high=int(max(high[i], central[i])),
+            declared=int(won[i]),
+        )
+        for i, party in enumerate(baseline.parties)
+        if central[i] or high[i] or won[i]
+    ]
+    parties += [PartyProjection(party, n, n, n, n) for party, n in others.items()]
+    parties.sort(key=lambda p: (-p.seats, p.party))
+    counted: dict[str, int] = {}
+    for level in levels:
+        counted[level] = counted.get(level, 0) + 1
+    return Projection(
+        model=model,
+        seats_declared=len(seats),
+        seats_with_figures=len(with_figures),
+        parties=parties,
+        levels=counted if model == "regional" else {"national": len(levels)},
+    )
+
+
+def declared_seat(result: SeatResult) -> DeclaredSeat:
+    """A seat's latest result as the projection reads it: shares only once figures are in."""
+    shares: dict[str, float] = {}
+    if not result.figures_pending:
+        for candidate in result.candidates:
+            if candidate.share is not None:
+                shares[candidate.party] = shares.get(candidate.party, 0.0) + candidate.share
+    return DeclaredSeat(result.constituency_id, result.winning_party, shares)
+
+
+__all__ = [
+    "MODELS",
+    "Baseline",
+    "DeclaredSeat",
+    "Model",
+    "PartyProjection",
+    "Projection",
+    "declared_seat",
+    "project",
+]
