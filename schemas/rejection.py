@@ -31,6 +31,8 @@ class RejectionReason(StrEnum):
     # where its order against the seat's own messages is lost.
     KEY_MISMATCH = "key_mismatch"
     REVISION_CONFLICT = "revision_conflict"
+    # Far past the seat's revision (MAX_REVISION_JUMP): applied, it would supersede all later ones.
+    REVISION_JUMP = "revision_jump"
 
 
 class Rejection(Message):

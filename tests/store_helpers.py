@@ -8,16 +8,23 @@ from dataclasses import dataclass
 
 from schemas.exit_poll import ExitPoll
 from streams.rules.reference import Register
+from streams.rules.validation import DEFAULT_MAX_REVISION_JUMP
 from streams.store.outbox import Outbox, Output
-from streams.store.tally_store import Change, PendingApply, PendingExitPoll, TallyStore
+from streams.store.tally_store import (
+    Change,
+    PendingApply,
+    PendingExitPoll,
+    TallyStore,
+)
 
 
 @dataclass(frozen=True)
 class ApplyOutcome:
-    outcome: str  # applied | duplicate | superseded | conflict | redelivered
+    outcome: str  # applied | duplicate | superseded | conflict | revision_jump | redelivered
     sequence: int | None  # the change's sequence when applied
     constituency_id: str
     revision: int
+    current_revision: int | None = None  # the seat's revision, for a revision_jump
 
 
 @dataclass(frozen=True)
@@ -27,16 +34,20 @@ class ExitPollOutcome:
 
 
 async def apply_batch(
-    store: TallyStore, items: Sequence[PendingApply], register: Register | None = None
+    store: TallyStore,
+    items: Sequence[PendingApply],
+    register: Register | None = None,
+    max_revision_jump: int = DEFAULT_MAX_REVISION_JUMP,
 ) -> list[ApplyOutcome]:
     """Apply a batch of accepted declarations in one round trip (TallyStore.apply_steps)."""
-    outcomes = await store.apply_steps(items, register)
+    outcomes = await store.apply_steps(items, register, max_revision_jump=max_revision_jump)
     return [
         ApplyOutcome(
             outcome=outcome.outcome,
             sequence=outcome.sequence,
             constituency_id=item.declaration.constituency_id,
             revision=item.declaration.revision,
+            current_revision=outcome.current_revision,
         )
         for item, outcome in zip(items, outcomes, strict=True)
     ]

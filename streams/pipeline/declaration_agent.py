@@ -47,14 +47,18 @@ STOP_AFTER_CRASH_S = 15.0
 CRASH_EXIT_CODE = 70  # EX_SOFTWARE
 
 
-def revision_conflict(declaration: Declaration, event: faust.EventT, election_id: str) -> Rejection:
+def _refused_by_the_tally(
+    reason: RejectionReason,
+    detail: str,
+    declaration: Declaration,
+    event: faust.EventT,
+    election_id: str,
+) -> Rejection:
+    """A declaration that passed validation but that the tally would not apply."""
     message = event.message
     return Rejection(
-        reason=RejectionReason.REVISION_CONFLICT,
-        detail=(
-            f"{declaration.constituency_name} revision {declaration.revision} was already "
-            "applied with different content; send a higher revision to change it"
-        ),
+        reason=reason,
+        detail=detail,
         original_b64=base64.b64encode(message.value or b"").decode("ascii"),
         original_key=declaration.constituency_id,
         source_topic=message.topic,
@@ -63,6 +67,56 @@ def revision_conflict(declaration: Declaration, event: faust.EventT, election_id
         rejected_at=dt.datetime.now(dt.UTC),
         election_id=election_id,
     )
+
+
+def revision_conflict(declaration: Declaration, event: faust.EventT, election_id: str) -> Rejection:
+    detail = (
+        f"{declaration.constituency_name} revision {declaration.revision} was already "
+        "applied with different content; send a higher revision to change it"
+    )
+    return _refused_by_the_tally(
+        RejectionReason.REVISION_CONFLICT, detail, declaration, event, election_id
+    )
+
+
+def revision_jump(
+    declaration: Declaration,
+    current_revision: int,
+    max_revision_jump: int,
+    event: faust.EventT,
+    election_id: str,
+) -> Rejection:
+    """Applied, a revision this far ahead would leave the seat's genuine corrections superseded:
+    the desk is told what the seat stands at and which revisions it will take."""
+    stands_at = (
+        f"its current revision {current_revision}"
+        if current_revision
+        else "0 (no revision of it applied yet)"
+    )
+    detail = (
+        f"{declaration.constituency_name} revision {declaration.revision} is more than "
+        f"{max_revision_jump} (MAX_REVISION_JUMP) past {stands_at}; not applied. Send the "
+        f"true figures as revision {current_revision + 1} to {current_revision + max_revision_jump}"
+    )
+    return _refused_by_the_tally(
+        RejectionReason.REVISION_JUMP, detail, declaration, event, election_id
+    )
+
+
+def tally_rejection(
+    step: PendingApply,
+    outcome: StepOutcome,
+    event: faust.EventT,
+    election_id: str,
+    max_revision_jump: int,
+) -> Rejection | None:
+    """The dead letter an accepted declaration's tally outcome calls for, if any."""
+    if outcome.outcome == "conflict":
+        return revision_conflict(step.declaration, event, election_id)
+    if outcome.outcome == "revision_jump":
+        current = outcome.current_revision or 0
+        return revision_jump(step.declaration, current, max_revision_jump, event, election_id)
+    return None
 
 
 async def steps_of(
@@ -188,18 +242,23 @@ async def tally(
             )
         # A Redis restart neither crashes the agent nor skips the batch: it waits, rebuilds
         # the state from Kafka if Redis came back without it, then records the batch.
-        apply = partial(store.apply_steps, steps, reg)
+        apply = partial(store.apply_steps, steps, reg, max_revision_jump=settings.max_revision_jump)
         outcomes = await with_state(store, settings, reg, apply, "tally", first)
         observe_outcomes(_outcomes(steps, outcomes))
+        jump = settings.max_revision_jump
+        refused = [
+            (
+                step.declaration.constituency_id,
+                tally_rejection(step, outcome, event, settings.election_id, jump),
+            )
+            for step, outcome, event in zip(steps, outcomes, events, strict=True)
+            if isinstance(step, PendingApply)
+        ]
         await asyncio.gather(
             *[
-                await _dead_letter(
-                    topics.dead_letter,
-                    step.declaration.constituency_id.encode(),
-                    revision_conflict(step.declaration, event, settings.election_id),
-                )
-                for step, outcome, event in zip(steps, outcomes, events, strict=True)
-                if outcome.outcome == "conflict" and isinstance(step, PendingApply)
+                await _dead_letter(topics.dead_letter, ons_id.encode(), rejection)
+                for ons_id, rejection in refused
+                if rejection is not None
             ]
         )
         observe_latency(

@@ -46,6 +46,11 @@ class FeedPosition:
 # As MAX_MESSAGE_BYTES: the largest message validated; a larger one is a dead letter.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 
+# How far past a seat's revision (0 before its first) a declaration may go: a feed's
+# corrections go up one at a time, while a revision typed a million ahead would leave every
+# genuine correction after it superseded. Settings.max_revision_jump (MAX_REVISION_JUMP).
+DEFAULT_MAX_REVISION_JUMP = 100
+
 
 @dataclass(frozen=True)
 class NightWindow:

@@ -31,6 +31,10 @@ _MARK_PUBLISHED = lua_script("outbox_mark_published")
 HOLD_ANNOUNCED = 2**62
 # Output ids are recorded as sent this many at a time, so no one command is unbounded.
 _SENT_IDS_PER_CALL = 1000
+# Every output on Kafka carries its outbox sequence and the outbox's epoch: a new publisher's
+# resync reads them to learn what is already sent, and a rebuild to put the outbox back.
+OUTBOX_SEQ_HEADER = "outbox-seq"
+OUTBOX_EPOCH_HEADER = "outbox-epoch"
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,35 @@ class Outbox:
         for at in range(0, len(output_ids), _SENT_IDS_PER_CALL):
             chunk = output_ids[at : at + _SENT_IDS_PER_CALL]
             await self.redis.sadd(self.ns + ANNOUNCED_IDS, *chunk)
+
+    async def restore(self, epoch: str, entries: Sequence[QueuedOutput]) -> None:
+        """Put back, at their own sequences and under their epoch, outputs found on Kafka
+        after a rebuild emptied the outbox: the history screens and apps read, and the ids
+        their clients resume from, are the ones they saw before.
+
+        `entries` in ascending sequence. The cursors come first, in the same transaction as
+        the first entries: no publisher ever finds a restored entry past its published
+        cursor and sends it again.
+        """
+        if not entries:
+            return
+        newest = entries[-1].sequence
+        for at in range(0, len(entries), _SENT_IDS_PER_CALL):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if at == 0:
+                    pipe.set(self.ns + EPOCH, epoch)
+                    pipe.set(self.ns + OUTBOX_SEQ, newest)
+                    pipe.set(self.ns + PUBLISHED, newest)
+                for item in entries[at : at + _SENT_IDS_PER_CALL]:
+                    output = item.output
+                    fields = {
+                        "output_id": output.output_id,
+                        "topic": output.topic,
+                        "key": output.key,
+                        "value": output.value,
+                    }
+                    pipe.xadd(self.ns + OUTBOX, fields, id=f"{item.sequence}-0")  # type: ignore[arg-type]
+                await pipe.execute()
 
     async def read(self, after: int, count: int = 500) -> list[QueuedOutput]:
         entries: Any = await self.redis.xrange(self.ns + OUTBOX, min=f"({after}-0", count=count)

@@ -40,7 +40,13 @@ from streams.rules.validation import FeedPosition, kafka_time, validate_message
 from streams.settings import Settings
 from streams.store.keys import OFFSETS, REBUILD_LOCK, STATE_MARKER
 from streams.store.lease import Lease
-from streams.store.outbox import Outbox
+from streams.store.outbox import (
+    OUTBOX_EPOCH_HEADER,
+    OUTBOX_SEQ_HEADER,
+    Outbox,
+    Output,
+    QueuedOutput,
+)
 from streams.store.tally_store import PendingStep, TallyStore, step_of
 
 log = logging.getLogger(__name__)
@@ -346,9 +352,35 @@ async def _apply_log(store: TallyStore, settings: Settings, register: Register) 
                 max_bytes=settings.max_message_bytes,
             )
             steps.append(step_of(verdict, position))
-        for outcome in await store.apply_steps(steps, register):
+        outcomes = await store.apply_steps(
+            steps, register, max_revision_jump=settings.max_revision_jump
+        )
+        for outcome in outcomes:
             report.outcomes[outcome.outcome] += 1
     return report
+
+
+def _value_of(record: ConsumerRecord[bytes, bytes], election_id: str) -> dict[str, Any] | None:
+    """A record's JSON if it is an output of this election (the topics may be shared)."""
+    try:
+        value = orjson.loads(record.value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or value.get("election_id") != election_id:
+        return None
+    return value
+
+
+def _output_id(topic: str, value: dict[str, Any]) -> str | None:
+    """The publisher's dedupe id of an output: `alert:<alert id>`, `result:<ons id>:<revision>`
+    or `state:<sequence>`; None for anything else on the topic."""
+    if topic == "alerts" and "alert_id" in value:
+        return f"alert:{value['alert_id']}"
+    if topic == "results" and "constituency_id" in value:
+        return f"result:{value['constituency_id']}:{value['revision']}"
+    if topic == "state" and value.get("message_type") == "state_of_parties":
+        return f"state:{int(value.get('sequence', 0))}"
+    return None
 
 
 def output_ids_on_kafka(
@@ -356,32 +388,79 @@ def output_ids_on_kafka(
 ) -> list[str]:
     """The publisher's output ids of the messages already on one output topic.
 
-    Results are `result:<ons id>:<revision>` and alerts `alert:<alert id>`. Snapshots are
-    `state:<sequence>`: a rebuilt change log numbers its changes anew, so every sequence up
-    to the highest on Kafka counts as sent and only snapshots beyond it are published.
+    Snapshots are `state:<sequence>`: a rebuilt change log numbers its changes anew, so every
+    sequence up to the highest on Kafka counts as sent and only snapshots beyond it are
+    published.
     """
     ids: list[str] = []
     highest_state = 0
     for record in records:
-        try:
-            value = orjson.loads(record.value or b"")
-        except orjson.JSONDecodeError:
+        value = _value_of(record, election_id)
+        output_id = _output_id(topic, value) if value is not None else None
+        if output_id is None or value is None:
             continue
-        if not isinstance(value, dict) or value.get("election_id") != election_id:
-            continue  # another election sharing the topic
-        kind = value.get("message_type")
-        if topic == "alerts" and "alert_id" in value:
-            ids.append(f"alert:{value['alert_id']}")
-        elif topic == "results" and "constituency_id" in value:
-            ids.append(f"result:{value['constituency_id']}:{value['revision']}")
-        elif topic == "state" and kind == "state_of_parties":
+        if topic == "state":
             highest_state = max(highest_state, int(value.get("sequence", 0)))
+        else:
+            ids.append(output_id)
     ids += [f"state:{n}" for n in range(1, highest_state + 1)]
     return ids
 
 
-async def _record_sent(outbox: Outbox, settings: Settings) -> Counter[str]:
+@dataclass(frozen=True)
+class SentOutput:
+    """An output found on Kafka, with the outbox epoch and sequence it was published under."""
+
+    epoch: str
+    sent_at_ms: int
+    queued: QueuedOutput
+
+
+def outputs_on_kafka(
+    topic: str, records: list[ConsumerRecord[bytes, bytes]], election_id: str
+) -> list[SentOutput]:
+    """This election's outputs on one output topic that name their outbox sequence."""
+    found: list[SentOutput] = []
+    for record in records:
+        value = _value_of(record, election_id)
+        output_id = _output_id(topic, value) if value is not None else None
+        headers = {name: raw.decode(errors="replace") for name, raw in record.headers or ()}
+        sequence = headers.get(OUTBOX_SEQ_HEADER, "")
+        if output_id is None or not sequence.isdigit() or int(sequence) < 1:
+            continue
+        key = record.key.decode(errors="replace") if isinstance(record.key, bytes) else ""
+        output = Output(output_id, topic, key, record.value or b"")
+        found.append(
+            SentOutput(
+                headers.get(OUTBOX_EPOCH_HEADER, ""),
+                record.timestamp,
+                QueuedOutput(int(sequence), output),
+            )
+        )
+    return found
+
+
+def history_to_restore(found: list[SentOutput]) -> tuple[str, list[QueuedOutput]]:
+    """The latest outbox epoch on Kafka and its outputs, once each, in sequence order.
+
+    The latest, by when it reached Kafka: an earlier epoch belongs to a night reset since,
+    whose sequences its clients no longer resume from. A sequence sent twice (a publisher
+    that died between sending and marking it sent) is the same output both times.
+    """
+    if not found:
+        return "", []
+    epoch = max(found, key=lambda sent: sent.sent_at_ms).epoch
+    by_sequence: dict[int, QueuedOutput] = {}
+    for sent in found:
+        if sent.epoch == epoch:
+            by_sequence.setdefault(sent.queued.sequence, sent.queued)
+    return epoch, [by_sequence[n] for n in sorted(by_sequence)]
+
+
+async def _restore_sent(outbox: Outbox, settings: Settings) -> Counter[str]:
+    """Record every output on Kafka as sent, and put the latest epoch's back in the outbox."""
     sent: Counter[str] = Counter()
+    found: list[SentOutput] = []
     for name, topic in settings.output_topics().items():
         records: list[ConsumerRecord[bytes, bytes]] = []
         async for _, run in read_log(settings, topic):
@@ -389,6 +468,8 @@ async def _record_sent(outbox: Outbox, settings: Settings) -> Counter[str]:
         ids = output_ids_on_kafka(name, records, settings.election_id)
         sent[name] = len(ids)
         await outbox.count_as_sent(ids)
+        found += outputs_on_kafka(name, records, settings.election_id)
+    await outbox.restore(*history_to_restore(found))
     return sent
 
 
@@ -409,7 +490,7 @@ async def rebuild(
             await store.reset(keep={lease.key})
             await outbox.hold_announcing()
             report = await _apply_log(store, settings, register)
-            report.already_sent = await _record_sent(outbox, settings)
+            report.already_sent = await _restore_sent(outbox, settings)
             report.seconds = time.monotonic() - began
             async with redis.pipeline(transaction=True) as pipe:
                 outbox.resume_announcing(pipe)
@@ -436,8 +517,10 @@ __all__ = [
     "RebuildReport",
     "ensure_state",
     "group_has_committed",
+    "history_to_restore",
     "mark_state",
     "output_ids_on_kafka",
+    "outputs_on_kafka",
     "read_log",
     "rebuild",
     "rebuild_now",

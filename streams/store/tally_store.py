@@ -29,7 +29,7 @@ from streams.rules.tally import (
     seat_result,
     state_of_parties,
 )
-from streams.rules.validation import FeedPosition, Rejected, Verdict
+from streams.rules.validation import DEFAULT_MAX_REVISION_JUMP, FeedPosition, Rejected, Verdict
 from streams.store.keys import (
     AS_OF,
     CHANGES,
@@ -107,10 +107,11 @@ def step_of(verdict: Verdict, position: FeedPosition) -> PendingStep:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    # applied | duplicate | superseded | conflict | exit_poll_applied | exit_poll_duplicate |
-    # rejected | redelivered
+    # applied | duplicate | superseded | conflict | revision_jump | exit_poll_applied |
+    # exit_poll_duplicate | rejected | redelivered
     outcome: str
     sequence: int | None  # the change's sequence when applied
+    current_revision: int | None = None  # the seat's revision, for a revision_jump (0: none)
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,8 @@ class TallyStore:
         self,
         items: Sequence[PendingStep],
         register: Register | None = None,
+        *,
+        max_revision_jump: int = DEFAULT_MAX_REVISION_JUMP,
     ) -> list[StepOutcome]:
         """Record a batch of consumed messages in one round trip, each its own atomic step.
 
@@ -262,12 +265,15 @@ class TallyStore:
         EXISTS round trip is needed. If a step fails, this raises: the steps after it on the
         same partition are held back unapplied, so when the batch is redelivered the offset
         check skips exactly what was applied. Items of one topic-partition must come in
-        offset order, as Kafka delivers them.
+        offset order, as Kafka delivers them. A declaration more than `max_revision_jump`
+        past its seat's revision is recorded, not applied: `revision_jump`.
         """
+        if max_revision_jump < 1:
+            raise ValueError(f"max_revision_jump must be at least 1, not {max_revision_jump}")
         if not items:
             return []
         chosen = self._register(register)
-        args: list[Any] = [_FIELDS_PER_STEP]
+        args: list[Any] = [_FIELDS_PER_STEP, max_revision_jump]
         keys = {self.key(name): at for at, name in enumerate(_APPLY_KEYS, start=1)}
         for item in items:
             args += self._step_args(item, chosen, keys)
@@ -275,14 +281,20 @@ class TallyStore:
             pipe.script_load(_APPLY.source)
             pipe.evalsha(_APPLY.sha, len(keys), *keys, *args)
             _, replies = await pipe.execute()
-        # Pairs of (outcome, sequence), or ("error", why) for a step that failed.
+        # Pairs of (outcome, sequence), ("revision_jump", the seat's revision), or ("error",
+        # why) for a step that failed.
         pairs = [
             (_text(name), detail) for name, detail in zip(replies[0::2], replies[1::2], strict=True)
         ]
         errors = [_text(detail) for name, detail in pairs if name == "error"]
         if errors:
             raise TallyStoreError(f"{len(errors)} of {len(items)} steps failed: {errors[0]}")
-        return [StepOutcome(name, int(sequence) or None) for name, sequence in pairs]
+        return [
+            StepOutcome(name, None, int(detail))
+            if name == "revision_jump"
+            else StepOutcome(name, int(detail) or None)
+            for name, detail in pairs
+        ]
 
     async def exit_poll(self) -> ExitPoll | None:
         raw = await self.redis.get(self.key(EXIT_POLL))

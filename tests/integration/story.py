@@ -25,7 +25,7 @@ from tests.integration.pipeline import Pipeline, assert_published_once
 Alert = dict[str, Any]
 
 LONDON = ZoneInfo("Europe/London")
-OUTBOX_SEQ_HEADER = "outbox-seq"  # streams/pipeline/publisher.py's header, the published contract
+OUTBOX_SEQ_HEADER = "outbox-seq"  # streams/store/outbox.py's header, the published contract
 REVISING_TYPES = frozenset({"amended", "retracted"})
 
 # The 2024 night's moments, as the returning officers declared them (UK time).

@@ -8,12 +8,14 @@ in Redis but not yet on Kafka. Kill points are seeded, so a run is repeatable.
 
 from __future__ import annotations
 
+import http.client
 import os
 import random
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -209,6 +211,7 @@ def test_redis_lost_mid_night_is_rebuilt_from_kafka_by_the_running_worker(
         if files_lost:
             worker.wait_for_log("rebuilt parl.2024-07-04 from", timeout=30)
         alive(worker)()
+        assert_history_served(pipeline, worker)
     rebuilt = [line for line in worker.log().splitlines() if "rebuilt parl.2024-07-04" in line]
     print(
         f"Redis crashed (files {'lost' if files_lost else 'kept'}) at {before.seats} seats, "
@@ -235,15 +238,13 @@ def test_redis_lost_mid_night_is_rebuilt_from_kafka_by_the_running_worker(
 
 
 def assert_alerts_across_a_loss(pipeline: Pipeline) -> list[dict[str, object]]:
-    """Each alert once on Kafka across the loss: the ones sent before it are not queued again
-    (the outbox was lost, so it holds only those sent after the rebuild)."""
+    """Each alert once on Kafka across the loss, and once in the rebuilt outbox: the ones sent
+    before it are put back from Kafka, not queued again."""
     alerts = [orjson.loads(value) for _, value, _ in pipeline.read("alerts")]
     ids = [str(alert["alert_id"]) for alert in alerts]
     duplicates = [i for i, n in Counter(ids).items() if n > 1]
     assert not duplicates, f"alerts published twice: {duplicates}"
-    queued_after = pipeline.outbox_alert_ids()
-    assert set(queued_after) <= set(ids), "queued alerts missing on Kafka"
-    assert len(queued_after) < len(ids), "every alert was queued again after the rebuild"
+    assert sorted(pipeline.outbox_alert_ids()) == sorted(ids)
     return alerts
 
 
@@ -292,7 +293,9 @@ def test_the_rebuild_command_remakes_the_night_and_sends_nothing_again(
             assert time.monotonic() < deadline, "the publisher did not announce the night"
             time.sleep(0.2)
         time.sleep(1)  # a drain would follow the announce within a tick
-    assert pipeline.progress().queued == 0
+        assert_history_served(pipeline, worker)
+    # The outbox is the history put back from Kafka, and nothing was queued after it.
+    assert pipeline.progress().queued == newest_sequence_on_kafka(pipeline)
     alerts = [orjson.loads(value) for _, value, _ in pipeline.read("alerts")]
     assert len(alerts) == alerts_before
     assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
@@ -357,9 +360,11 @@ def test_the_admin_rebuild_endpoint_remakes_the_state_in_a_running_worker(
             assert time.monotonic() < deadline, "the publisher did not announce the night"
             time.sleep(0.2)
         time.sleep(1)
+        assert_history_served(pipeline, worker)
     marker = pipeline.state_marker()
     assert marker is not None and marker["how"] == "rebuilt"
-    assert pipeline.progress().queued == 0
+    # The outbox is the history put back from Kafka, and nothing was queued after it.
+    assert pipeline.progress().queued == newest_sequence_on_kafka(pipeline)
     assert_official_result(pipeline, night)
     alerts = [orjson.loads(value) for _, value, _ in pipeline.read("alerts")]
     assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
@@ -392,3 +397,55 @@ def test_a_failure_the_agent_does_not_expect_ends_the_worker_loudly(pipeline: Pi
     assert returncode != 0
     assert "TallyStoreError" in log
     assert f"contribution of {body['constituency_id']} cannot be read" in log
+
+
+def alert_events(base_url: str, after: int, expected: int, quiet_s: float = 2.0) -> list[str]:
+    """The alert ids a client resuming from `after` receives: until `expected` have come, then
+    whatever else comes in the next `quiet_s` (nothing, if none is sent twice)."""
+    address = urllib.parse.urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=10)
+    ids: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        connection.request("GET", "/api/alerts/events", headers={"Last-Event-ID": str(after)})
+        response = connection.getresponse()
+        assert response.status == 200
+        while time.monotonic() < deadline:
+            if len(ids) >= expected and connection.sock is not None:
+                connection.sock.settimeout(quiet_s)
+            try:
+                line = response.readline()
+            except TimeoutError:
+                break
+            if not line:
+                break
+            if line.startswith(b"data: "):
+                ids.append(str(orjson.loads(line[6:])["alert_id"]))
+    finally:
+        connection.close()
+    return ids
+
+
+def newest_sequence_on_kafka(pipeline: Pipeline) -> int:
+    return max(
+        int(headers["outbox-seq"])
+        for topic in ("results", "state", "alerts")
+        for _, _, headers in pipeline.read(topic)
+    )
+
+
+def assert_history_served(pipeline: Pipeline, worker: WorkerProcess) -> None:
+    """What the worker serves is the whole night on the alerts topic: `/api/alerts` has every
+    alert once, and a client resuming from an earlier id gets each alert it missed, once, in
+    outbox order (the ids it resumes from are the ones it was given before)."""
+    on_kafka = sorted(
+        (int(headers["outbox-seq"]), headers["outbox-epoch"], str(orjson.loads(value)["alert_id"]))
+        for _, value, headers in pipeline.read("alerts")
+    )
+    assert len({epoch for _, epoch, _ in on_kafka}) == 1, "the outbox's epoch changed"
+    with urllib.request.urlopen(worker.base_url + "/api/alerts", timeout=30) as response:
+        served = [str(alert["alert_id"]) for alert in orjson.loads(response.read())]
+    assert sorted(served) == sorted(alert_id for _, _, alert_id in on_kafka)
+    for after in (0, on_kafka[len(on_kafka) // 3][0], on_kafka[-2][0]):
+        missed = [alert_id for seq, _, alert_id in on_kafka if seq > after]
+        assert alert_events(worker.base_url, after, len(missed)) == missed, f"after {after}"

@@ -6,7 +6,7 @@ import fakeredis
 import pytest
 
 from streams.store.keys import ANNOUNCED_IDS, election_namespace
-from streams.store.outbox import Outbox, OutboxProgress, Output
+from streams.store.outbox import Outbox, OutboxProgress, Output, QueuedOutput
 from tests.store_helpers import announce
 
 
@@ -81,3 +81,22 @@ async def test_the_epoch_is_stable_until_a_reset(outbox: Outbox) -> None:
     assert first and await outbox.epoch() == first
     await outbox.redis.flushall()
     assert await outbox.epoch() != first
+
+
+async def test_a_restored_history_keeps_its_sequences_epoch_and_cursors(outbox: Outbox) -> None:
+    restored = [QueuedOutput(n, alert(f"alert:{n}")) for n in (3, 4, 9)]
+    await outbox.restore("epoch-1", restored)
+    assert await outbox.read(after=0) == restored
+    assert await outbox.read(after=4) == restored[2:]
+    assert await outbox.epoch() == "epoch-1"
+    # Everything restored is on Kafka already: nothing for a publisher to send again, and
+    # the next output queued follows the newest restored.
+    assert await outbox.progress() == OutboxProgress(announced=0, queued=9, published=9)
+    assert await announce(outbox, 1, [alert("new")]) == 1
+    assert [q.sequence for q in await outbox.read(after=9)] == [10]
+
+
+async def test_restoring_nothing_leaves_the_outbox_as_it_was(outbox: Outbox) -> None:
+    await outbox.restore("", [])
+    assert await outbox.progress() == OutboxProgress(announced=0, queued=0, published=0)
+    assert await outbox.read(after=0) == []

@@ -12,7 +12,13 @@ from streams.rules.alerts.story import NightStory
 from streams.rules.tally import seat_contribution, seat_result
 from streams.rules.watchlist import load_watchlist
 from streams.settings import Settings
-from streams.store.rebuild import RebuildReport, _lost_writes, output_ids_on_kafka
+from streams.store.rebuild import (
+    RebuildReport,
+    _lost_writes,
+    history_to_restore,
+    output_ids_on_kafka,
+    outputs_on_kafka,
+)
 from streams.store.tally_store import Change
 from tests.unit.tally_fixtures import DATA_DIR, SOUTH_WEST_NORFOLK, declaration_of, night
 
@@ -89,3 +95,49 @@ def test_lost_writes_are_a_batch_starting_past_what_redis_recorded() -> None:
     assert _lost_writes(fresh, [b"8", None], batch)  # offset 9 applied, then lost
     assert _lost_writes(fresh, [None, None], batch)  # nothing recorded, offset 10 next
     assert not _lost_writes(reset, [None, None], batch)  # emptied on purpose
+
+
+def sent(topic: str, value: dict[str, Any], sequence: str | None, epoch: str, at: int) -> Any:
+    headers = [("outbox-epoch", epoch.encode())]
+    if sequence is not None:
+        headers.append(("outbox-seq", sequence.encode()))
+    return SimpleNamespace(
+        key=b"k", value=orjson.dumps(value), headers=headers, timestamp=at, topic=topic
+    )
+
+
+def test_the_history_restored_is_the_latest_epoch_once_each_in_sequence_order() -> None:
+    alert = {"election_id": ELECTION, "alert_id": "a"}
+    found = outputs_on_kafka(
+        "alerts",
+        [
+            sent("alerts", {**alert, "alert_id": "old"}, "1", "before-reset", at=1),
+            sent("alerts", {**alert, "alert_id": "b"}, "7", "night", at=30),
+            sent("alerts", {**alert, "alert_id": "a"}, "2", "night", at=20),
+            sent("alerts", {**alert, "alert_id": "a"}, "2", "night", at=21),  # sent twice
+            sent("alerts", {**alert, "alert_id": "no-sequence"}, None, "night", at=22),
+            sent("alerts", {**alert, "election_id": "other"}, "3", "night", at=23),
+        ],
+        ELECTION,
+    )
+    found += outputs_on_kafka(
+        "state",
+        [
+            sent(
+                "state",
+                {"election_id": ELECTION, "message_type": "state_of_parties", "sequence": 4},
+                "5",
+                "night",
+                at=25,
+            )
+        ],
+        ELECTION,
+    )
+    epoch, history = history_to_restore(found)
+    assert epoch == "night"
+    assert [(q.sequence, q.output.output_id, q.output.topic) for q in history] == [
+        (2, "alert:a", "alerts"),
+        (5, "state:4", "state"),
+        (7, "alert:b", "alerts"),
+    ]
+    assert history_to_restore([]) == ("", [])

@@ -18,8 +18,14 @@ from schemas.declaration import Declaration, DeclarationKind
 from streams.rules.event_time import EventKey, PartitionProgress, event_key
 from streams.rules.reference import ReferenceDataError
 from streams.rules.tally import add_delta, seat_result
+from streams.rules.validation import DEFAULT_MAX_REVISION_JUMP
 from streams.store.keys import CHANGES, COUNTERS, OFFSETS, SEAT
-from streams.store.tally_store import Change, PendingApply, TallyStore, TallyStoreError
+from streams.store.tally_store import (
+    Change,
+    PendingApply,
+    TallyStore,
+    TallyStoreError,
+)
 from tests.store_helpers import apply_batch, change_at, changes_before, record_exit_poll
 from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 from tests.unit.tally_fixtures import (
@@ -366,6 +372,55 @@ async def check_clocks_and_as_of(redis: Redis, prefix: str) -> None:
     assert await store.partitions_read("another-topic") == ({}, 4)
 
 
+async def check_revision_jump(redis: Redis, prefix: str) -> None:
+    """A revision far past its seat's is recorded, not applied: the seat keeps its figures and
+    takes its genuine corrections, one exactly the limit ahead included."""
+    store = _store(redis, prefix)
+    jump = DEFAULT_MAX_REVISION_JUMP
+    result = declaration_of(SOUTH_WEST_NORFOLK)
+    await apply_batch(store, pending([result]))
+    seat, totals = await store.seat(SOUTH_WEST_NORFOLK), await store.totals()
+    typo = revised(swapped_top_two(result), 1 + jump + 1, DeclarationKind.CORRECTION)
+    [refused] = await apply_batch(store, pending([typo], 1))
+    assert (refused.outcome, refused.sequence, refused.current_revision) == (
+        "revision_jump",
+        None,
+        1,
+    )
+    assert await store.seat(SOUTH_WEST_NORFOLK) == seat
+    assert await store.totals() == totals
+    assert await redis.xlen(store.key(CHANGES)) == 1
+    # Its offset is recorded as a rejected message's is: delivered again, it is a redelivery.
+    assert await redis.hget(store.key(OFFSETS), f"{TOPIC}:0") == b"1"  # type: ignore[misc]
+    [again] = await apply_batch(store, pending([typo], 1))
+    assert again.outcome == "redelivered"
+
+    correction = revised(swapped_top_two(result), 2, DeclarationKind.CORRECTION)
+    at_the_limit = revised(result, 2 + jump, DeclarationKind.CORRECTION)
+    outcomes = await apply_batch(store, pending([correction, at_the_limit], 2))
+    assert [(o.outcome, o.sequence) for o in outcomes] == [("applied", 2), ("applied", 3)]
+    seat = await store.seat(SOUTH_WEST_NORFOLK)
+    assert seat is not None and seat.revision == 2 + jump and seat.majority == 630
+
+    # A seat's first declaration is a jump from 0.
+    first = night().declarations[0]
+    assert first.constituency_id != SOUTH_WEST_NORFOLK
+    from_nothing = revised(first, jump + 1, DeclarationKind.RESULT)
+    [refused] = await apply_batch(store, pending([from_nothing], partition=1))
+    assert (refused.outcome, refused.current_revision) == ("revision_jump", 0)
+    assert await store.seat(first.constituency_id) is None
+    [exactly] = await apply_batch(
+        store, pending([revised(first, jump, DeclarationKind.RESULT)], 1, partition=1)
+    )
+    assert (exactly.outcome, exactly.sequence) == ("applied", 4)
+    assert await store.counters() == {
+        "validation:accepted": 6,
+        "tally:applied": 4,
+        "tally:revision_jump": 2,
+        "kafka:redelivered": 1,
+    }
+
+
 def _key(declaration: Declaration) -> EventKey:
     ref = night().register.constituencies[declaration.constituency_id]
     return event_key(
@@ -384,6 +439,7 @@ CHECKS: list[Check] = [
     check_exit_poll,
     check_change_log_paging,
     check_elections_side_by_side,
+    check_revision_jump,
 ]
 
 
@@ -418,6 +474,23 @@ async def test_a_flushed_script_cache_costs_nothing() -> None:
     await redis.script_flush()  # as after a Redis restart
     [outcome] = await apply_batch(store, pending(night().declarations[1:2], 1))
     assert outcome.outcome == "applied" and outcome.sequence == 2
+
+
+async def test_the_revision_jump_is_the_callers() -> None:
+    """The limit reaches Lua from the caller (Settings.max_revision_jump), per batch."""
+    redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    store = _store(redis, "")
+    result = declaration_of(SOUTH_WEST_NORFOLK)
+    two_ahead = revised(result, 3, DeclarationKind.CORRECTION)
+    outcomes = await apply_batch(store, pending([result, two_ahead]), max_revision_jump=1)
+    assert [(o.outcome, o.current_revision) for o in outcomes] == [
+        ("applied", None),
+        ("revision_jump", 1),
+    ]
+    [applied] = await apply_batch(store, pending([two_ahead], 2), max_revision_jump=2)
+    assert applied.outcome == "applied"
+    with pytest.raises(ValueError, match="at least 1"):
+        await apply_batch(store, pending([result], 3), max_revision_jump=0)
 
 
 async def test_reference_data_of_another_election_is_refused() -> None:

@@ -1,6 +1,7 @@
 -- A batch of consumed messages in one script, in the order Kafka delivered them; each
 -- message is its own all-or-nothing step. The offset check makes a redelivery after a crash
--- a no-op; the revision check makes duplicates and stale revisions no-ops; an applied
+-- a no-op; the revision check makes duplicates and stale revisions no-ops, and refuses one
+-- too far ahead of the seat's (a revision_jump, recorded but not applied); an applied
 -- revision takes out the seat's old contribution, adds the new, and logs the change (with
 -- both contributions, so the publisher follows the totals without reading them all) for the
 -- publisher. Outcome counters, validation's included, live here too, so every offset is
@@ -12,7 +13,8 @@
 --
 -- KEYS (streams.store.keys): totals, offsets, changes, seats, counters, exit-poll, clocks,
 -- as-of, then the seat hash of each seat the batch declares.
--- ARGV: FIELDS (the values per message), then FIELDS values per message:
+-- ARGV: FIELDS (the values per message), MAX_JUMP (how far past a seat's revision, 0 for a
+-- seat not yet declared, a declaration may go), then FIELDS values per message:
 --   'd' (declaration): topic:partition, offset, revision, content hash, kind, contribution
 --       JSON, result JSON before its sequence value, result JSON after it, ONS id, event key,
 --       Kafka timestamp in ms, the index in KEYS of the seat's hash
@@ -20,11 +22,11 @@
 --   'r' (rejected): topic:partition, offset, reason, then unused
 -- The event key (streams.rules.event_time.key_text, starting with the time in ms) is the
 -- partition's clock once the message is recorded: the publisher's watermark reads it.
--- Returns name, sequence (or error text) per message.
+-- Returns name, sequence (or error text; for 'revision_jump' the seat's revision) per message.
 local totals_key, offsets_key, changes_key = KEYS[1], KEYS[2], KEYS[3]
 local seats_key, counters_key, exit_poll_key = KEYS[4], KEYS[5], KEYS[6]
 local clocks_key, as_of_key = KEYS[7], KEYS[8]
-local FIELDS = tonumber(ARGV[1])
+local FIELDS, MAX_JUMP = tonumber(ARGV[1]), tonumber(ARGV[2])
 local replies = {}
 local last_of, held = {}, {}
 
@@ -44,18 +46,21 @@ local function declaration(i, field, offset)
   local seat_key = KEYS[tonumber(ARGV[i + 12])]
   local current = redis.call('HMGET', seat_key,
     'revision', 'content_hash', 'contribution', 'result')
-  if current[1] then
-    local current_revision = tonumber(current[1])
-    local name
-    if current_revision > revision then name = 'superseded'
-    elseif current_revision == revision and current[2] == content_hash then name = 'duplicate'
-    elseif current_revision == revision then name = 'conflict' end
-    if name then
-      record(field, offset, clock)
-      count('validation:accepted')
-      count('tally:' .. name)
-      return name, 0
-    end
+  local current_revision = tonumber(current[1] or '0')
+  local name
+  if current_revision > revision then name = 'superseded'
+  elseif current_revision == revision and current[2] == content_hash then name = 'duplicate'
+  elseif current_revision == revision then name = 'conflict'
+  -- Revisions only go up: one far ahead would make every genuine correction after it
+  -- superseded, the seat frozen by one bad message. It is not applied, and the agent
+  -- dead-letters it with the seat's revision, returned in place of a sequence.
+  elseif revision > current_revision + MAX_JUMP then name = 'revision_jump' end
+  if name then
+    record(field, offset, clock)
+    count('validation:accepted')
+    count('tally:' .. name)
+    if name == 'revision_jump' then return name, current_revision end
+    return name, 0
   end
 
   local old_text = current[3] or '{}'
@@ -134,7 +139,7 @@ local function rejected(i, field, offset)
 end
 
 local steps = {d = declaration, e = exit_poll, r = rejected}
-for i = 2, #ARGV, FIELDS do
+for i = 3, #ARGV, FIELDS do
   local field, offset = ARGV[i + 1], tonumber(ARGV[i + 2])
   local name, seq
   if held[field] then
