@@ -6,6 +6,7 @@ import faust
 from aiohttp import web as aiohttp_web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
+from streams.pipeline.context import context_of
 from streams.web import admin, api, health, live_page
 
 # Names the service and nothing else: aiohttp's default gives Python's and its own versions.
@@ -19,6 +20,12 @@ def register_views(app: faust.App) -> None:
             app.page(path)(view)
     if isinstance(app.web, AiohttpWeb):
         app.web.web_app.on_response_prepare.append(_common_headers)
+
+        async def end_live_streams(web_app: aiohttp_web.Application) -> None:
+            # Before the server waits for its handlers: else it waits out every event stream.
+            await api.close_live_streams(context_of(app))
+
+        app.web.web_app.on_shutdown.append(end_live_streams)
 
 
 async def _common_headers(
