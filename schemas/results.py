@@ -82,6 +82,36 @@ class PartyTally(Message):
     )
 
 
+class ProjectedParty(Message):
+    party: PartyCode
+    seats: NonNegativeInt = Field(description="Seats won so far plus undeclared seats projected")
+    low: NonNegativeInt = Field(description="5th percentile over resamples of the declared seats")
+    high: NonNegativeInt = Field(description="95th percentile over resamples of the declared seats")
+    declared: NonNegativeInt = Field(description="Seats already won")
+    exit_poll: NonNegativeInt | None = Field(
+        None, description="The exit poll's seats for this party, where it named the party"
+    )
+
+
+class SeatProjection(Message):
+    """Where the declared results point if the swing seen so far held in every seat to come."""
+
+    model: Literal["uniform", "regional"] = Field(
+        description="uniform: the average change of every declared seat; regional: of the "
+        "seat's region once enough of it declared, else its nation's, else the national one"
+    )
+    seats_declared: NonNegativeInt
+    seats_with_figures: NonNegativeInt = Field(
+        description="Declared seats with figures: the changes the projection rests on"
+    )
+    swing_from: dict[str, NonNegativeInt] = Field(
+        default_factory=dict,
+        description="Undeclared seats by the swing applied: region, nation or national",
+    )
+    as_of: dt.datetime | None = Field(None, description="Declaration time of the latest change")
+    parties: list[ProjectedParty] = Field(default_factory=list)
+
+
 class StateOfParties(Message):
     """The national picture after a change (published to the state-of-parties topic)."""
 
@@ -108,3 +138,6 @@ class StateOfParties(Message):
     )
     last_constituency_id: ConstituencyId | None = None
     parties: list[PartyTally] = Field(default_factory=list)
+    projection: SeatProjection | None = Field(
+        None, description="Where the declared results point (none before a seat has figures)"
+    )

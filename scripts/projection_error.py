@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,6 +63,22 @@ def table(data_dir: Path, checkpoints: Sequence[int], resamples: int) -> list[st
     return lines
 
 
+def cost_ms(data_dir: Path, declared: int, resamples: int, repeats: int = 20) -> float:
+    """Mean time of one projection from the first `declared` seats (the publisher's cost per
+    snapshot, less turning each result into shares, which it keeps per seat)."""
+    night = build_night(data_dir)
+    register = night.register
+    baseline = Baseline.of(register)
+    seats = [
+        declared_seat(seat_result(d, register.constituencies[d.constituency_id], n))
+        for n, d in enumerate(night.declarations[:declared], start=1)
+    ]
+    began = time.perf_counter()
+    for _ in range(repeats):
+        project(baseline, seats, resamples=resamples)
+    return (time.perf_counter() - began) / repeats * 1000
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
@@ -71,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     print("\n".join(table(args.data_dir, args.at, args.resamples)))
+    for resamples in sorted({args.resamples, 100}):
+        ms = cost_ms(args.data_dir, 300, resamples)
+        print(
+            f"one regional projection from 300 declared seats, {resamples} resamples: {ms:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

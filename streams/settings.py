@@ -11,7 +11,13 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.rules.alerts.base import AlertPolicy, merged_priorities
-from streams.rules.validation import DEFAULT_MAX_MESSAGE_BYTES, NightWindow
+from streams.rules.projection import Baseline, Projecting
+from streams.rules.reference import Register
+from streams.rules.validation import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_REVISION_JUMP,
+    NightWindow,
+)
 from streams.rules.watchlist import WATCHLIST_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -153,6 +159,28 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest declarations message (key and value) validated; larger: dead letter",
     )
+    max_revision_jump: int = Field(
+        DEFAULT_MAX_REVISION_JUMP,
+        ge=1,
+        description=(
+            "Furthest a declaration's revision may go past its seat's (past 0 for a seat not yet "
+            "declared); further: not applied, dead letter"
+        ),
+    )
+    # The 2024 night queues 651 results, a snapshot per change or run of changes (at most 651)
+    # and its alerts: about 1,040 entries at full speed (docs/benchmarks.md). 4,096 holds a
+    # whole night at any pace, so any screen resuming during it is served from memory. A snapshot
+    # frame is about 17 KB, a result 1-2 KB: a night's ring is some 15 MB. Older: from Redis.
+    sse_buffer_events: int = Field(
+        4096,
+        ge=1,
+        description="Recent outbox entries each worker keeps in memory for its event streams",
+    )
+    sse_write_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="An event stream whose write waits longer than this is closed (it resumes)",
+    )
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the admin (state-changing) endpoints; unset: disabled"
     )
@@ -170,6 +198,21 @@ class Settings(BaseSettings):
     )
     alert_narrow_margin_votes: int = Field(
         100, ge=0, description="A seat won by fewer votes than this is a narrow-margin alert"
+    )
+    projection_model: Literal["regional", "uniform", "off"] = Field(
+        "regional",
+        description="Live projection of the final seats: regional (region, else nation, else "
+        "national swing), uniform (national swing), or off",
+    )
+    projection_min_region_seats: int = Field(
+        8, ge=1, description="Declared seats with figures a region needs to use its own swing"
+    )
+    projection_resamples: int = Field(
+        40,
+        ge=1,
+        le=1000,
+        description="Resamples of the declared seats behind the projection's range (cost grows "
+        "with it: about 4 ms a snapshot at 40)",
     )
     watchlist_file: Path | None = Field(
         None, description="People of note (CSV); default data_dir/watchlist.csv"
@@ -205,6 +248,17 @@ class Settings(BaseSettings):
             priorities=merged_priorities(self.alert_priorities),
             shock_majority_share=self.alert_shock_majority_share,
             narrow_margin_votes=self.alert_narrow_margin_votes,
+        )
+
+    def projecting(self, register: Register) -> Projecting | None:
+        """How the live projection is made, or None when PROJECTION_MODEL is off."""
+        if self.projection_model == "off":
+            return None
+        return Projecting(
+            baseline=Baseline.of(register),
+            model=self.projection_model,
+            min_region_seats=self.projection_min_region_seats,
+            resamples=self.projection_resamples,
         )
 
     def output_topics(self) -> dict[str, str]:

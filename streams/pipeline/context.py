@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from streams.connections import redis_from_settings
 from streams.pipeline.topics import Topics
+from streams.rules.projection import Projecting
 from streams.rules.reference import ReferenceDataError, Register, cached_register
 from streams.settings import Settings
 from streams.store.keys import election_namespace
@@ -47,6 +48,11 @@ class WorkerContext:
     @cached_property
     def store(self) -> TallyStore:
         return TallyStore(self.redis, self.settings.election_id, self.settings.redis_key_prefix)
+
+    @cached_property
+    def projecting(self) -> Projecting | None:
+        """How the live projection is made (the baseline arrays, built once), or None."""
+        return self.settings.projecting(self.register)
 
     @cached_property
     def outbox(self) -> Outbox:

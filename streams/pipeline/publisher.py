@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.alert import Alert
+from schemas.exit_poll import ExitPoll
 from schemas.results import SeatResult
 from streams.connections import kafka_client_options
 from streams.pipeline.context import ElectionApp, WorkerContext
@@ -35,17 +36,21 @@ from streams.rules.event_time import (
     PartitionStalls,
     watermark,
 )
+from streams.rules.projection import (
+    DeclaredSeat,
+    Projecting,
+    declared_seat,
+    seat_projection,
+)
 from streams.rules.reference import Register
 from streams.rules.tally import RunningTotals, state_of_parties
 from streams.rules.watchlist import Watchlist, load_watchlist
-from streams.store.outbox import Output, QueuedOutput
+from streams.store.outbox import OUTBOX_EPOCH_HEADER, OUTBOX_SEQ_HEADER, Output, QueuedOutput
 from streams.store.rebuild import REDIS_UNAVAILABLE, state_present
 from streams.store.tally_store import Change
 
 log = logging.getLogger(__name__)
 
-OUTBOX_SEQ_HEADER = "outbox-seq"
-OUTBOX_EPOCH_HEADER = "outbox-epoch"
 LOCK_TTL_MS = 10_000
 TICK_S = 0.1  # the publisher's timer: lock renewal, and taking over from a stopped leader
 HOLD_TICK_S = 0.01  # how soon to look at the watermark again while moments wait for it
@@ -69,6 +74,11 @@ class Telling:
     read_upto: int = 0  # the last change read from the log and told
     told: int = 0  # how many changes were told: the snapshots' sequence
     as_of: dt.datetime | None = None  # the latest declaration time told
+    # What the projection needs, when the night is projected: each seat's latest result and
+    # the exit poll it is set beside.
+    projecting: Projecting | None = None
+    declared: dict[str, DeclaredSeat] = field(default_factory=dict)
+    exit_poll: ExitPoll | None = None
 
     def take(self, change: Change) -> None:
         """Count a change as told: the totals, the clock and, for a seat, the inbox."""
@@ -76,7 +86,10 @@ class Telling:
         self.read_upto = change.sequence
         result = change.result
         if result is None:
+            self.exit_poll = change.exit_poll or self.exit_poll
             return
+        if self.projecting is not None:
+            self.declared[result.constituency_id] = declared_seat(result)
         self.running.apply(change.delta)
         if self.as_of is None or result.declared_at > self.as_of:
             self.as_of = result.declared_at
@@ -95,6 +108,13 @@ def snapshot_output(telling: Telling, register: Register, last_seat: SeatResult)
         telling.as_of,
         last_seat.constituency_id,
     )
+    if telling.projecting is not None:
+        # Once per snapshot, as the snapshot itself: a run of changes read together is
+        # projected once, after its last change.
+        projection = seat_projection(
+            telling.projecting, telling.declared.values(), telling.exit_poll, telling.as_of
+        )
+        snapshot = snapshot.model_copy(update={"projection": projection})
     return Output(
         output_id=f"state:{telling.told}",
         topic="state",
@@ -224,6 +244,7 @@ class Publisher:
         self.telling: Telling | None = None  # the night as told, while this one leads
         self.watchlist = load_watchlist(settings.watchlist_path())
         self.policy = settings.alert_policy()
+        self.projecting = context.projecting
         self.epoch = ""
         self.on_kafka: set[int] = set()  # outbox entries past the cursor found on Kafka
         self.announced = 0  # the newest change read, as far as this publisher knows
@@ -306,7 +327,7 @@ class Publisher:
             slot_from_text(slot): told_from_text(record)
             for slot, record in (await self.outbox.moments_told()).items()
         }
-        telling = Telling(NightStory(self.register, told))
+        telling = Telling(NightStory(self.register, told), projecting=self.projecting)
         while telling.read_upto < cursor:
             batch = await self.store.changes(after=telling.read_upto, count=5_000)
             batch = [change for change in batch if change.sequence <= cursor]

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from schemas.results import SeatResult
+from schemas.exit_poll import ExitPoll
+from schemas.results import ProjectedParty, SeatProjection, SeatResult
 from streams.rules.reference import Register
 
 Model = Literal["uniform", "regional"]
@@ -263,13 +265,62 @@ def declared_seat(result: SeatResult) -> DeclaredSeat:
     return DeclaredSeat(result.constituency_id, result.winning_party, shares)
 
 
+@dataclass(frozen=True)
+class Projecting:
+    """How the night is projected: the baseline once per register, and the model's settings."""
+
+    baseline: Baseline
+    model: Model = "regional"
+    min_region_seats: int = 8
+    resamples: int = 40
+
+
+def seat_projection(
+    projecting: Projecting,
+    declared: Iterable[DeclaredSeat],
+    exit_poll: ExitPoll | None,
+    as_of: dt.datetime | None,
+) -> SeatProjection | None:
+    """The projection as the state of the parties carries it, beside the exit poll."""
+    projection = project(
+        projecting.baseline,
+        declared,
+        model=projecting.model,
+        min_region_seats=projecting.min_region_seats,
+        resamples=projecting.resamples,
+    )
+    if projection is None:
+        return None
+    polled = {p.party: p.seats for p in exit_poll.projections} if exit_poll else {}
+    return SeatProjection(
+        model=projection.model,
+        seats_declared=projection.seats_declared,
+        seats_with_figures=projection.seats_with_figures,
+        swing_from=projection.levels,
+        as_of=as_of,
+        parties=[
+            ProjectedParty(
+                party=p.party,
+                seats=p.seats,
+                low=p.low,
+                high=p.high,
+                declared=p.declared,
+                exit_poll=polled.get(p.party),
+            )
+            for p in projection.parties
+        ],
+    )
+
+
 __all__ = [
     "MODELS",
     "Baseline",
     "DeclaredSeat",
     "Model",
     "PartyProjection",
+    "Projecting",
     "Projection",
     "declared_seat",
     "project",
+    "seat_projection",
 ]

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-import hashlib
+import logging
+import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
+from redis.exceptions import RedisError
 
 from schemas.results import SeatResult
 from streams.connections import redis_from_settings
 from streams.pipeline.context import WorkerContext, context_of
+from streams.rules.projection import declared_seat, seat_projection
 from streams.store.outbox import Outbox, QueuedOutput
+from streams.web.body_cache import Body, BodyCache, etag_of
+from streams.web.live_feed import EVENT_NAMES, FellBehind, LiveFeed
 
-# SSE event names by outbox topic: what a graphics engine subscribes to.
-EVENT_NAMES = {"results": "result", "state": "state", "alerts": "alert"}
+log = logging.getLogger(__name__)
+
+# Every idle stream gets a comment this often: well inside the 60 s after which common
+# proxies close a quiet connection.
 HEARTBEAT_S = 15.0
 SOCKET_SLACK_S = 10.0  # how much longer than a blocking read its socket waits for the answer
 # The largest outbox sequence a client may name: Redis reads stream ids as 64-bit numbers and
@@ -29,20 +38,66 @@ def _cors(response: Any, context: WorkerContext) -> Any:
     origin = context.settings.cors_allow_origin
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
+        vary = response.headers.get("Vary")  # a cached body varies by Accept-Encoding too
+        response.headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
     return response
 
 
-def json_with_etag(view: View, request: Request, body: bytes) -> Response:
-    """Polled endpoints answer 304 when nothing changed, so a poller costs almost nothing."""
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+class _PerWorker:
+    """What the views of one worker share: the live feed and the cached polled bodies."""
+
+    def __init__(self, context: WorkerContext) -> None:
+        settings = context.settings
+        # The reader's own client: its blocking XREAD holds a connection, and its socket waits
+        # past the block, where redis-py's default (5 s in redis-py 8) would cut a quiet night.
+        self.feed = LiveFeed(
+            lambda: redis_from_settings(settings, socket_timeout=HEARTBEAT_S + SOCKET_SLACK_S),
+            context.namespace,
+            capacity=settings.sse_buffer_events,
+            block_ms=int(HEARTBEAT_S * 1000),
+        )
+        self.state = BodyCache()
+        self.seats = BodyCache()
+
+
+# By context, not on it: the pipeline's context must not import the views.
+_PER_WORKER: weakref.WeakKeyDictionary[WorkerContext, _PerWorker] = weakref.WeakKeyDictionary()
+
+
+def per_worker(context: WorkerContext) -> _PerWorker:
+    shared = _PER_WORKER.get(context)
+    if shared is None:
+        shared = _PER_WORKER[context] = _PerWorker(context)
+    return shared
+
+
+async def close_live_streams(context: WorkerContext) -> None:
+    """The worker stops: end every event stream (else the web server waits for them)."""
+    shared = _PER_WORKER.get(context)
+    if shared is not None:
+        await shared.feed.close()
+
+
+def json_with_etag(view: View, request: Request, body: bytes | Body) -> Response:
+    """Polled endpoints answer 304 when nothing changed, so a poller costs almost nothing.
+
+    A cached Body goes gzipped to a client that accepts it, compressed once per change."""
+    headers = {"Cache-Control": "no-cache"}
+    if isinstance(body, Body):
+        headers["Vary"] = "Accept-Encoding"
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            content, etag = body.gzipped, body.gzip_etag
+            headers["Content-Encoding"] = "gzip"
+        else:
+            content, etag = body.content, body.etag
+    else:
+        content, etag = body, etag_of(body)
+    headers["ETag"] = etag
     if request.headers.get("If-None-Match") == etag:
         response = aiohttp_web.Response(status=304, headers={"ETag": etag})
     else:
         response = aiohttp_web.Response(
-            body=body,
-            content_type="application/json",
-            headers={"ETag": etag, "Cache-Control": "no-cache"},
+            body=content, content_type="application/json", headers=headers
         )
     return _cors(response, context_of(view.app))
 
@@ -52,16 +107,39 @@ class StateView(View):
 
     async def get(self, request: Request) -> Response:
         context = context_of(self.app)
-        state = await context.store.state(context.register)
-        return json_with_etag(self, request, state.model_dump_json().encode())
+        store, register = context.store, context.register
+
+        async def build() -> bytes:
+            state = await store.state(register)
+            if context.projecting is not None:
+                # Made from the same seats as the state snapshot on Kafka at this sequence:
+                # the projection is a function of the declared seats, whoever computes it.
+                seats, exit_poll = await asyncio.gather(store.seats(), store.exit_poll())
+                projection = seat_projection(
+                    context.projecting,
+                    [declared_seat(seat) for seat in seats.values()],
+                    exit_poll,
+                    state.as_of,
+                )
+                state = state.model_copy(update={"projection": projection})
+            return state.model_dump_json().encode()
+
+        body = await per_worker(context).state.get(build, store.sequence)
+        return json_with_etag(self, request, body)
 
 
 class SeatsView(View):
     """Every declared seat's latest result, keyed by ONS id."""
 
     async def get(self, request: Request) -> Response:
-        seats = await context_of(self.app).store.seats()
-        body = orjson.dumps({ons: seat.model_dump(mode="json") for ons, seat in seats.items()})
+        context = context_of(self.app)
+        store = context.store
+
+        async def build() -> bytes:
+            seats = await store.seats()
+            return orjson.dumps({ons: seat.model_dump(mode="json") for ons, seat in seats.items()})
+
+        body = await per_worker(context).seats.get(build, store.sequence)
         return json_with_etag(self, request, body)
 
 
@@ -190,15 +268,8 @@ async def _all_after(outbox: Outbox, after: int) -> Any:
         after = batch[-1].sequence
 
 
-def _sse_frame(item: QueuedOutput) -> bytes:
-    event = EVENT_NAMES[item.output.topic]
-    data = item.output.value.replace(b"\n", b" ")
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (item.sequence, event.encode(), data)
-
-
-async def stream_events(
-    context: WorkerContext, request: Request, topics: set[str]
-) -> aiohttp_web.StreamResponse:
+def resume_position(request: Request) -> int:
+    """The outbox sequence a stream resumes after: Last-Event-ID, else ?after=, else 0."""
     last_id = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
     try:
         after = max(int(last_id), 0)
@@ -208,6 +279,21 @@ async def stream_events(
         # No sequence this large was ever sent: resume from the start rather than fail, which
         # a browser would answer by reconnecting with the same id for ever.
         after = 0
+    return after
+
+
+async def stream_events(
+    context: WorkerContext, request: Request, topics: set[str]
+) -> aiohttp_web.StreamResponse:
+    """One client's stream: entries after its position, from Redis while older than the
+    worker's ring, then from the ring as the one reader releases them; heartbeats when idle.
+
+    A client too slow for the night (its next entry left the ring, or a write waited past
+    SSE_WRITE_TIMEOUT_S) is closed: it reconnects with its Last-Event-ID and catches up from
+    Redis, so no client makes the worker hold more than the ring and a write's buffer.
+    """
+    after = resume_position(request)
+    peer = cast(aiohttp_web.BaseRequest, request)  # what Faust's aiohttp driver hands a view
     response = aiohttp_web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -217,25 +303,33 @@ async def stream_events(
     )
     _cors(response, context)
     await response.prepare(request)  # type: ignore[arg-type]
-    # A blocking XREAD holds its connection, so each client gets its own, with a read timeout
-    # past the block: redis-py's default (5 s in redis-py 8) would cut a quiet stream.
-    blocking = redis_from_settings(context.settings, socket_timeout=HEARTBEAT_S + SOCKET_SLACK_S)
-    outbox = Outbox(blocking, context.namespace)
+    feed = per_worker(context).feed
+    write_timeout = context.settings.sse_write_timeout_s
+    why = ""
     try:
-        await response.write(b"retry: 1000\n\n")
-        while True:
-            items = await outbox.wait_for(after, block_ms=int(HEARTBEAT_S * 1000))
-            if not items:
-                await response.write(b": keep-alive\n\n")
-                continue
-            for item in items:
-                if item.output.topic in topics:
-                    await response.write(_sse_frame(item))
-            after = items[-1].sequence
+        async with (
+            feed.joined(),
+            contextlib.aclosing(feed.stream(after, topics, HEARTBEAT_S)) as chunks,
+        ):
+            await response.write(b"retry: 1000\n\n")
+            async for chunk in chunks:
+                async with asyncio.timeout(write_timeout):
+                    await response.write(chunk)
+    except TimeoutError:
+        why = f"a write took over {write_timeout:g} s"
+    except FellBehind:
+        why = "it fell behind the ring"
+    except RedisError as error:
+        why = f"its catch-up read from Redis failed ({error})"  # it resumes from where it was
     except ConnectionResetError:
-        pass  # the client went away; nothing to clean up but the connection
-    finally:
-        await blocking.aclose()
+        # aiohttp's ClientConnectionResetError is one too: the client went away.
+        log.debug("event stream: the client at %s went away", peer.remote)
+        return response
+    if why:
+        log.info("event stream: closed the client at %s: %s", peer.remote, why)
+        # Drop what is buffered for it: a graceful end would wait behind that buffer.
+        if peer.transport is not None:
+            peer.transport.abort()
     return response
 
 

@@ -118,6 +118,11 @@ def test_state_is_the_official_result(api: httpx.Client) -> None:
     assert state["seats_declared"] == 650
     assert state["majority_party"] == "Lab"
     assert {p["party"]: p["seats"] for p in state["parties"] if p["seats"]} == OFFICIAL_SEATS
+    # Issue 23: the projection beside the exit poll; with every seat in, it is the result.
+    projection = state["projection"]
+    assert projection["seats_declared"] == projection["seats_with_figures"] == 650
+    assert {p["party"]: p["seats"] for p in projection["parties"]} == OFFICIAL_SEATS
+    assert {p["party"]: p["exit_poll"] for p in projection["parties"]}["Lab"] == 410
 
 
 def test_every_seat_is_a_seat_result(api: httpx.Client, register: Register) -> None:

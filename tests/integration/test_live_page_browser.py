@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
@@ -23,7 +24,14 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request
 from pydantic import BaseModel
 
 from schemas.alert import Alert, AlertPriority, AlertType
-from schemas.results import CandidateResult, PartyTally, SeatResult, StateOfParties
+from schemas.results import (
+    CandidateResult,
+    PartyTally,
+    ProjectedParty,
+    SeatProjection,
+    SeatResult,
+    StateOfParties,
+)
 from scripts.chaos import Outgoing
 from scripts.replay import build_outgoing
 from streams.pipeline.app import create_app
@@ -39,6 +47,7 @@ DATA_DIR = ROOT / "data" / "ge2024"
 ARTIFACTS = ROOT / "artifacts"
 ELECTION_ID = "parl.2024-07-04"
 BST = dt.timezone(dt.timedelta(hours=1))
+UK = ZoneInfo("Europe/London")
 VIEWPORT = {"width": 1920, "height": 1080}  # the newsroom wall screens
 PUSHED_SEATS = 420  # enough to fill most of the map, as at about 3am
 EVIL_NAME = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
@@ -646,6 +655,210 @@ def test_lists_follow_declaration_time_not_arrival(
     assert problems.errors == []
 
 
+# ---- the projection strip and its history chart ----
+
+# party: (seats, low, high, exit poll)
+Figures = dict[str, tuple[int, int, int, int | None]]
+
+EARLY_FIGURES: Figures = {
+    "Lab": (407, 388, 426, 410),
+    "Con": (140, 122, 161, 131),
+    "LD": (60, 51, 70, 61),
+    "RUK": (14, 6, 20, 13),
+    "Ind": (13, 8, 18, None),  # the exit poll did not name it
+    "SNP": (12, 8, 17, 10),
+    "Green": (3, 1, 5, 2),
+    "Spk": (1, 1, 1, None),
+    "DUP": (0, 0, 1, None),  # no projected seats: not in the strip
+}
+# The SNP rises past Reform into the top four: its line joins the chart.
+LATER_FIGURES: Figures = {
+    "Lab": (400, 385, 417, 410),
+    "Con": (139, 125, 152, 131),
+    "LD": (66, 58, 73, 61),
+    "SNP": (20, 14, 26, 10),
+    "RUK": (12, 8, 17, 13),
+    "Ind": (9, 5, 12, None),
+    "Green": (3, 2, 4, 2),
+    "Spk": (1, 1, 1, None),
+}
+
+
+def projected_state(
+    declared: list[SeatResult],
+    figures: Figures | None,
+    *,
+    sequence: int | None = None,
+    with_figures: int | None = None,
+) -> StateOfParties:
+    """The state after these seats, carrying a projection of the given figures (None: none)."""
+    state = state_after(declared)
+    projection = None
+    if figures is not None:
+        undeclared = 650 - len(declared)
+        region, nation = undeclared // 2, undeclared // 4
+        projection = SeatProjection(
+            model="regional",
+            seats_declared=len(declared),
+            seats_with_figures=len(declared) if with_figures is None else with_figures,
+            swing_from={
+                "region": region,
+                "nation": nation,
+                "national": undeclared - region - nation,
+            },
+            as_of=declared[-1].declared_at,
+            parties=[
+                ProjectedParty(
+                    party=party, seats=seats, low=low, high=high, declared=0, exit_poll=poll
+                )
+                for party, (seats, low, high, poll) in figures.items()
+            ],
+        )
+    update: dict[str, Any] = {"projection": projection}
+    if sequence is not None:
+        update["sequence"] = sequence
+    return state.model_copy(update=update)
+
+
+def strip_rows(page: Page) -> dict[str, tuple[str, str, str]]:
+    """Each party in the strip: its seats, range and exit poll, as shown."""
+    rows = page.eval_on_selector_all(
+        "[data-testid=projection-party]",
+        "rows => rows.map(r => [r.dataset.party, ...['seats', 'range', 'exit-poll']"
+        ".map(f => r.querySelector(`[data-field=${f}]`).textContent)])",
+    )
+    return {party: (seats, low_high, poll) for party, seats, low_high, poll in rows}
+
+
+def chart_lines(page: Page) -> dict[str, int]:
+    """The chart's lines: party to the number of points drawn."""
+    return dict(
+        page.eval_on_selector_all(
+            "[data-testid=projection-line]",
+            "ls => ls.map(l => [l.dataset.party, +l.dataset.points])",
+        )
+    )
+
+
+def shown_text(page: Page, test_id: str) -> str:
+    """An element's text as written (inner_text would apply the CSS text-transform)."""
+    return page.get_by_test_id(test_id).text_content() or ""
+
+
+def uk_clock(when: dt.datetime) -> str:
+    return when.astimezone(UK).strftime("%H:%M")
+
+
+def test_projection_strip_and_chart(
+    fake_api: FakeLiveApi, page: Page, results: list[SeatResult]
+) -> None:
+    """The snapshot's projection shows under the seat bar; pushed states update the strip and
+    add to the chart; a late state takes its place in the history; a state without one keeps
+    the last."""
+    early, later = results[:40], results[:45]
+    fake_api.state = projected_state(early, EARLY_FIGURES, with_figures=38)
+    problems = open_live_page(page, fake_api.base_url)
+    strip = page.get_by_test_id("projection")
+    strip.wait_for()
+    assert strip.get_attribute("aria-label")
+
+    assert strip_rows(page) == {
+        "Lab": ("407", "388–426", "Exit poll 410"),
+        "Con": ("140", "122–161", "Exit poll 131"),
+        "LD": ("60", "51–70", "Exit poll 61"),
+        "RUK": ("14", "6–20", "Exit poll 13"),
+        "Ind": ("13", "8–18", "Exit poll –"),
+        "Others": ("16", "", "Exit poll –"),  # the SNP, the Greens and the Speaker
+    }
+    order = page.eval_on_selector_all(
+        "[data-testid=projection-party]", "rows => rows.map(r => r.dataset.party)"
+    )
+    assert order == ["Lab", "Con", "LD", "RUK", "Ind", "Others"]
+    basis = shown_text(page, "projection-basis")
+    assert "from 38 of 650 declared" in basis
+    assert basis.startswith("Projection (regional swing)")
+    assert "2 awaiting figures" in basis
+    as_of = shown_text(page, "projection-as-of")
+    assert uk_clock(early[-1].declared_at) in as_of
+
+    # The chart starts from the snapshot: one point on each line of the top four.
+    chart = page.get_by_test_id("projection-chart")
+    assert chart.get_attribute("role") == "img" and chart.get_attribute("aria-label")
+    assert chart.get_attribute("data-points") == "1"
+    assert chart_lines(page) == {"Lab": 1, "Con": 1, "LD": 1, "RUK": 1}
+    polls = dict(
+        page.eval_on_selector_all(
+            "[data-testid=projection-exit-poll]",
+            "ls => ls.map(l => [l.dataset.party, +l.dataset.seats])",
+        )
+    )
+    assert polls == {"Lab": 410, "Con": 131, "LD": 61, "RUK": 13}
+
+    # A pushed state: the strip follows it, and every line gets a point.
+    fake_api.publish("state", projected_state(later, LATER_FIGURES))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=projection-chart]').dataset.points === '2'"
+    )
+    rows = strip_rows(page)
+    assert rows["Lab"] == ("400", "385–417", "Exit poll 410")
+    assert rows["SNP"] == ("20", "14–26", "Exit poll 10")
+    assert list(rows) == ["Lab", "Con", "LD", "SNP", "RUK", "Others"]
+    assert "from 45 of 650 declared" in shown_text(page, "projection-basis")
+    assert uk_clock(later[-1].declared_at) in shown_text(page, "projection-as-of")
+    # The SNP's line joins the chart, drawn from the start of the history.
+    assert chart_lines(page) == {"Lab": 2, "Con": 2, "LD": 2, "SNP": 2, "RUK": 2}
+
+    # A state that arrives late (an earlier declaration, an earlier sequence) goes into the
+    # history in its place and leaves the strip on the newest.
+    late = projected_state(results[:30], EARLY_FIGURES, sequence=30)
+    fake_api.publish("state", late)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=projection-chart]').dataset.points === '3'"
+    )
+    history = page.evaluate("() => window.liveResults.model.projectionHistory.map(p => p.sequence)")
+    assert history == [30, 40, 45]
+    assert chart_lines(page) == {"Lab": 3, "Con": 3, "LD": 3, "SNP": 3, "RUK": 3}
+    assert strip_rows(page)["Lab"][0] == "400"
+
+    # A state without a projection (an /api/state from before it was carried) keeps the last.
+    fake_api.publish("state", projected_state(results[:46], None))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=seats-declared]').textContent === '46/650'"
+    )
+    assert strip.is_visible()
+    assert strip_rows(page)["Lab"][0] == "400"
+    assert chart.get_attribute("data-points") == "3"
+    assert problems.errors == []
+
+
+def test_no_projection_no_strip(
+    fake_api: FakeLiveApi, page: Page, results: list[SeatResult]
+) -> None:
+    """Before any projection the strip is hidden; a projection naming no party breaks nothing."""
+    problems = open_live_page(page, fake_api.base_url)
+    strip = page.get_by_test_id("projection")
+    assert strip.is_hidden()
+    fake_api.publish("state", projected_state(results[:5], None))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=seats-declared]').textContent === '5/650'"
+    )
+    assert strip.is_hidden()
+    assert page.get_by_test_id("projection-party").count() == 0
+
+    empty = projected_state(results[:6], None).model_copy(
+        update={
+            "projection": SeatProjection(model="uniform", seats_declared=6, seats_with_figures=6)
+        }
+    )
+    fake_api.publish("state", empty)
+    strip.wait_for()
+    assert "No projected seats yet" in strip.inner_text()
+    assert "from 6 of 650 declared" in shown_text(page, "projection-basis")
+    assert page.get_by_test_id("projection-chart").get_attribute("data-points") == "0"
+    assert page.get_by_test_id("projection-line").count() == 0
+    assert problems.errors == []
+
+
 def test_static_files_are_local_and_limited(fake_api: FakeLiveApi) -> None:
     """Nothing outside the page's own three files is served from /static/."""
     with urllib.request.urlopen(fake_api.base_url + "/") as response:
@@ -794,8 +1007,32 @@ def test_page_follows_the_worker(pipeline: Pipeline, page: Page) -> None:
             "long alert headlines pushed every declaration off the ticker"
         )
 
+        # Every seat declared: the projection is the result, beside the exit poll's 410.
+        page.wait_for_function(
+            "() => { const s = document.querySelector("
+            "'[data-testid=projection-party][data-party=Lab] [data-field=seats]');"
+            " return s && s.textContent === '411'; }",
+            timeout=15_000,
+        )
+        rows = strip_rows(page)
+        assert rows["Lab"] == ("411", "411–411", "Exit poll 410"), rows
+        assert rows["Con"][0] == "121" and rows["LD"][0] == "72", rows
+        basis = shown_text(page, "projection-basis")
+        assert "of 650 declared" in basis, basis
+        lines = chart_lines(page)
+        assert {"Lab", "Con", "LD"} <= set(lines), lines
+        drawn = int(page.get_by_test_id("projection-chart").get_attribute("data-points") or 0)
+        assert drawn >= 3 and set(lines.values()) == {drawn}, (drawn, lines)
+        assert (
+            page.locator("[data-testid=projection-exit-poll][data-party=Lab]").get_attribute(
+                "data-seats"
+            )
+            == "410"
+        )
+
         ARTIFACTS.mkdir(exist_ok=True)
         page.wait_for_timeout(500)  # let the last bar and hex transitions finish
         page.screenshot(path=str(ARTIFACTS / "live-page-final.png"))
+        page.screenshot(path=str(ARTIFACTS / "live-page-projection.png"))
         assert problems.errors == []
     print(f"night replayed at {speed:.0f}x in {night_took:.0f}s; samples: {samples}")

@@ -40,6 +40,15 @@ def test_the_clean_night_ends_at_the_official_result(pipeline: Pipeline, night: 
     snapshots = [orjson.loads(value) for _, value, _ in pipeline.read("state")]
     assert [s["sequence"] for s in snapshots] == sorted(s["sequence"] for s in snapshots)
     assert snapshots[-1]["seats_declared"] == 650
+    # Issue 23: every snapshot projects the final seats, beside the exit poll, and with every
+    # seat declared the projection is the result.
+    assert all(snapshot["projection"] is not None for snapshot in snapshots)
+    final = snapshots[-1]
+    projected = {p["party"]: p["seats"] for p in final["projection"]["parties"]}
+    assert projected == {p["party"]: p["seats"] for p in final["parties"] if p["seats"]}
+    assert projected["Lab"] == 411
+    polled = {p["party"]: p["exit_poll"] for p in final["projection"]["parties"]}
+    assert polled["Lab"] == 410 and polled["Con"] == 131
 
     alerts = assert_published_once(pipeline)
     by_type = Counter(alert["type"] for alert in alerts)

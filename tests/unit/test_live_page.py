@@ -141,3 +141,101 @@ def test_page_helpers_in_node(tmp_path: Path) -> None:
     assert result["label"] == "Lab gain from Con"
     assert result["text"] == ["#0B0F14", "#FFFFFF"]
     assert result["rows"] == ["A", "Others"]
+
+
+PROJECTION_CHECK = r"""
+const h = require(process.argv[2]);
+const party = (code, seats, poll) =>
+  ({ party: code, seats, low: seats - 5, high: seats + 5, declared: 1, exit_poll: poll });
+const state = (sequence, asOf, parties) => ({
+  sequence,
+  as_of: asOf,
+  projection: {
+    model: 'regional', seats_declared: 12, seats_with_figures: 10, as_of: asOf, parties,
+  },
+});
+const at = (hhmm) => '2024-07-05T' + hhmm + ':00+01:00';
+const codes = ['Lab', 'Con', 'LD', 'SNP', 'RUK'];
+const polls = [410, 131, 61, 10, 13];
+const figures = (seats) => seats.map((n, i) => party(codes[i], n, polls[i]));
+// Snapshots as they arrive: 3 comes late, 2 arrives twice, 9 names nobody, 8 has none.
+const arriving = [
+  state(1, at('00:10'), figures([400, 150, 50, 20, 10])),
+  state(2, at('00:20'), figures([405, 140, 55, 15, 25])),
+  state(4, at('00:20'), figures([406, 139, 56, 15, 24])),
+  state(3, at('00:15'), figures([402, 145, 52, 18, 12])),
+  state(2, at('00:20'), figures([405, 140, 55, 15, 25])),
+  state(9, at('00:30'), []),
+  { sequence: 8, projection: null },
+];
+const history = [];
+arriving.forEach((s) => h.addHistoryPoint(history, h.projectionPoint(s), 1000));
+const capped = [];
+arriving.forEach((s) => h.addHistoryPoint(capped, h.projectionPoint(s), 2));
+const layout = h.layoutProjectionChart(history, { Lab: 410, Con: 131, Ind: 3 });
+const many = ['Lab', 'Con', 'LD', 'SNP', 'RUK', 'Ind', 'Green', 'Spk']
+  .map((c, i) => party(c, 100 - 10 * i, i < 2 ? 1 : null));
+const rows = (projection) => h.projectionRows(projection);
+const night = [Date.parse('2024-07-04T22:00:00Z'), Date.parse('2024-07-05T16:30:00Z')];
+console.log(JSON.stringify({
+  order: history.map((p) => p.sequence),
+  capped: capped.map((p) => p.sequence),
+  drawn: h.chartParties(history),
+  points: layout.lines.map((l) => [l.party, l.points.length]),
+  xs: layout.lines[0].points.map((p) => Math.round(p[0])),
+  exitPolls: layout.exitPolls.map((p) => [p.party, p.seats]),
+  seatsMax: layout.seatsMax,
+  emptyLayout: h.layoutProjectionChart([], {}).lines.length,
+  rows: rows({ parties: many }).map((r) => [r.party, r.seats]),
+  sixRows: rows({ parties: many.slice(0, 6) }).length,
+  noRows: [rows(null), rows({}), rows({ parties: 'x' })].map((r) => r.length),
+  basis: h.projectionBasis(arriving[0].projection, 650),
+  missing: [
+    h.projectionOf({}), h.projectionOf({ projection: null }), h.projectionOf(null),
+    h.projectionPoint({ sequence: 1 }),
+  ],
+  ticks: h.hourTicks(night[0], night[1], 5).map((t) => new Date(t).toISOString().slice(11, 16)),
+}));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+def test_projection_helpers_in_node(tmp_path: Path) -> None:
+    """The projection's history order, its chart's lines and the strip's rows, without a browser."""
+    check = tmp_path / "projection.js"
+    check.write_text(PROJECTION_CHECK, encoding="utf-8")
+    out = subprocess.run(
+        ["node", str(check), str(STATIC_DIR / "app.js")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    result = json.loads(out.stdout)
+    # By declaration time, then sequence: the late 3 in its place, the repeated 2 once, and
+    # snapshots with nothing to plot left out.
+    assert result["order"] == [1, 3, 2, 4]
+    assert result["capped"] == [2, 4]  # the latest two by declaration time
+    # Everyone ever in the top four (the SNP was, then Reform was), largest at the latest first.
+    assert result["drawn"] == ["Lab", "Con", "LD", "RUK", "SNP"]
+    assert result["points"] == [[party, 4] for party in result["drawn"]]
+    left, width = 36, 420 - 36 - 12
+    assert result["xs"] == [left, left + width // 2, left + width, left + width]
+    assert result["exitPolls"] == [["Lab", 410], ["Con", 131]]  # Ind is not drawn
+    assert result["seatsMax"] == 500
+    assert result["emptyLayout"] == 0
+    assert result["rows"] == [
+        ["Lab", 100],
+        ["Con", 90],
+        ["LD", 80],
+        ["SNP", 70],
+        ["RUK", 60],
+        ["Others", 120],
+    ]
+    assert result["sixRows"] == 6  # one party more than fits is named, not an "Others" of one
+    assert result["noRows"] == [0, 0, 0]
+    assert result["basis"] == (
+        "Projection (regional swing) from 10 of 650 declared · 2 awaiting figures"
+    )
+    assert result["missing"] == [None, None, None, None]
+    assert result["ticks"] == ["22:00", "02:00", "06:00", "10:00", "14:00"]

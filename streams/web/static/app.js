@@ -15,6 +15,12 @@
   const RETRY_MS = 5000;
   const HEX_SIZE = 10; // centre to corner, in SVG units; the SVG scales to its panel
   const HEX_GAP = 0.9; // drawn hexes are this fraction of the cell, so neighbours read apart
+  const PROJECTION_ROWS = 5; // parties named in the projection strip; the rest are "Others"
+  const HISTORY_CAP = 2000; // projection snapshots kept for the chart, latest by declaration time
+  const CHART_TOP = 4; // a party gets a line on the chart once it has been in the top four
+  // The chart's SVG units are CSS pixels of the 1920×1080 design.
+  const CHART_BOX = { width: 420, height: 96, left: 36, right: 12, top: 7, bottom: 20 };
+  const MODEL_LABELS = { uniform: 'uniform swing', regional: 'regional swing' };
 
   // Broadcast colours, lightened where the official one disappears on a dark background.
   const PARTY_COLOURS = {
@@ -293,11 +299,183 @@
     return Array.from(alerts || []).sort(compareAlerts).slice(0, count);
   }
 
+  // ---- the projection: strip rows, history and chart geometry (pure) ----
+
+  function isNumber(value) {
+    return typeof value === 'number' && isFinite(value);
+  }
+
+  /** The projection a state carries, or null when it has none (or something unreadable). */
+  function projectionOf(state) {
+    const projection = state && typeof state === 'object' ? state.projection : null;
+    return projection && typeof projection === 'object' && !Array.isArray(projection) ? projection : null;
+  }
+
+  function projectedParties(projection) {
+    const parties = projection && Array.isArray(projection.parties) ? projection.parties : [];
+    return parties.filter((p) => p && typeof p === 'object' && p.party && isNumber(p.seats));
+  }
+
+  /**
+   * Rows of the projection strip: parties with projected seats, largest first (then seats
+   * already won, then code), the rest summed into one "Others" row when there are several.
+   */
+  function projectionRows(projection, count) {
+    const limit = count || PROJECTION_ROWS;
+    const ordered = projectedParties(projection)
+      .filter((p) => p.seats > 0)
+      .sort((a, b) => b.seats - a.seats || (b.declared || 0) - (a.declared || 0) || compareText(a.party, b.party));
+    if (ordered.length <= limit + 1) return ordered;
+    const rest = ordered.slice(limit);
+    const sum = (field) => rest.reduce((total, p) => total + (isNumber(p[field]) ? p[field] : 0), 0);
+    // A range of a sum is not the sum of the ranges, and the exit poll's "Others" is not
+    // these parties: neither is shown for the row.
+    return ordered.slice(0, limit).concat([
+      { party: 'Others', others: true, seats: sum('seats'), declared: sum('declared'), low: null, high: null, exit_poll: null },
+    ]);
+  }
+
+  /** "Projection (regional swing) from 412 of 650 declared", and any seats awaiting figures. */
+  function projectionBasis(projection, totalSeats) {
+    if (!projection) return '';
+    const model = MODEL_LABELS[projection.model] || (projection.model ? String(projection.model) + ' swing' : 'swing');
+    const withFigures = isNumber(projection.seats_with_figures) ? projection.seats_with_figures : 0;
+    const declared = isNumber(projection.seats_declared) ? projection.seats_declared : withFigures;
+    let text = 'Projection (' + model + ') from ' + formatInt(withFigures) + ' of ' +
+      formatInt(totalSeats || DEFAULT_TOTAL_SEATS) + ' declared';
+    if (declared > withFigures) text += ' · ' + formatInt(declared - withFigures) + ' awaiting figures';
+    return text;
+  }
+
+  /**
+   * One point of the projection's history from a state: its sequence, the declaration time
+   * the projection is as of (ms), each party's projected seats and the top four. Null when
+   * there is nothing to plot.
+   */
+  function projectionPoint(state) {
+    const projection = projectionOf(state);
+    const parties = projectedParties(projection);
+    if (!parties.length || !isNumber(state.sequence)) return null;
+    const at = timeOf(projection.as_of || state.as_of);
+    if (!isFinite(at)) return null;
+    const seats = {};
+    parties.forEach((p) => {
+      seats[p.party] = p.seats;
+    });
+    const top = Object.keys(seats)
+      .filter((code) => seats[code] > 0)
+      .sort((a, b) => seats[b] - seats[a] || compareText(a, b))
+      .slice(0, CHART_TOP);
+    return { sequence: state.sequence, at: at, seats: seats, top: top };
+  }
+
+  /** History order: by declaration time, then by sequence (a late snapshot takes its place). */
+  function compareHistoryPoints(a, b) {
+    return a.at - b.at || a.sequence - b.sequence;
+  }
+
+  /**
+   * Put a point into an ordered history (in place), replacing any of the same sequence, and
+   * keep only the latest `cap` points. Returns the history.
+   */
+  function addHistoryPoint(history, point, cap) {
+    if (!point) return history;
+    for (let i = history.length - 1; i >= 0; i -= 1) {
+      if (history[i].sequence === point.sequence) {
+        history.splice(i, 1);
+        break;
+      }
+    }
+    let lo = 0;
+    let hi = history.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareHistoryPoints(history[mid], point) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    history.splice(lo, 0, point);
+    const limit = cap || HISTORY_CAP;
+    if (history.length > limit) history.splice(0, history.length - limit);
+    return history;
+  }
+
+  /** The parties drawn: every one ever in a point's top four, largest at the latest first. */
+  function chartParties(history) {
+    const drawn = new Set();
+    history.forEach((point) => point.top.forEach((code) => drawn.add(code)));
+    const latest = history.length ? history[history.length - 1].seats : {};
+    return Array.from(drawn).sort((a, b) => (latest[b] || 0) - (latest[a] || 0) || compareText(a, b));
+  }
+
+  /** A round top for the seats axis: the next 50 (100 past 300) above everything drawn. */
+  function niceSeatsMax(value) {
+    const step = value > 300 ? 100 : 50;
+    return Math.max(step, Math.ceil((value + 1) / step) * step);
+  }
+
+  /** Whole hours between two times, from the first, at most `most` of them, as ms. */
+  function hourTicks(from, to, most) {
+    const hour = 3600 * 1000;
+    const steps = [1, 2, 3, 4, 6, 12, 24];
+    // UK time is a whole number of hours from UTC: a whole UTC hour is a whole UK one.
+    const first = Math.ceil(from / hour) * hour;
+    for (let i = 0; i < steps.length; i += 1) {
+      const step = steps[i] * hour;
+      if (Math.floor((to - first) / step) + 1 <= most) {
+        const ticks = [];
+        for (let t = first; t <= to; t += step) ticks.push(t);
+        return ticks;
+      }
+    }
+    return [];
+  }
+
+  /**
+   * Where everything on the history chart goes, in the box's units: one line per drawn party
+   * (a point for every snapshot: a party a snapshot does not name had none), the exit poll's
+   * figure for each drawn party it named, and the axes' ticks.
+   */
+  function layoutProjectionChart(history, exitPolls, box) {
+    const frame = box || CHART_BOX;
+    const parties = chartParties(history);
+    const polls = exitPolls || {};
+    let top = 0;
+    history.forEach((point) => parties.forEach((code) => {
+      top = Math.max(top, point.seats[code] || 0);
+    }));
+    parties.forEach((code) => {
+      if (isNumber(polls[code])) top = Math.max(top, polls[code]);
+    });
+    const seatsMax = niceSeatsMax(top);
+    const plotWidth = frame.width - frame.left - frame.right;
+    const plotHeight = frame.height - frame.top - frame.bottom;
+    const from = history.length ? history[0].at : 0;
+    const to = history.length ? history[history.length - 1].at : 0;
+    const xOf = (at) => frame.left + (to > from ? (at - from) / (to - from) : 0) * plotWidth;
+    const yOf = (seats) => frame.top + plotHeight * (1 - seats / seatsMax);
+    const lines = parties.map((code) => {
+      const points = history.map((point) => [xOf(point.at), yOf(point.seats[code] || 0)]);
+      const d = points.map((p, i) => (i ? 'L' : 'M') + p[0].toFixed(1) + ',' + p[1].toFixed(1)).join('');
+      return { party: code, points: points, d: d, seats: history.length ? history[history.length - 1].seats[code] || 0 : 0 };
+    });
+    const exitPollLines = parties
+      .filter((code) => isNumber(polls[code]))
+      .map((code) => ({ party: code, seats: polls[code], y: yOf(polls[code]) }));
+    const seatStep = seatsMax / 2;
+    const yTicks = [0, seatStep, seatsMax].map((seats) => ({ seats: seats, y: yOf(seats) }));
+    let times = history.length ? hourTicks(from, to, 5) : [];
+    if (times.length < 2) times = history.length ? (to > from ? [from, to] : [from]) : [];
+    const xTicks = times.map((at) => ({ at: at, x: xOf(at) }));
+    return { parties: parties, lines: lines, exitPolls: exitPollLines, yTicks: yTicks, xTicks: xTicks, seatsMax: seatsMax, box: frame };
+  }
+
   const helpers = {
     partyColour, partyShortName, textColourOn, isOddRow, hexCentre, neighbours, layoutHexmap,
     formatInt, formatSigned, formatShare, formatShareChange, formatClock, electionTitle,
     resultLabel, orderParties, tableRows, isNewerSeat, compareSeats, compareAlerts, latestSeats,
-    newestAlerts, PARTY_COLOURS,
+    newestAlerts, projectionOf, projectionRows, projectionBasis, projectionPoint,
+    compareHistoryPoints, addHistoryPoint, chartParties, hourTicks, layoutProjectionChart,
+    PARTY_COLOURS,
   };
 
   if (typeof module === 'object' && module.exports) module.exports = helpers;
@@ -311,8 +489,12 @@
     alerts: new Map(), // alert id -> Alert
     ready: false, // snapshot applied; events before that wait in `pending`
     pending: [],
+    // The latest projection seen: { projection, sequence, totalSeats } of the newest state that
+    // carried one (a state without one, e.g. an older /api/state, keeps it).
+    projection: null,
+    projectionHistory: [], // points from every state received, in history order
   };
-  const dirty = { state: false, seats: new Set(), ticker: false, alerts: false };
+  const dirty = { state: false, seats: new Set(), ticker: false, alerts: false, projection: false };
   const view = { hexes: new Map(), segments: new Map(), renderTimer: null, source: null, hadError: false };
 
   const $ = (id) => document.getElementById(id);
@@ -521,6 +703,110 @@
     }));
   }
 
+  // ---- projection strip and its history chart ----
+
+  function renderProjection() {
+    const strip = $('projection');
+    const wasHidden = strip.hidden;
+    const current = model.projection;
+    strip.hidden = !current;
+    // The party table tightens its rows to leave the board the height the strip takes.
+    $('stage').classList.toggle('stage--projection', !strip.hidden);
+    if (!current) return wasHidden !== strip.hidden;
+    const projection = current.projection;
+    $('projection-basis').textContent = projectionBasis(projection, current.totalSeats);
+    $('projection-as-of').textContent = projection.as_of ? 'as of ' + formatClock(projection.as_of) : '';
+    const rows = projectionRows(projection);
+    const items = rows.map((p) => {
+      const colour = p.others ? OTHER_COLOUR : partyColour(p.party);
+      const li = el('li', 'projection__party' + (p.others ? ' projection__party--others' : ''));
+      li.setAttribute('data-testid', 'projection-party');
+      li.setAttribute('data-party', p.party);
+      li.style.setProperty('--party', colour);
+      li.title = p.others ? 'Others' : partyShortName(p.party, p.party) + ': ' + formatInt(p.seats) + ' projected' +
+        (isNumber(p.low) && isNumber(p.high) ? ' (' + formatInt(p.low) + ' to ' + formatInt(p.high) + ')' : '');
+      li.appendChild(el('span', 'projection__name', p.party));
+      const seats = el('span', 'projection__seats', formatInt(p.seats));
+      seats.setAttribute('data-field', 'seats');
+      seats.setAttribute('data-value', String(p.seats));
+      li.appendChild(seats);
+      const range = el('span', 'projection__range',
+        isNumber(p.low) && isNumber(p.high) ? formatInt(p.low) + '–' + formatInt(p.high) : '');
+      range.setAttribute('data-field', 'range');
+      li.appendChild(range);
+      const poll = el('span', 'projection__poll');
+      poll.setAttribute('data-field', 'exit-poll');
+      poll.appendChild(el('span', 'projection__poll-label', 'Exit poll '));
+      // formatInt shows "–" where the exit poll did not name the party.
+      poll.appendChild(el('span', 'projection__poll-seats', formatInt(p.exit_poll)));
+      if (isNumber(p.exit_poll)) poll.setAttribute('data-value', String(p.exit_poll));
+      li.appendChild(poll);
+      return li;
+    });
+    if (!items.length) items.push(el('li', 'projection__empty', 'No projected seats yet'));
+    $('projection-parties').replaceChildren(...items);
+    renderProjectionChart(projection);
+    return wasHidden !== strip.hidden;
+  }
+
+  function renderProjectionChart(projection) {
+    const history = model.projectionHistory;
+    const polls = {};
+    projectedParties(projection).forEach((p) => {
+      if (isNumber(p.exit_poll)) polls[p.party] = p.exit_poll;
+    });
+    const layout = layoutProjectionChart(history, polls, CHART_BOX);
+    const box = layout.box;
+    const right = box.width - box.right;
+    const chart = svg('svg', {
+      class: 'chart',
+      viewBox: '0 0 ' + box.width + ' ' + box.height,
+      width: String(box.width),
+      height: String(box.height),
+      role: 'img',
+      'aria-label': 'Projected seats through the night' +
+        (layout.lines.length ? ': ' + layout.lines.map((l) => l.party + ' ' + formatInt(l.seats)).join(', ') : '') +
+        (layout.exitPolls.length ? '; dashed lines: the exit poll' : ''),
+      'data-testid': 'projection-chart',
+      'data-points': String(history.length),
+    });
+    layout.yTicks.forEach((tick) => {
+      chart.appendChild(svg('line', { class: 'chart__grid', x1: box.left, x2: right, y1: tick.y.toFixed(1), y2: tick.y.toFixed(1) }));
+      const label = svg('text', { class: 'chart__label', x: box.left - 5, y: (tick.y + 4).toFixed(1), 'text-anchor': 'end' });
+      label.textContent = formatInt(tick.seats);
+      chart.appendChild(label);
+    });
+    layout.xTicks.forEach((tick, index) => {
+      const anchor = layout.xTicks.length > 1 && index === layout.xTicks.length - 1 && tick.x > right - 20 ? 'end'
+        : index === 0 && tick.x < box.left + 20 ? 'start' : 'middle';
+      const label = svg('text', { class: 'chart__label', x: tick.x.toFixed(1), y: box.height - 4, 'text-anchor': anchor });
+      label.textContent = formatClock(new Date(tick.at).toISOString());
+      chart.appendChild(label);
+    });
+    layout.exitPolls.forEach((poll) => {
+      const line = svg('line', {
+        class: 'chart__exit-poll', x1: box.left, x2: right, y1: poll.y.toFixed(1), y2: poll.y.toFixed(1),
+        stroke: partyColour(poll.party), 'data-testid': 'projection-exit-poll', 'data-party': poll.party,
+        'data-seats': String(poll.seats),
+      });
+      const title = svg('title');
+      title.textContent = 'Exit poll: ' + poll.party + ' ' + formatInt(poll.seats);
+      line.appendChild(title);
+      chart.appendChild(line);
+    });
+    // Smaller parties first, so the leaders' lines are drawn on top.
+    layout.lines.slice().reverse().forEach((line) => {
+      const colour = partyColour(line.party);
+      chart.appendChild(svg('path', {
+        class: 'chart__line', d: line.d, stroke: colour, 'data-testid': 'projection-line',
+        'data-party': line.party, 'data-points': String(line.points.length),
+      }));
+      const last = line.points[line.points.length - 1];
+      if (last) chart.appendChild(svg('circle', { class: 'chart__dot', cx: last[0].toFixed(1), cy: last[1].toFixed(1), r: 3.5, fill: colour }));
+    });
+    $('projection-chart').replaceChildren(chart);
+  }
+
   // ---- ticker ----
 
   function renderTicker() {
@@ -597,6 +883,11 @@
 
   function render() {
     if (dirty.state) renderState();
+    // Before the news column: the strip showing or going takes height from the board.
+    if (dirty.projection && renderProjection()) {
+      dirty.alerts = true;
+      dirty.ticker = true;
+    }
     dirty.seats.forEach((id) => {
       const seat = model.seats.get(id);
       if (seat) paintHex(seat);
@@ -609,15 +900,29 @@
     dirty.seats.clear();
     dirty.ticker = false;
     dirty.alerts = false;
+    dirty.projection = false;
   }
 
   // ---- applying data; every path is idempotent, so replays and resyncs are harmless ----
 
   function applyState(state) {
     if (!state || typeof state !== 'object') return;
+    noteProjection(state);
     if (model.state && (state.sequence || 0) < (model.state.sequence || 0)) return; // stale
     model.state = state;
     dirty.state = true;
+  }
+
+  /** Every state's projection joins the history, a late one included; the newest is shown. */
+  function noteProjection(state) {
+    const projection = projectionOf(state);
+    if (!projection) return;
+    addHistoryPoint(model.projectionHistory, projectionPoint(state), HISTORY_CAP);
+    const sequence = isNumber(state.sequence) ? state.sequence : 0;
+    if (!model.projection || sequence >= model.projection.sequence) {
+      model.projection = { projection: projection, sequence: sequence, totalSeats: state.total_seats || DEFAULT_TOTAL_SEATS };
+    }
+    dirty.projection = true;
   }
 
   function applySeat(seat) {
@@ -673,6 +978,7 @@
     dirty.state = true;
     dirty.ticker = true;
     dirty.alerts = true;
+    dirty.projection = true;
     model.ready = true;
     model.pending.splice(0).forEach(([kind, data]) => handlers[kind](data));
     render();
