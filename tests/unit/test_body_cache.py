@@ -110,6 +110,8 @@ def store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
     fake = FakeStore()
     monkeypatch.setattr(app.context, "store", fake)
     monkeypatch.setattr(app.context, "register", object())
+    # A projection reads the seats too; this counts the reads of the state alone.
+    monkeypatch.setattr(app.context, "projecting", None, raising=False)
     return fake
 
 
