@@ -17,6 +17,7 @@ import streams.web.api
 from streams.pipeline.context import WorkerContext
 from streams.settings import Settings
 from streams.store.outbox import Outbox, Output, QueuedOutput
+from streams.web import live_feed
 from streams.web.api import stream_events
 from streams.web.live_feed import KEEP_ALIVE, FellBehind, LiveFeed, sse_frame
 
@@ -271,3 +272,26 @@ async def test_the_worker_stopping_ends_every_stream(server: fakeredis.FakeServe
         with pytest.raises(StopAsyncIteration):
             async with asyncio.timeout(2):
                 await waiting
+
+
+async def test_freed_memory_is_handed_back_once_the_last_client_has_left(
+    server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trims: list[float] = []
+    monkeypatch.setattr(live_feed, "TRIM_AFTER_S", 0.05)
+    monkeypatch.setattr(live_feed, "_hand_back_freed_memory", lambda: trims.append(1))
+    feed = feed_on(server)
+    async with feed.joined():
+        async with feed.joined():
+            pass
+        await asyncio.sleep(0.1)
+        assert trims == []  # one client is still there
+    await asyncio.sleep(0.1)
+    assert trims == [1]
+    async with feed.joined():  # back before the trim: none while someone listens
+        await asyncio.sleep(0.01)
+    async with feed.joined():
+        await asyncio.sleep(0.1)
+    assert trims == [1]
+    await asyncio.sleep(0.1)
+    assert len(trims) == 2
