@@ -24,6 +24,7 @@ KEEP_ALIVE = b": keep-alive\n\n"
 # page is joined into one write: a few hundred KB at most, for each client catching up).
 READ_COUNT = 500
 CATCH_UP_COUNT = 100
+CATCH_UPS_AT_ONCE = 64  # clients reading their history from Redis at the same time
 # Most bytes of frames joined into one write (one frame at least, and a state snapshot is
 # about 17 KB): what a slow client holds in the worker is this plus what aiohttp buffers before
 # it waits for the socket (64 KiB), so 2,000 clients far behind stay within a few hundred MB.
@@ -105,6 +106,7 @@ class LiveFeed:
         self._changed = asyncio.Event()
         self._ready = asyncio.Event()  # base is known (the first published cursor is read)
         self._clients = 0
+        self._catching_up = asyncio.Semaphore(CATCH_UPS_AT_ONCE)
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._outbox: Outbox | None = None
@@ -151,20 +153,28 @@ class LiveFeed:
         index = self._index_after(after)
         while index is None:
             # Older than the ring: from Redis, a page at a time, only what is below the ring
-            # (all published, since base never passes the published cursor).
-            base = self.base
-            assert self._outbox is not None  # set while any client is joined
-            items = await self._outbox.read(after, count=CATCH_UP_COUNT)
-            older = [item for item in items if item.sequence <= base]
-            # Nothing left below the ring (entries gone after a reset): join the ring.
-            after = older[-1].sequence if older else base
-            frames = [
-                sse_frame(item)
-                for item in older
-                if item.output.topic in topics and item.output.topic in EVENT_NAMES
-            ]
-            if frames:
-                yield b"".join(frames)
+            # (all published, since base never passes the published cursor). A few clients
+            # at a time, in writes of the usual size: what thousands of clients resuming at
+            # once hold in the worker is then bounded, not a page each.
+            async with self._catching_up:
+                base = self.base
+                assert self._outbox is not None  # set while any client is joined
+                items = await self._outbox.read(after, count=CATCH_UP_COUNT)
+                older = [item for item in items if item.sequence <= base]
+                # Nothing left below the ring (entries gone after a reset): join the ring.
+                after = older[-1].sequence if older else base
+                chunk: list[bytes] = []
+                size = 0
+                for item in older:
+                    if item.output.topic in topics and item.output.topic in EVENT_NAMES:
+                        frame = sse_frame(item)
+                        chunk.append(frame)
+                        size += len(frame)
+                        if size >= MAX_WRITE_BYTES:
+                            yield b"".join(chunk)
+                            chunk, size = [], 0
+                if chunk:
+                    yield b"".join(chunk)
             index = self._index_after(after)
         last_write = loop.time()
         while not self._closed:

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-import redis
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from scripts.night_builder import Night, build_night
-from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline
+from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline, remove_keys
 
 
 @dataclass(frozen=True)
@@ -141,11 +140,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix only this test uses; its keys are deleted afterwards."""
     prefix = f"test-{uuid.uuid4().hex[:10]}:"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=prefix + "*", count=1000))
-    if keys:
-        client.unlink(*keys)
-    client.close()
+    remove_keys(redis_url, prefix)
 
 
 @pytest.fixture(scope="module")

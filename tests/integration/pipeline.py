@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+import redis
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
 from redis.asyncio import Redis
 
 from schemas.results import SeatResult, StateOfParties
@@ -333,6 +336,39 @@ def named_pipeline(kafka_bootstrap: str, redis_url: str, prefix: str) -> Pipelin
         for name in ("declarations", "dead_letter", "results", "state", "alerts")
     }
     return Pipeline(kafka_bootstrap, redis_url, prefix, topics, f"test-{run_id}")
+
+
+def remove_keys(redis_url: str, prefix: str) -> None:
+    """Delete every key under a test's own Redis prefix."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.unlink(*keys)
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def module_pipeline(kafka_bootstrap: str, redis_url: str, hint: str) -> Iterator[Pipeline]:
+    """A pipeline of one test module's own (topics, Redis prefix), removed afterwards."""
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    created: list[str] = []
+
+    def unique_topic(name_hint: str, partitions: int = 1) -> str:
+        name = f"test-{hint}-{name_hint}-{uuid.uuid4().hex[:10]}"
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        created.append(name)
+        return name
+
+    prefix = f"test-{uuid.uuid4().hex[:10]}:"
+    try:
+        yield new_pipeline(kafka_bootstrap, redis_url, prefix, unique_topic)
+    finally:
+        with contextlib.suppress(Exception):
+            admin.delete_topics(created)
+        admin.close()
+        remove_keys(redis_url, prefix)
 
 
 def new_pipeline(

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import redis
 from jsonschema import Draft202012Validator, FormatChecker
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
 from schemas.generate import SCHEMAS_DIR
 from scripts.replay import build_outgoing
 from scripts.state_view import SseEvent, parse_sse
 from streams.rules.reference import Register, load_register
 from tests.integration.helpers import WorkerProcess
-from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline
+from tests.integration.pipeline import DATA_DIR, Pipeline, module_pipeline
 from tests.unit.ge2024 import OFFICIAL_SEATS
 
 JSON_DIR = SCHEMAS_DIR / "json"
@@ -57,28 +52,8 @@ def register() -> Register:
 
 @pytest.fixture(scope="module")
 def pipeline(kafka_bootstrap: str, redis_url: str) -> Iterator[Pipeline]:
-    """Topics and a Redis prefix of this module's own, removed afterwards."""
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    created: list[str] = []
-
-    def unique_topic(name_hint: str, partitions: int = 1) -> str:
-        name = f"test-api-{name_hint}-{uuid.uuid4().hex[:10]}"
-        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        created.append(name)
-        return name
-
-    prefix = f"test-{uuid.uuid4().hex[:10]}:"
-    try:
-        yield new_pipeline(kafka_bootstrap, redis_url, prefix, unique_topic)
-    finally:
-        with contextlib.suppress(Exception):
-            admin.delete_topics(created)
-        admin.close()
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.unlink(*keys)
-        client.close()
+    with module_pipeline(kafka_bootstrap, redis_url, "api") as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

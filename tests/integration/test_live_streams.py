@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
-import uuid
 from collections.abc import Iterator
 
 import aiohttp
 import httpx
 import pytest
 import redis
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
 from scripts.chaos import Outgoing
 from scripts.replay import build_outgoing
@@ -22,7 +18,12 @@ from streams.rules.reference import Register, load_register
 from streams.store.keys import OUTBOX, election_namespace
 from streams.web.api import HEARTBEAT_S
 from tests.integration.helpers import WorkerProcess
-from tests.integration.pipeline import DATA_DIR, ELECTION_ID, Pipeline, new_pipeline
+from tests.integration.pipeline import (
+    DATA_DIR,
+    ELECTION_ID,
+    Pipeline,
+    module_pipeline,
+)
 
 SILENCE_S = 5 * 60
 CLIENTS = 200
@@ -38,28 +39,8 @@ def register() -> Register:
 
 @pytest.fixture(scope="module")
 def pipeline(kafka_bootstrap: str, redis_url: str) -> Iterator[Pipeline]:
-    """Topics and a Redis prefix of this module's own, removed afterwards."""
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    created: list[str] = []
-
-    def unique_topic(name_hint: str, partitions: int = 1) -> str:
-        name = f"test-live-{name_hint}-{uuid.uuid4().hex[:10]}"
-        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        created.append(name)
-        return name
-
-    prefix = f"test-{uuid.uuid4().hex[:10]}:"
-    try:
-        yield new_pipeline(kafka_bootstrap, redis_url, prefix, unique_topic)
-    finally:
-        with contextlib.suppress(Exception):
-            admin.delete_topics(created)
-        admin.close()
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.unlink(*keys)
-        client.close()
+    with module_pipeline(kafka_bootstrap, redis_url, "live") as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -295,3 +295,43 @@ async def test_freed_memory_is_handed_back_once_the_last_client_has_left(
     assert trims == [1]
     await asyncio.sleep(0.1)
     assert len(trims) == 2
+
+
+async def test_clients_catching_up_from_redis_do_so_a_few_at_a_time_in_small_writes(
+    server: fakeredis.FakeServer, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_feed, "CATCH_UPS_AT_ONCE", 2)
+    monkeypatch.setattr(live_feed, "MAX_WRITE_BYTES", 100)  # about four frames
+    reading = {"now": 0, "most": 0}
+    read = Outbox.read
+
+    async def slow_read(self: Outbox, after: int, count: int = 500) -> list[QueuedOutput]:
+        reading["now"] += 1
+        reading["most"] = max(reading["most"], reading["now"])
+        await asyncio.sleep(0.01)
+        try:
+            return await read(self, after, count)
+        finally:
+            reading["now"] -= 1
+
+    await queue(outbox, 1, 30)
+    await outbox.mark_published(30)
+    feed = feed_on(server, capacity=3)
+    async with feed.joined():
+        await until(lambda: feed.released == 30)
+        monkeypatch.setattr(Outbox, "read", slow_read)
+        streams = [feed.stream(0, EVERY, heartbeat_s=10) for _ in range(6)]
+        chunks: list[list[bytes]] = [[] for _ in streams]
+
+        async def follow(i: int) -> None:
+            async with asyncio.timeout(5):
+                while len(ids(chunks[i])) < 30:
+                    chunks[i].append(await anext(streams[i]))
+
+        await asyncio.gather(*(follow(i) for i in range(len(streams))))
+        for stream in streams:
+            await stream.aclose()
+    assert all(ids(got) == list(range(1, 31)) for got in chunks)
+    assert reading["most"] == 2
+    frame = max(len(sse_frame(QueuedOutput(n, output(n)))) for n in range(1, 31))
+    assert max(len(chunk) for got in chunks for chunk in got) < 100 + frame
