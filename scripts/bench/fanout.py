@@ -43,8 +43,16 @@ from typing import Any
 import aiohttp
 import redis
 
-from scripts.bench.report import load_average, machine, progress, publish, timer
-from scripts.bench.throughput import NIGHT_ELECTION_ID, NIGHT_SEATS, Isolated, _outputs_done
+from scripts.bench.report import (
+    add_run_arguments,
+    load_average,
+    machine,
+    progress,
+    publish,
+    timer,
+    worker_env,
+)
+from scripts.bench.throughput import NIGHT_ELECTION_ID, NIGHT_SEATS, Isolated, outputs_done
 from scripts.replay import build_outgoing, kafka_sender, replay
 from streams.settings import get_settings
 from streams.store.keys import OUTBOX, PUBLISHED, TOTALS
@@ -236,7 +244,7 @@ async def run_streams(args: argparse.Namespace, run: Isolated) -> StreamResult:
             deadline = time.monotonic() + args.timeout
             while True:
                 declared = plain.hget(run.key(TOTALS), "total:declared")
-                if int(declared or 0) >= NIGHT_SEATS and _outputs_done(run):
+                if int(declared or 0) >= NIGHT_SEATS and outputs_done(run):
                     break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the night did not finish in {args.timeout}s")
@@ -444,16 +452,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=30.0, help="wait before memory after, s")
     parser.add_argument("--partitions", type=int, default=settings.topic_partitions)
     parser.add_argument("--timeout", type=float, default=300.0, help="longest wait per phase, s")
-    parser.add_argument("--bootstrap-servers", default=settings.kafka_bootstrap_servers)
-    parser.add_argument("--redis-url", default=settings.redis_url)
-    parser.add_argument(
-        "--env", action="append", default=[], metavar="NAME=VALUE", help="worker setting"
-    )
-    parser.add_argument("--write", type=Path, help="append the results to this Markdown file")
+    add_run_arguments(parser, settings.kafka_bootstrap_servers, settings.redis_url)
     args = parser.parse_args(argv)
-    if any("=" not in pair for pair in args.env):
-        parser.error("--env takes NAME=VALUE")
-    args.env = dict(pair.split("=", 1) for pair in args.env)
+    args.env = worker_env(parser, args.env)
     if args.clients < 1 or args.concurrency < 1:
         parser.error("--clients and --concurrency must be positive")
     return args

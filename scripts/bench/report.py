@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -40,3 +41,21 @@ def publish(text: str, write: Path | None) -> None:
         write.parent.mkdir(parents=True, exist_ok=True)
         with write.open("a", encoding="utf-8") as handle:
             handle.write(text + "\n")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, bootstrap: str, redis_url: str) -> None:
+    """The arguments of every benchmark that starts its own workers: where Kafka and Redis
+    are, settings for the workers, and a Markdown file to append the results to."""
+    parser.add_argument("--bootstrap-servers", default=bootstrap)
+    parser.add_argument("--redis-url", default=redis_url)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="worker setting"
+    )
+    parser.add_argument("--write", type=Path, help="append the results to this Markdown file")
+
+
+def worker_env(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, str]:
+    """The --env settings as a mapping; a pair without '=' is a usage error."""
+    if any("=" not in pair for pair in pairs):
+        parser.error("--env takes NAME=VALUE")
+    return dict(pair.split("=", 1) for pair in pairs)

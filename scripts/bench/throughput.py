@@ -54,7 +54,15 @@ from redis.asyncio import Redis as AsyncRedis
 from scripts.bench import feed as bench_feed
 from scripts.bench.baseline import DONE, READY
 from scripts.bench.feed import FeedItem
-from scripts.bench.report import load_average, machine, progress, publish, timer
+from scripts.bench.report import (
+    add_run_arguments,
+    load_average,
+    machine,
+    progress,
+    publish,
+    timer,
+    worker_env,
+)
 from scripts.replay import build_outgoing, kafka_sender, replay
 from scripts.worker_process import PROJECT_ROOT, WorkerProcess
 from streams.rules.tally import SEQUENCE
@@ -354,7 +362,7 @@ def _counters(run: Isolated) -> dict[str, int]:
         client.close()
 
 
-def _outputs_done(run: Isolated) -> bool:
+def outputs_done(run: Isolated) -> bool:
     """Every applied change announced and every queued output on Kafka."""
     client = redis.Redis.from_url(run.redis_url)
     try:
@@ -409,7 +417,7 @@ def run_pipeline(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Pi
                 throughput_s = last_tally - load_sent[0]
                 cpu_s = run.cpu_seconds() - cpu_before
                 peak = run.peak_memory_mib()
-                done = seen.wait(lambda: _outputs_done(run), args.timeout)
+                done = seen.wait(lambda: outputs_done(run), args.timeout)
                 outputs_done_s = time.time() - load_sent[0] if done else None
                 # The last outputs' alerts may still be on their way to the observer.
                 load_keys = [(i.seat, i.revision) for i in load_items]
@@ -521,7 +529,7 @@ def run_night(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Night
         deadline = time.monotonic() + args.timeout
         while True:
             declared = client.hget(run.key(TOTALS), "total:declared")
-            if int(declared or 0) >= NIGHT_SEATS and _outputs_done(run):
+            if int(declared or 0) >= NIGHT_SEATS and outputs_done(run):
                 final = time.time()
                 break
             if time.monotonic() > deadline:
@@ -641,16 +649,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-night", dest="night", action="store_false")
     parser.add_argument("--timeout", type=float, default=600.0, help="longest wait per phase, s")
     parser.add_argument("--baseline-timeout", type=float, default=1800.0)
-    parser.add_argument("--bootstrap-servers", default=settings.kafka_bootstrap_servers)
-    parser.add_argument("--redis-url", default=settings.redis_url)
-    parser.add_argument(
-        "--env", action="append", default=[], metavar="NAME=VALUE", help="worker setting"
-    )
-    parser.add_argument("--write", type=Path, help="append the results to this Markdown file")
+    add_run_arguments(parser, settings.kafka_bootstrap_servers, settings.redis_url)
     args = parser.parse_args(argv)
-    if any("=" not in pair for pair in args.env):
-        parser.error("--env takes NAME=VALUE")
-    args.env = dict(pair.split("=", 1) for pair in args.env)
+    args.env = worker_env(parser, args.env)
     if args.seats < 1 or args.revisions < 1 or args.workers < 1 or args.rate <= 0:
         parser.error("--seats, --revisions, --workers and --rate must be positive")
     return args

@@ -117,12 +117,16 @@ class Baseline:
     def row_of(self) -> dict[str, int]:
         return {ons_id: row for row, ons_id in enumerate(self.seats)}
 
+    @functools.cached_property
+    def column_of(self) -> dict[str, int]:
+        return {party: column for column, party in enumerate(self.parties)}
+
 
 def _changes(
     baseline: Baseline, rows: Sequence[int], declared: Sequence[DeclaredSeat]
 ) -> FloatArray:
     """Each declared seat's change in share against its notional 2019 share, by party."""
-    column = {party: i for i, party in enumerate(baseline.parties)}
+    column = baseline.column_of
     now = np.zeros((len(rows), len(baseline.parties)))
     for i, seat in enumerate(declared):
         for party, share in seat.shares.items():
@@ -199,7 +203,7 @@ def project(
         (seat for seat in declared if seat.ons_id in row_of), key=lambda seat: row_of[seat.ons_id]
     )
     won = np.zeros(len(baseline.parties), dtype=np.int64)
-    column = {party: i for i, party in enumerate(baseline.parties)}
+    column = baseline.column_of
     others: dict[str, int] = {}  # declared wins of parties with no baseline to project
     for seat in seats:
         if seat.winning_party in column:
