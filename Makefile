@@ -4,11 +4,11 @@
 VENV := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help setup services lint type test-unit test bench
+.PHONY: help setup services lint type test-unit test check-wheel check-lowest bench
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) \
-		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-13s %s\n", $$1, $$2}'
 
 setup: ## Create .venv with the project installed, and the Debian packages the tests need
 	bash scripts/setup.sh
@@ -28,6 +28,12 @@ test-unit: ## Fast unit tests, without the slow property tests (no services need
 
 test: ## The full suite as CI runs it: set-up, services, lint, types and every test
 	bash scripts/test.sh
+
+check-wheel: ## Build the wheel, install it in a new virtualenv, run the night and the page from it
+	bash scripts/check_wheel.sh
+
+check-lowest: ## The unit tests on the lowest dependency versions pyproject.toml allows
+	bash scripts/check_lowest.sh
 
 bench: ## End-to-end benchmark through real workers, Kafka and Redis (after make services)
 	$(VENV)/python -m scripts.bench

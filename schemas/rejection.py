@@ -22,7 +22,8 @@ class RejectionReason(StrEnum):
     CANDIDATE_MISMATCH = "candidate_mismatch"
     UNKNOWN_PARTY = "unknown_party"
     DECLARED_BEFORE_POLLS_CLOSED = "declared_before_polls_closed"
-    # Dated after NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE, or more than DECLARED_AT_FUTURE_MARGIN_S
+    # Dated after ELECTION_NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE, or more than
+    # ELECTION_DECLARED_AT_FUTURE_MARGIN_S
     # after the message was sent; an exit poll by its published_at.
     DECLARED_AFTER_NIGHT_ENDED = "declared_after_night_ended"
     DECLARED_IN_FUTURE = "declared_in_future"
@@ -31,7 +32,8 @@ class RejectionReason(StrEnum):
     # where its order against the seat's own messages is lost.
     KEY_MISMATCH = "key_mismatch"
     REVISION_CONFLICT = "revision_conflict"
-    # Far past the seat's revision (MAX_REVISION_JUMP): applied, it would supersede all later ones.
+    # Far past the seat's revision (ELECTION_MAX_REVISION_JUMP): applied, it would supersede
+    # all later ones.
     REVISION_JUMP = "revision_jump"
 
 

@@ -147,7 +147,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only these priorities (repeatable)",
     )
     tail_parser.add_argument("--json", action="store_true", help="one alert JSON per line")
-    tail_parser.add_argument("--topic", help="the alerts topic (default TOPIC_ALERTS)")
+    tail_parser.add_argument("--topic", help="the alerts topic (default ELECTION_TOPIC_ALERTS)")
     tail_parser.add_argument(
         "--idle-timeout", type=float, help="stop after this many seconds without an alert"
     )

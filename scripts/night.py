@@ -22,7 +22,7 @@ from schemas.results import StateOfParties
 from scripts.chaos import ChaosRates
 from scripts.replay import ReplayError, build_outgoing, kafka_sender, replay, summary_table
 from scripts.reset_election import reset as reset_keys
-from scripts.services import PROJECT_ROOT, ServiceError, read_pid, start_services
+from scripts.services import ServiceError, read_pid, start_services
 from scripts.state_table import state_table
 from streams.connections import kafka_client_options, redis_from_settings
 from streams.rules.alerts.story import last_declaration_told
@@ -61,7 +61,6 @@ def start_worker(settings: Settings, console: Console) -> int:
             "--web-port",
             str(settings.web_port),
         ],
-        cwd=PROJECT_ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

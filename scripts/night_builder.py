@@ -37,7 +37,7 @@ EXIT_POLL_FILE = "exit-poll.csv"
 SOURCE = "replay:ge2024"
 EXIT_POLL_KEY = "exit-poll"
 
-# Seats the times file is known to leave out (see data/ge2024/README.md); any other gap is
+# Seats the times file is known to leave out (see streams/data/ge2024/README.md); any other gap is
 # an error, so a damaged times file cannot quietly fall back to the Library's lagging times.
 NOT_IN_TIMES_FILE = frozenset({"Inverness, Skye and West Ross-shire"})
 

@@ -4,7 +4,7 @@
 # them. The error is the number of seats the projection put in the wrong party's column
 # (half the sum of the absolute differences per party), beside the exit poll's on the same
 # measure. Nothing here is tuned to 2024: the model's only baseline is the notional 2019
-# result shipped in data/ge2024.
+# result shipped in streams/data/ge2024.
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 from scripts.night_builder import build_night
 from streams.rules.projection import MODELS, Baseline, declared_seat, project
 from streams.rules.tally import seat_result
+from streams.settings import DEFAULT_DATA_DIR
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "ge2024"
 CHECKPOINTS = (50, 100, 200, 400)
 MAJOR = ("Lab", "Con", "LD", "SNP", "RUK", "Green")
 
@@ -81,7 +81,7 @@ def cost_ms(data_dir: Path, declared: int, resamples: int, repeats: int = 20) ->
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--resamples", type=int, default=40)
     parser.add_argument(
         "--at", type=int, nargs="+", default=list(CHECKPOINTS), help="declarations counted"

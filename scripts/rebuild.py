@@ -1,6 +1,6 @@
 """Re-make one election's Redis state (tallies, change log, sent outputs) from the Kafka log.
 
-    election-rebuild                          # the election of ELECTION_ID
+    election-rebuild                          # the election of ELECTION_ELECTION_ID
     python -m scripts.rebuild --election parl.2024-07-04
 
 Reads declarations from its start to its end now and applies every message with the
@@ -47,15 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="election-rebuild", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
-    parser.add_argument("--election", default=settings.election_id, help="default: ELECTION_ID")
-    parser.add_argument("--redis-url", default=settings.redis_url, help="default: REDIS_URL")
     parser.add_argument(
-        "--key-prefix", default=settings.redis_key_prefix, help="default: REDIS_KEY_PREFIX"
+        "--election", default=settings.election_id, help="default: ELECTION_ELECTION_ID"
+    )
+    parser.add_argument(
+        "--redis-url", default=settings.redis_url, help="default: ELECTION_REDIS_URL"
+    )
+    parser.add_argument(
+        "--key-prefix", default=settings.redis_key_prefix, help="default: ELECTION_REDIS_KEY_PREFIX"
     )
     parser.add_argument(
         "--bootstrap",
         default=settings.kafka_bootstrap_servers,
-        help="default: KAFKA_BOOTSTRAP_SERVERS",
+        help="default: ELECTION_KAFKA_BOOTSTRAP_SERVERS",
     )
     args = parser.parse_args(argv)
     chosen = settings.model_copy(

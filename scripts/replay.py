@@ -162,7 +162,7 @@ def kafka_sender(
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, **timeouts)
         try:
-            # Kept the whole night (INPUT_RETENTION_MS): the tallies are rebuilt from it.
+            # Kept the whole night (ELECTION_INPUT_RETENTION_MS): the tallies are rebuilt from it.
             retention = {"retention.ms": str(get_settings().input_retention_ms)}
             admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=retention)])
         except TopicAlreadyExistsError:
@@ -180,7 +180,7 @@ def kafka_sender(
     except (KafkaError, OSError, ValueError) as exc:
         raise ReplayError(
             f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}): "
-            "start it with `election-services start` or set KAFKA_BOOTSTRAP_SERVERS"
+            "start it with `election-services start` or set ELECTION_KAFKA_BOOTSTRAP_SERVERS"
         ) from exc
     failures: list[BaseException] = []
 

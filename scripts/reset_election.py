@@ -25,9 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--election", required=True, help="election id, e.g. parl.2024-07-04")
-    parser.add_argument("--redis-url", default=settings.redis_url, help="default: REDIS_URL")
     parser.add_argument(
-        "--key-prefix", default=settings.redis_key_prefix, help="default: REDIS_KEY_PREFIX"
+        "--redis-url", default=settings.redis_url, help="default: ELECTION_REDIS_URL"
+    )
+    parser.add_argument(
+        "--key-prefix", default=settings.redis_key_prefix, help="default: ELECTION_REDIS_KEY_PREFIX"
     )
     args = parser.parse_args(argv)
     removed = asyncio.run(reset(args.redis_url, args.election, args.key_prefix))

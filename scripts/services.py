@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.connections import sync_redis_from_settings
-from streams.settings import PROJECT_ROOT, Settings, get_settings
+from streams.settings import Settings, get_settings
 
 __all__ = [
     "KAFKA_VERSION",
-    "PROJECT_ROOT",
     "PrerequisiteError",
     "ServiceError",
     "ServiceURLs",
@@ -30,10 +29,12 @@ __all__ = [
     "stop_services",
 ]
 
-# Must match <kafka.version> in deploy/kafka/pom.xml; the marker file of the jars carries it,
+# Must match <kafka.version> in local_kafka/pom.xml; the marker file of the jars carries it,
 # so changing both fetches the new broker on the next start.
 KAFKA_VERSION = "4.1.1"
-DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
+# The broker's pom, logging configuration and properties template ship with this module, so
+# an installed wheel starts Kafka as a checkout does.
+KAFKA_FILES = Path(__file__).resolve().parent / "local_kafka"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 JAVA_ADVICE = "install a JDK 17+ (apt-get install -y openjdk-17-jre-headless)"
@@ -132,7 +133,7 @@ def urls(settings: Settings) -> ServiceURLs:
 
 
 def render_properties(settings: Settings, data_dir: Path) -> str:
-    template = (DEPLOY_DIR / "server.properties.in").read_text(encoding="utf-8")
+    template = (KAFKA_FILES / "server.properties.in").read_text(encoding="utf-8")
     sasl_listener = sasl_config = ""
     if settings.kafka_sasl_port:
         sasl_listener = f",SASL_PLAINTEXT://127.0.0.1:{settings.kafka_sasl_port}"
@@ -160,16 +161,19 @@ def scram_credential(settings: Settings) -> str | None:
         return None
     if settings.kafka_sasl_mechanism not in {"SCRAM-SHA-256", "SCRAM-SHA-512"}:
         raise ServiceError(
-            "the local broker's SASL listener takes SCRAM only: set KAFKA_SASL_MECHANISM "
+            "the local broker's SASL listener takes SCRAM only: set ELECTION_KAFKA_SASL_MECHANISM "
             "to SCRAM-SHA-256 or SCRAM-SHA-512"
         )
     user = settings.kafka_sasl_username
     password = settings.kafka_sasl_password.get_secret_value()
     if not user or not password:
-        raise ServiceError("KAFKA_SASL_PORT needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        raise ServiceError(
+            "ELECTION_KAFKA_SASL_PORT needs ELECTION_KAFKA_SASL_USERNAME and "
+            "ELECTION_KAFKA_SASL_PASSWORD"
+        )
     # The tool's own syntax quotes values with double quotes; refuse what would break it.
     if any(c in value for value in (user, password) for c in '",[]='):
-        raise ServiceError('KAFKA_SASL_USERNAME/PASSWORD must not contain " , [ ] or =')
+        raise ServiceError('ELECTION_KAFKA_SASL_USERNAME/PASSWORD must not contain " , [ ] or =')
     return f'{settings.kafka_sasl_mechanism}=[name="{user}",password="{password}"]'
 
 
@@ -248,9 +252,9 @@ def find_problems(settings: Settings, paths: Paths) -> list[str]:
         if not paths.kafka_marker.exists() and shutil.which("mvn") is None:
             problems.append(f"mvn not found: {MVN_ADVICE}")
         for port, variable in (
-            (settings.kafka_port, "KAFKA_PORT"),
-            (settings.kafka_controller_port, "KAFKA_CONTROLLER_PORT"),
-            (settings.kafka_sasl_port, "KAFKA_SASL_PORT"),
+            (settings.kafka_port, "ELECTION_KAFKA_PORT"),
+            (settings.kafka_controller_port, "ELECTION_KAFKA_CONTROLLER_PORT"),
+            (settings.kafka_sasl_port, "ELECTION_KAFKA_SASL_PORT"),
         ):
             if port and port_in_use(port):
                 problems.append(
@@ -265,7 +269,7 @@ def find_problems(settings: Settings, paths: Paths) -> list[str]:
         if port_in_use(settings.redis_port):
             problems.append(
                 f"port {settings.redis_port} is taken by a program these scripts did not start: "
-                "stop it or set REDIS_PORT to a free port"
+                "stop it or set ELECTION_REDIS_PORT to a free port"
             )
     return problems
 
@@ -320,7 +324,7 @@ def start_redis(settings: Settings, paths: Paths) -> bool:
     server = ensure_redis_installed()
     paths.redis.mkdir(parents=True, exist_ok=True)
     paths.redis_pid.unlink(missing_ok=True)
-    # With REDIS_PASSWORD the local server asks for it too, from a file only we can read
+    # With ELECTION_REDIS_PASSWORD the local server asks for it too, from a file only we can read
     # (not the command line, which every user of the machine can list).
     config = paths.redis / "redis.conf"
     config.touch(mode=0o600)
@@ -379,7 +383,7 @@ def fetch_kafka(paths: Paths) -> None:
         "-B",
         "-q",
         "-f",
-        str(DEPLOY_DIR / "pom.xml"),
+        str(KAFKA_FILES / "pom.xml"),
         "dependency:copy-dependencies",
         "-DincludeScope=runtime",
         f"-DoutputDirectory={paths.kafka_libs}",
@@ -407,7 +411,7 @@ def java_command(
         "-XX:TieredStopAtLevel=1",
         "-Djava.awt.headless=true",
         f"-Dkafka.logs.dir={paths.kafka_logs}",
-        f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'log4j2.xml'}",
+        f"-Dlog4j2.configurationFile={KAFKA_FILES / 'log4j2.xml'}",
         "-cp",
         f"{paths.kafka_libs}/*",
         main_class,
@@ -430,7 +434,7 @@ def format_storage(settings: Settings, paths: Paths) -> None:
             raise ServiceError(
                 f"{paths.kafka_data} was formatted without SASL user "
                 f"{settings.kafka_sasl_username!r}: delete {paths.kafka_data} (or use another "
-                "RUN_DIR) so the next start formats it with that user"
+                "ELECTION_RUN_DIR) so the next start formats it with that user"
             )
         return
     cluster_id = _run_quietly(
@@ -591,12 +595,12 @@ def status(settings: Settings | None = None) -> bool:
     redis_up = redis_pid is not None and redis_answers(settings)
     print(
         f"kafka  {'running' if kafka_up else 'stopped'}  pid={kafka_pid or '-'}  "
-        f"KAFKA_BOOTSTRAP_SERVERS={service_urls.kafka_bootstrap_servers}  "
+        f"ELECTION_KAFKA_BOOTSTRAP_SERVERS={service_urls.kafka_bootstrap_servers}  "
         f"(Apache Kafka {KAFKA_VERSION}, log {paths.kafka_server_log})"
     )
     print(
         f"redis  {'running' if redis_up else 'stopped'}  pid={redis_pid or '-'}  "
-        f"REDIS_URL={service_urls.redis_url}  (log {paths.redis_log})"
+        f"ELECTION_REDIS_URL={service_urls.redis_url}  (log {paths.redis_log})"
     )
     return kafka_up and redis_up
 
@@ -606,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="election-services",
         description=(
             "Start, stop or inspect the local Kafka broker and Redis (no Docker). "
-            "start prints KAFKA_BOOTSTRAP_SERVERS=... and REDIS_URL=... on stdout."
+            "start prints ELECTION_KAFKA_BOOTSTRAP_SERVERS=... and ELECTION_REDIS_URL=... on "
+            "stdout."
         ),
     )
     parser.add_argument("command", choices=["start", "stop", "status"])
@@ -614,8 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             service_urls = start_services()
-            print(f"KAFKA_BOOTSTRAP_SERVERS={service_urls.kafka_bootstrap_servers}")
-            print(f"REDIS_URL={service_urls.redis_url}")
+            print(f"ELECTION_KAFKA_BOOTSTRAP_SERVERS={service_urls.kafka_bootstrap_servers}")
+            print(f"ELECTION_REDIS_URL={service_urls.redis_url}")
             return 0
         if args.command == "stop":
             stop_services()

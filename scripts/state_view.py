@@ -188,7 +188,7 @@ def follow(
 
 
 def worker_url(settings: Settings) -> str:
-    """The local worker's API as the settings place it (WEB_HOST, WEB_PORT)."""
+    """The local worker's API as the settings place it (ELECTION_WEB_HOST, ELECTION_WEB_PORT)."""
     host = settings.web_host
     # A worker listening on every interface is reached on loopback from here.
     if host in ("", "0.0.0.0", "::"):

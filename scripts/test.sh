@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-# start prints KAFKA_BOOTSTRAP_SERVERS=... and REDIS_URL=... on stdout once both answer.
+# start prints ELECTION_KAFKA_BOOTSTRAP_SERVERS=... and ELECTION_REDIS_URL=... on stdout once both answer.
 services_env="$(.venv/bin/python -m scripts.services start)"
 eval "$(printf '%s\n' "$services_env" | sed 's/^/export /')"
 export ELECTION_REQUIRE_SERVICES=1
@@ -25,6 +25,10 @@ check .venv/bin/ruff check .
 check .venv/bin/ruff format --check .
 check .venv/bin/mypy
 check .venv/bin/python -m schemas.generate --check
+# The package as users get it (a wheel in a new virtualenv runs the night and serves the
+# page), and the unit tests on the lowest versions pyproject.toml allows.
+check bash scripts/check_wheel.sh
+check bash scripts/check_lowest.sh
 
 mkdir -p artifacts
 set +e

@@ -25,26 +25,26 @@ def free_port() -> int:
 class WorkerProcess:
     """A Faust worker as a real subprocess: `with WorkerProcess("streams.worker:app", env) as w:`.
 
-    `env` overrides this process's environment (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, topic
-    names, REDIS_KEY_PREFIX ...). APP_ID defaults to a unique consumer group, WEB_PORT to a
-    free port, and Faust's data directory goes under artifacts/ instead of the repo root.
-    The log is artifacts/workers/<name>-<id>.log.
+    `env` overrides this process's environment (ELECTION_KAFKA_BOOTSTRAP_SERVERS,
+    ELECTION_REDIS_URL, topic names, ELECTION_REDIS_KEY_PREFIX ...). ELECTION_APP_ID defaults to a
+    unique consumer group, ELECTION_WEB_PORT to a free port, and Faust's data directory goes
+    under artifacts/ instead of the repo root. The log is artifacts/workers/<name>-<id>.log.
     """
 
     def __init__(self, app: str, env: dict[str, str], name: str = "worker") -> None:
         self.app = app
         run_id = uuid.uuid4().hex[:8]
-        self.web_port = int(env.get("WEB_PORT") or free_port())
+        self.web_port = int(env.get("ELECTION_WEB_PORT") or free_port())
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        app_id = env.get("APP_ID") or f"test-{name}-{run_id}"
+        app_id = env.get("ELECTION_APP_ID") or f"test-{name}-{run_id}"
         self.env = {
             **os.environ,
             # Faust keeps table state in "<app id>-data" under the working folder, i.e. the
-            # repo root; a worker restarted with the same APP_ID finds its folder again.
+            # repo root; a worker restarted with the same ELECTION_APP_ID finds its folder again.
             "APP_DATADIR": str(LOG_DIR / f"{app_id}-data"),
             **env,
-            "APP_ID": app_id,
-            "WEB_PORT": str(self.web_port),
+            "ELECTION_APP_ID": app_id,
+            "ELECTION_WEB_PORT": str(self.web_port),
         }
         self.log_path = LOG_DIR / f"{name}-{run_id}.log"
         self.process: subprocess.Popen[bytes] | None = None

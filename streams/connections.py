@@ -42,8 +42,8 @@ def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
 def _check_sasl(settings: Settings) -> None:
     if settings.kafka_security_protocol in SASL_PROTOCOLS and not settings.kafka_sasl_username:
         raise ConnectionSettingsError(
-            f"KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
-            "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            f"ELECTION_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+            "ELECTION_KAFKA_SASL_USERNAME and ELECTION_KAFKA_SASL_PASSWORD"
         )
 
 
@@ -96,7 +96,8 @@ def _redis_options(settings: Settings, url: str) -> dict[str, Any]:
 
 
 def redis_from_settings(settings: Settings, url: str | None = None, **kwargs: Any) -> Redis:
-    """An asyncio Redis client for REDIS_URL (or `url`) with the password and TLS settings."""
+    """An asyncio Redis client for ELECTION_REDIS_URL (or `url`) with the password and TLS "
+    "settings."""
     url = url or settings.redis_url
     return Redis.from_url(url, **{**_redis_options(settings, url), **kwargs})
 

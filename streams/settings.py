@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from streams.rules.alerts.base import AlertPolicy, merged_priorities
 from streams.rules.projection import Baseline, Projecting
@@ -20,13 +27,88 @@ from streams.rules.validation import (
 )
 from streams.rules.watchlist import WATCHLIST_FILE
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The 2024 files ship inside the package, so a wheel installed anywhere has them.
+DEFAULT_DATA_DIR = PACKAGE_DIR / "data" / "ge2024"
+# The source checkout this package runs from (an editable install, or PYTHONPATH); None when
+# it was installed from a wheel. A stray pyproject.toml in site-packages is not a checkout.
+CHECKOUT: Path | None = (
+    PACKAGE_DIR.parent
+    if (PACKAGE_DIR.parent / "pyproject.toml").is_file()
+    and PACKAGE_DIR.parent.name not in {"site-packages", "dist-packages"}
+    else None
+)
+
+
+def default_run_dir() -> Path:
+    """The checkout's `.run` (every command finds the same services from any folder), else
+    `.run` in the current folder: an installed package never writes into site-packages."""
+    return (CHECKOUT or Path.cwd()) / ".run"
+
+
+# Platforms inject variables of their own: Kubernetes gives every pod REDIS_PORT=tcp://...
+# for a Service named redis. Our names carry this prefix so none of theirs can be taken for
+# a setting.
+ENV_PREFIX = "ELECTION_"
+# What a Kubernetes service link looks like ({SERVICE}_PORT=tcp://10.0.0.7:6379): never a
+# port of ours, whatever name it lands on.
+SERVICE_LINK = re.compile(r"^(tcp|udp|sctp)://", re.IGNORECASE)
+
+log = logging.getLogger(__name__)
+
+
+class PlatformSafeEnv(EnvSettingsSource):
+    """The environment, minus Kubernetes service links; unprefixed names warn (one release)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], *, legacy: bool) -> None:
+        super().__init__(
+            settings_cls, case_sensitive=False, env_prefix="" if legacy else ENV_PREFIX
+        )
+        self.legacy = legacy
+
+    def __call__(self) -> dict[str, object]:
+        values = super().__call__()
+        prefix = "" if self.legacy else ENV_PREFIX
+        for field in list(values):
+            name = f"{prefix}{field}".upper()
+            raw = self.env_vars.get(name.lower())
+            if raw is not None and field.endswith("_port") and SERVICE_LINK.match(raw):
+                log.warning("ignored %s=%s: a Kubernetes service link, not a setting", name, raw)
+                del values[field]
+            elif self.legacy and f"{ENV_PREFIX}{field}".lower() in self.env_vars:
+                del values[field]  # the prefixed name wins, as it will alone next release
+            elif self.legacy:
+                log.warning(
+                    "%s is deprecated and read for one more release: set %s%s instead",
+                    name,
+                    ENV_PREFIX,
+                    name,
+                )
+        return values
 
 
 class Settings(BaseSettings):
     """Everything a worker, the replay and the service helpers can be told from outside."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", case_sensitive=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then ELECTION_* names, then the old unprefixed names, then files."""
+        return (
+            init_settings,
+            PlatformSafeEnv(settings_cls, legacy=False),
+            PlatformSafeEnv(settings_cls, legacy=True),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     # Connections
     kafka_bootstrap_servers: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers")
@@ -51,10 +133,10 @@ class Settings(BaseSettings):
         None, description="Private key (PEM) of that certificate"
     )
     redis_password: SecretStr | None = Field(
-        None, description="Redis AUTH password, when REDIS_URL does not carry one"
+        None, description="Redis AUTH password, when ELECTION_REDIS_URL does not carry one"
     )
     redis_ssl_ca_file: Path | None = Field(
-        None, description="CA bundle for a rediss:// (TLS) REDIS_URL (default: system CAs)"
+        None, description="CA bundle for a rediss:// (TLS) ELECTION_REDIS_URL (default: system CAs)"
     )
 
     # Local services started by scripts/services.py (no Docker)
@@ -66,11 +148,12 @@ class Settings(BaseSettings):
         0, ge=0, description="Extra SASL_PLAINTEXT (SCRAM) listener of the local broker; 0: none"
     )
     run_dir: Path = Field(
-        PROJECT_ROOT / ".run",
+        default_factory=default_run_dir,
         description="Data, logs and pid files of local services",
     )
     kafka_libs_dir: Path | None = Field(
-        None, description="Jars of the local broker (shareable); default RUN_DIR/kafka/libs"
+        None,
+        description="Jars of the local broker (shareable); default ELECTION_RUN_DIR/kafka/libs",
     )
 
     # The election
@@ -79,7 +162,7 @@ class Settings(BaseSettings):
         description="Democracy Club election id being processed",
     )
     data_dir: Path = Field(
-        PROJECT_ROOT / "data" / "ge2024",
+        DEFAULT_DATA_DIR,
         description="Reference files of the election",
     )
     # The 2024 night's last seat (Inverness, Skye and West Ross-shire, after a recount) declared
@@ -151,7 +234,8 @@ class Settings(BaseSettings):
         description=(
             "A declarations partition with messages unread whose offset has not moved for this "
             "long stops holding the night's moments back (what it delivers later is amended); "
-            "longer than a killed worker's partitions take to move (KAFKA_SESSION_TIMEOUT_S)"
+            "longer than a killed worker's partitions take to move "
+            "(ELECTION_KAFKA_SESSION_TIMEOUT_S)"
         ),
     )
     max_message_bytes: int = Field(
@@ -227,12 +311,24 @@ class Settings(BaseSettings):
         5, ge=1, description="POSTs of one alert to one subscriber before it is dead-lettered"
     )
     webhook_backoff_s: float = Field(
-        0.5, ge=0, description="First retry delay of a webhook; doubles on each further failure"
+        0.5,
+        ge=0,
+        description="Ceiling of a webhook's first retry delay, doubled on each further failure; "
+        "each wait is a random half to all of its ceiling",
     )
-    webhook_backoff_max_s: float = Field(30.0, ge=0, description="Longest webhook retry delay")
+    webhook_backoff_max_s: float = Field(
+        30.0, ge=0, description="Highest ceiling of a webhook retry delay"
+    )
     webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook POST")
+    webhook_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="Standard Webhooks secrets, each signing every webhook POST, as JSON: "
+        '["whsec_..."]; two while rotating; none: unsigned',
+    )
     webhook_secret: SecretStr | None = Field(
-        None, description="HMAC-SHA256 key that signs every webhook POST; unset: unsigned"
+        None,
+        description="Deprecated (goes next release): key of the old X-Signature-256 header, "
+        "still sent beside the Standard Webhooks ones while set",
     )
 
     # The rules take plain values, not settings: these read them from the settings.
@@ -243,7 +339,8 @@ class Settings(BaseSettings):
         )
 
     def alert_policy(self) -> AlertPolicy:
-        """Defaults overlaid by ALERT_PRIORITIES; an unknown type or priority is an error."""
+        """Defaults overlaid by ELECTION_ALERT_PRIORITIES; an unknown type or priority is an "
+        "error."""
         return AlertPolicy(
             priorities=merged_priorities(self.alert_priorities),
             shock_majority_share=self.alert_shock_majority_share,
@@ -251,7 +348,7 @@ class Settings(BaseSettings):
         )
 
     def projecting(self, register: Register) -> Projecting | None:
-        """How the live projection is made, or None when PROJECTION_MODEL is off."""
+        """How the live projection is made, or None when ELECTION_PROJECTION_MODEL is off."""
         if self.projection_model == "off":
             return None
         return Projecting(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = PROJECT_ROOT / "data" / "ge2024"
+DATA_DIR = PROJECT_ROOT / "streams" / "data" / "ge2024"
 ARTIFACTS = PROJECT_ROOT / "artifacts"
 
 

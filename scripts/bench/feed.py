@@ -1,8 +1,9 @@
 """A synthetic election for the benchmark: reference files for N seats and a feed of revisions.
 
-The reference files are written in the formats of `data/ge2024/` and read by the worker through
-DATA_DIR, so the benchmark exercises the production path (load_register, validation against the
-register, tally rules, alert detectors), only with more seats, revisions and candidates.
+The reference files are written in the formats of `streams/data/ge2024/` and read by the worker
+through ELECTION_DATA_DIR, so the benchmark exercises the production path (load_register, validation
+against the register, tally rules, alert detectors), only with more seats, revisions and
+candidates.
 
 Every seat's winner differs from its notional 2019 winner (each first result is a gain, with an
 alert), and every later revision is a correction that moves votes among the also-rans, so the
@@ -26,7 +27,8 @@ from streams.rules.watchlist import COLUMNS as WATCHLIST_COLUMNS
 from streams.rules.watchlist import WATCHLIST_FILE
 
 # A night in the past: validation refuses a declaration dated after it was sent (more than
-# DECLARED_AT_FUTURE_MARGIN_S ahead), so a synthetic election to come would be all dead letters.
+# ELECTION_DECLARED_AT_FUTURE_MARGIN_S ahead), so a synthetic election to come would be all
+# dead letters.
 # 7 May 2020 was a Thursday whose polls were postponed: no real result shares the date.
 ELECTION_ID = "parl.2020-05-07"
 POLLS_CLOSE = dt.datetime(2020, 5, 7, 22, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
@@ -36,7 +38,7 @@ POLLS_CLOSE = dt.datetime(2020, 5, 7, 22, 0, tzinfo=dt.timezone(dt.timedelta(hou
 # revisions end 21 hours after polls close). A feed out of time order would make the
 # publisher wait for the watermark and amend moments, which is not what is measured. Nothing
 # is dated past a day after polls close: a bigger feed shares that last moment rather than pass
-# the night's end (NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE, 72 hours by default).
+# the night's end (ELECTION_NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE, 72 hours by default).
 FIRST_DECLARED_AT = POLLS_CLOSE + dt.timedelta(hours=1)
 LAST_DECLARED_AT = POLLS_CLOSE + dt.timedelta(hours=24)
 REVISION_ROUND = dt.timedelta(hours=2)

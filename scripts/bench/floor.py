@@ -197,7 +197,7 @@ def run_faust_worker(args: argparse.Namespace) -> None:
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         # As the pipeline's app: commits on a timer, never inline in the fetch loop, and
-        # fetches of CONSUMER_MAX_FETCH_BYTES (--fetch-bytes) a partition.
+        # fetches of ELECTION_CONSUMER_MAX_FETCH_BYTES (--fetch-bytes) a partition.
         broker_commit_every=1_000_000,
         broker_commit_interval=1.0,
         consumer_max_fetch_size=args.fetch_bytes,

@@ -95,12 +95,12 @@ def worker_env(
 ) -> dict[str, str]:
     """The settings a run's workers get: its own topics, key prefix and consumer group."""
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "REDIS_URL": settings.redis_url,
-        "REDIS_KEY_PREFIX": f"{run_id}:",
-        "APP_ID": run_id,
-        "TOPIC_PARTITIONS": str(settings.topic_partitions),
-        **{f"TOPIC_{field.upper()}": name for field, (name, _) in topics.items()},
+        "ELECTION_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "ELECTION_REDIS_URL": settings.redis_url,
+        "ELECTION_REDIS_KEY_PREFIX": f"{run_id}:",
+        "ELECTION_APP_ID": run_id,
+        "ELECTION_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        **{f"ELECTION_TOPIC_{field.upper()}": name for field, (name, _) in topics.items()},
     }
 
 
@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
-        f"TOPIC_PARTITIONS={settings.topic_partitions}, BATCH_SIZE={settings.batch_size}, "
+        f"ELECTION_TOPIC_PARTITIONS={settings.topic_partitions}, "
+        f"ELECTION_BATCH_SIZE={settings.batch_size}, "
         f"Kafka {settings.kafka_bootstrap_servers}, Redis {settings.redis_url.split('@')[-1]}"
     )
     print()

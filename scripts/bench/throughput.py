@@ -19,7 +19,7 @@ One command, four measurements, each on its own topics, Redis prefix and consume
    seat tallied and every output on Kafka), and last message produced to final state.
 
 The synthetic election (scripts/bench/feed.py) is written as reference files in a temporary
-DATA_DIR that the workers load like the real one. Speed is measured here and written down,
+ELECTION_DATA_DIR that the workers load like the real one. Speed is measured here and written down,
 never asserted by tests.
 """
 
@@ -132,14 +132,14 @@ class Isolated:
     def env(self) -> dict[str, str]:
         return {
             **self.extra_env,
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "REDIS_URL": self.redis_url,
-            "REDIS_KEY_PREFIX": self.prefix,
-            "APP_ID": self.app_id,
-            "ELECTION_ID": self.election_id,
-            "DATA_DIR": str(self.data_dir),
-            "TOPIC_PARTITIONS": str(self.partitions),
-            **{f"TOPIC_{name.upper()}": topic for name, topic in self.topics.items()},
+            "ELECTION_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "ELECTION_REDIS_URL": self.redis_url,
+            "ELECTION_REDIS_KEY_PREFIX": self.prefix,
+            "ELECTION_APP_ID": self.app_id,
+            "ELECTION_ELECTION_ID": self.election_id,
+            "ELECTION_DATA_DIR": str(self.data_dir),
+            "ELECTION_TOPIC_PARTITIONS": str(self.partitions),
+            **{f"ELECTION_TOPIC_{name.upper()}": topic for name, topic in self.topics.items()},
         }
 
     def start_workers(self, count: int) -> None:

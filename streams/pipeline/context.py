@@ -35,7 +35,7 @@ class WorkerContext:
         if loaded.election_id != self.settings.election_id:
             # A worker told to process one election must not tally another's reference data.
             raise ReferenceDataError(
-                f"ELECTION_ID is {self.settings.election_id} but {self.settings.data_dir} "
+                f"ELECTION_ELECTION_ID is {self.settings.election_id} but {self.settings.data_dir} "
                 f"holds {loaded.election_id}"
             )
         return loaded

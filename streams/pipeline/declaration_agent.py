@@ -95,7 +95,7 @@ def revision_jump(
     )
     detail = (
         f"{declaration.constituency_name} revision {declaration.revision} is more than "
-        f"{max_revision_jump} (MAX_REVISION_JUMP) past {stands_at}; not applied. Send the "
+        f"{max_revision_jump} (ELECTION_MAX_REVISION_JUMP) past {stands_at}; not applied. Send the "
         f"true figures as revision {current_revision + 1} to {current_revision + max_revision_jump}"
     )
     return _refused_by_the_tally(

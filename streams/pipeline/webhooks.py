@@ -5,17 +5,19 @@
 # - After a 2xx the alert id joins the subscriber's delivered set and its cursor moves, in one
 #   Lua step; an id in that set is never POSTed again, whatever happens to the cursor.
 # - A crash (or a lost lock) after the receiver answered 2xx but before that step sends the
-#   alert again: at-least-once in that window only. Every POST carries `Idempotency-Key:
-#   <alert_id>` (and `X-Alert-Id`), so a receiver that keeps the keys it saw drops the repeat.
-# - Non-2xx answers and connection errors are retried with capped exponential backoff; after
-#   WEBHOOK_MAX_ATTEMPTS the alert goes to the `dead` list with the last reason and the cursor
-#   moves on, so one poisoned alert cannot stall the night.
+#   alert again: at-least-once in that window only. Every POST carries `webhook-id: <alert_id>`
+#   (and `Idempotency-Key`, `X-Alert-Id`, the same), so a receiver that keeps the ids it saw
+#   drops the repeat.
+# - Non-2xx answers and connection errors are retried with capped exponential backoff and
+#   jitter; after ELECTION_WEBHOOK_MAX_ATTEMPTS the alert goes to the `dead` list with the last
+# reason
+#   and the cursor moves on, so one poisoned alert cannot stall the night.
 # Only the holder of the webhooks lock delivers, so two workers never both send.
 #
-# Signatures: with WEBHOOK_SECRET set, every attempt carries `X-Signature-Timestamp: <unix
-# seconds>` and `X-Signature-256: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`, signed
-# afresh per attempt so a retry is not refused as stale. Subscribers check both with
-# `verify_signature` (or its few lines in their own language, see the README).
+# Signatures follow Standard Webhooks (streams/rules/webhook_signing.py): one per secret of
+# ELECTION_WEBHOOK_SECRETS, signed afresh per attempt so a retry is not refused as stale.
+# Subscribers
+# verify with the spec's libraries (`standardwebhooks` in Python, see the README).
 
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ import asyncio
 import datetime as dt
 import enum
 import hashlib
-import hmac
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +38,12 @@ from redis.asyncio import Redis
 
 from streams.connections import redis_from_settings
 from streams.pipeline.context import ElectionApp
+from streams.rules.webhook_signing import (
+    WebhookSecretError,
+    legacy_signature_headers,
+    secret_key,
+    signature_headers,
+)
 from streams.settings import Settings
 from streams.store.keys import WEBHOOK_SUBSCRIBERS, WEBHOOKS_LOCK, SubscriberKeys
 from streams.store.lease import Lease
@@ -53,17 +61,22 @@ STOP_TIMEOUT_S = 2.0
 # Pure parts: the retry schedule and what an answer means.
 
 
-def backoff_delay(failures: int, base_s: float, cap_s: float) -> float:
-    """Wait before the next attempt after `failures` failed ones: base, 2×base, 4×base ... ≤ cap."""
+def backoff_delay(failures: int, base_s: float, cap_s: float, jitter: float) -> float:
+    """Wait before the next attempt after `failures` failed ones. Its ceiling is base, 2×base,
+    4×base ... ≤ cap; `jitter` in [0, 1] places it from half the ceiling (0) to all of it (1)."""
     if failures < 1:
         return 0.0
     # The exponent is bounded so a long outage cannot overflow the float.
-    return float(min(base_s * 2 ** min(failures - 1, 62), cap_s))
+    ceiling = min(base_s * 2 ** min(failures - 1, 62), cap_s)
+    # Equal jitter: subscribers behind one host that failed together (or one subscriber of
+    # several elections' workers) are not all retried in the same instant, and a subscriber
+    # in trouble still gets at least half the ceiling to recover.
+    return float(ceiling / 2 * (1 + jitter))
 
 
 def backoff_schedule(max_attempts: int, base_s: float, cap_s: float) -> list[float]:
-    """Every wait between the attempts of one alert (one fewer than the attempts)."""
-    return [backoff_delay(n, base_s, cap_s) for n in range(1, max_attempts)]
+    """The ceiling of every wait between the attempts of one alert (one fewer than them)."""
+    return [backoff_delay(n, base_s, cap_s, jitter=1.0) for n in range(1, max_attempts)]
 
 
 class Action(enum.StrEnum):
@@ -93,49 +106,6 @@ def subscriber_id(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-SIGNATURE_HEADER = "X-Signature-256"
-TIMESTAMP_HEADER = "X-Signature-Timestamp"
-SIGNATURE_TOLERANCE_S = 300.0
-
-
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """`sha256=` and the hex HMAC-SHA256, keyed by the secret, of `<timestamp>.<body>`."""
-    message = timestamp.encode("ascii") + b"." + body
-    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def signed_headers(
-    headers: dict[str, str], body: bytes, secret: str | None, now: float | None = None
-) -> dict[str, str]:
-    """The headers of one attempt: signed when there is a secret, as they were otherwise."""
-    if not secret:
-        return headers
-    timestamp = str(int(now if now is not None else time.time()))
-    return {
-        **headers,
-        TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: signature(secret, timestamp, body),
-    }
-
-
-def verify_signature(
-    secret: str,
-    timestamp: str,
-    body: bytes,
-    signature_header: str,
-    tolerance_s: float = SIGNATURE_TOLERANCE_S,
-    now: float | None = None,
-) -> bool:
-    """What a subscriber runs on each POST: True only when the body is the one we signed,
-    with this secret, within `tolerance_s` of now (an old request replayed is refused)."""
-    if not timestamp.isascii() or not timestamp.isdigit():
-        return False
-    current = now if now is not None else time.time()
-    if abs(current - int(timestamp)) > tolerance_s:
-        return False
-    return hmac.compare_digest(signature(secret, timestamp, body), signature_header)
-
-
 def alert_request(item: QueuedOutput) -> tuple[str, bytes, dict[str, str]]:
     """The alert id, JSON body and headers of one queued alert's POST."""
     alert = orjson.loads(item.output.value)
@@ -162,18 +132,40 @@ class Policy:
     backoff_s: float
     backoff_max_s: float
     timeout_s: float
-    secret: str | None = None  # signs every attempt (see signed_headers)
+    keys: tuple[bytes, ...] = ()  # one Standard Webhooks signature each, on every attempt
+    legacy_secret: str | None = (
+        None  # the deprecated ELECTION_WEBHOOK_SECRET's X-Signature-256 header
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        secret = settings.webhook_secret
+        """The policy of the settings; a malformed secret is an error here, at start."""
+        keys = []
+        for index, secret in enumerate(settings.webhook_secrets):
+            try:
+                keys.append(secret_key(secret.get_secret_value()))
+            except WebhookSecretError as error:
+                raise WebhookSecretError(f"ELECTION_WEBHOOK_SECRETS[{index}] {error}") from None
+        legacy = settings.webhook_secret
         return cls(
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
             backoff_max_s=settings.webhook_backoff_max_s,
             timeout_s=settings.webhook_timeout_s,
-            secret=secret.get_secret_value() if secret is not None else None,
+            keys=tuple(keys),
+            # Empty meant unsigned before, and still does.
+            legacy_secret=(legacy.get_secret_value() or None) if legacy is not None else None,
         )
+
+    def signed(
+        self, alert_id: str, body: bytes, headers: dict[str, str], now: float
+    ) -> dict[str, str]:
+        """The headers of one attempt, stamped `now`: the alert's own, then the signatures."""
+        timestamp = int(now)
+        signed = {**headers, **signature_headers(alert_id, timestamp, body, self.keys)}
+        if self.legacy_secret is not None:
+            signed.update(legacy_signature_headers(self.legacy_secret, timestamp, body))
+        return signed
 
 
 class Subscriber:
@@ -223,7 +215,7 @@ class Subscriber:
                 # Acknowledged before a crash that came ahead of the cursor move.
                 await self._move(item.sequence, "", "")
                 continue
-            decision = await self.deliver(body, headers)
+            decision = await self.deliver(alert_id, body, headers)
             if decision.action is Action.DELIVERED:
                 await self._move(item.sequence, alert_id, "")
             else:
@@ -245,16 +237,19 @@ class Subscriber:
             await self._move(items[-1].sequence, "", "")
         return settled
 
-    async def deliver(self, body: bytes, headers: dict[str, str]) -> Decision:
+    async def deliver(self, alert_id: str, body: bytes, headers: dict[str, str]) -> Decision:
         attempt = 0
         while True:
             attempt += 1
-            status, error = await self.post(body, headers)
+            signed = self.policy.signed(alert_id, body, headers, now=time.time())
+            status, error = await self.post(body, signed)
             decision = decide(status, error, attempt, self.policy.max_attempts)
             if decision.action is not Action.RETRY:
                 return decision
             await asyncio.sleep(
-                backoff_delay(attempt, self.policy.backoff_s, self.policy.backoff_max_s)
+                backoff_delay(
+                    attempt, self.policy.backoff_s, self.policy.backoff_max_s, random.random()
+                )
             )
 
     async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
@@ -262,7 +257,7 @@ class Subscriber:
             async with self.session.post(
                 self.url,
                 data=body,
-                headers=signed_headers(headers, body, self.policy.secret),
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.policy.timeout_s),
             ) as response:
                 await response.read()  # drain, so the connection can be reused
@@ -323,6 +318,8 @@ class Dispatcher:
 def register(app: ElectionApp) -> None:
     """Deliver alerts to the webhook subscribers of the settings, from whichever worker leads."""
     settings = app.context.settings
+    # Built now, so a malformed secret stops the worker at start, not at the first alert.
+    policy = Policy.from_settings(settings)
     dispatcher: Dispatcher | None = None
 
     @app.timer(interval=1.0, name="streams.webhooks.dispatch_webhooks")
@@ -331,9 +328,17 @@ def register(app: ElectionApp) -> None:
         if not settings.webhook_urls:
             return  # no subscribers: nothing to lock, nothing to run
         if dispatcher is None:
-            if settings.webhook_secret is None:
+            if policy.legacy_secret is not None:
                 log.warning(
-                    "WEBHOOK_SECRET is not set: webhook POSTs go out unsigned, and subscribers "
+                    "ELECTION_WEBHOOK_SECRET is deprecated and goes next release: its "
+                    "X-Signature-256 "
+                    "header is still sent; move subscribers to ELECTION_WEBHOOK_SECRETS (Standard "
+                    "Webhooks), then unset it"
+                )
+            elif not policy.keys:
+                log.warning(
+                    "ELECTION_WEBHOOK_SECRETS is empty: webhook POSTs go out unsigned, and "
+                    "subscribers "
                     "cannot tell them from forgeries"
                 )
             # Its own client: the delivery loops hold blocking XREADs.
@@ -341,7 +346,7 @@ def register(app: ElectionApp) -> None:
                 settings.webhook_urls,
                 redis_from_settings(settings),
                 app.context.namespace,
-                Policy.from_settings(settings),
+                policy,
             )
         try:
             await dispatcher.tick()

@@ -43,12 +43,12 @@ class FeedPosition:
     sent_at: dt.datetime | None = None
 
 
-# As MAX_MESSAGE_BYTES: the largest message validated; a larger one is a dead letter.
+# As ELECTION_MAX_MESSAGE_BYTES: the largest message validated; a larger one is a dead letter.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 
 # How far past a seat's revision (0 before its first) a declaration may go: a feed's
 # corrections go up one at a time, while a revision typed a million ahead would leave every
-# genuine correction after it superseded. Settings.max_revision_jump (MAX_REVISION_JUMP).
+# genuine correction after it superseded. Settings.max_revision_jump (ELECTION_MAX_REVISION_JUMP).
 DEFAULT_MAX_REVISION_JUMP = 100
 
 
@@ -56,7 +56,8 @@ DEFAULT_MAX_REVISION_JUMP = 100
 class NightWindow:
     """How far from the election a declaration (or the exit poll) can believably be dated."""
 
-    # Defaults as NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE and DECLARED_AT_FUTURE_MARGIN_S.
+    # Defaults as ELECTION_NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE and
+    # ELECTION_DECLARED_AT_FUTURE_MARGIN_S.
     ends_after_polls_close: dt.timedelta = dt.timedelta(hours=72)
     future_margin: dt.timedelta = dt.timedelta(seconds=300)
 
@@ -229,7 +230,7 @@ def _check_within_night(
             RejectionReason.DECLARED_AFTER_NIGHT_ENDED,
             f"{what} {dated.isoformat()}, after the night ended at {night_ends.isoformat()} "
             f"({_hours(window.ends_after_polls_close)} hours after polls closed; "
-            "NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE)",
+            "ELECTION_NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE)",
         )
     if dated > sent_at.at + window.future_margin:
         # Shown in the message's own offset, so the desk compares like with like.
@@ -238,7 +239,8 @@ def _check_within_night(
             RejectionReason.DECLARED_IN_FUTURE,
             f"{what} {dated.isoformat()}, {_duration(dated - sent_at.at)} after it was "
             f"{sent_at.what} at {sent.isoformat()}; more than the "
-            f"{window.future_margin.total_seconds():g} s allowed (DECLARED_AT_FUTURE_MARGIN_S)",
+            f"{window.future_margin.total_seconds():g} s allowed "
+            f"(ELECTION_DECLARED_AT_FUTURE_MARGIN_S)",
         )
 
 
@@ -281,7 +283,8 @@ def _too_large(raw: bytes, key: bytes | None, limit: int) -> _Reject | None:
         return None
     return _Reject(
         RejectionReason.MESSAGE_TOO_LARGE,
-        f"{size} bytes (key and value) is over the {limit}-byte limit (MAX_MESSAGE_BYTES); "
+        f"{size} bytes (key and value) is over the {limit}-byte limit "
+        f"(ELECTION_MAX_MESSAGE_BYTES); "
         f"original_b64 holds the first {KEPT_PREFIX_BYTES} bytes of the value only, "
         f"which is {len(raw)} bytes with sha256 {hashlib.sha256(raw).hexdigest()}",
     )
@@ -315,8 +318,9 @@ def validate_message(
 ) -> Verdict:
     """Decide one raw message's fate; never raises for bad input.
 
-    `max_bytes` (default MAX_MESSAGE_BYTES) is checked before anything is parsed. `window`
-    (default from NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE and DECLARED_AT_FUTURE_MARGIN_S) bounds
+    `max_bytes` (default ELECTION_MAX_MESSAGE_BYTES) is checked before anything is parsed. `window`
+    (default from ELECTION_NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE and
+    ELECTION_DECLARED_AT_FUTURE_MARGIN_S) bounds
     the message's own time; "in the future" is measured from `position.sent_at`, or from
     `now` (when it is judged, default the wall clock) for a record without one or stamped
     later than that.

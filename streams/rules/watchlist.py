@@ -122,7 +122,7 @@ def parse_watchlist(rows: Iterable[Mapping[str, str | None]], source: str) -> Wa
 
 
 def load_watchlist(path: Path) -> Watchlist:
-    """Read and validate a watchlist CSV (columns as in data/ge2024/watchlist.csv)."""
+    """Read and validate a watchlist CSV (columns as in streams/data/ge2024/watchlist.csv)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)

@@ -1,4 +1,4 @@
-"""Admin endpoints that change state, behind a bearer token (ADMIN_TOKEN): the one guard for all.
+"""Admin endpoints that change state, behind one bearer token (ELECTION_ADMIN_TOKEN).
 
 Everything else the worker serves is read-only. A view that changes state starts with
 
@@ -34,11 +34,11 @@ def _answer(status: int, error: str, **headers: str) -> aiohttp_web.Response:
 
 
 def require_admin(request: Request, settings: Settings) -> Any:
-    """None when the request carries `Authorization: Bearer <ADMIN_TOKEN>`; else the answer
-    to send instead: 403 while no ADMIN_TOKEN is set (admin disabled), 401 for a missing or
+    """None when the request carries `Authorization: Bearer <ELECTION_ADMIN_TOKEN>`; else the answer
+    to send instead: 403 while no ELECTION_ADMIN_TOKEN is set (admin disabled), 401 for a missing or
     wrong token."""
     if settings.admin_token is None or not settings.admin_token.get_secret_value():
-        return _answer(403, "admin endpoints are disabled: set ADMIN_TOKEN to enable them")
+        return _answer(403, "admin endpoints are disabled: set ELECTION_ADMIN_TOKEN to enable them")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     expected = settings.admin_token.get_secret_value().encode()
     # Constant time, so the answer's timing does not spell the token out.

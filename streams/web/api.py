@@ -34,15 +34,6 @@ SOCKET_SLACK_S = 10.0  # how much longer than a blocking read its socket waits f
 LARGEST_SEQUENCE = 2**63 - 1
 
 
-def _cors(response: Any, context: WorkerContext) -> Any:
-    origin = context.settings.cors_allow_origin
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        vary = response.headers.get("Vary")  # a cached body varies by Accept-Encoding too
-        response.headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
-    return response
-
-
 class _PerWorker:
     """What the views of one worker share: the live feed and the cached polled bodies."""
 
@@ -78,7 +69,7 @@ async def close_live_streams(context: WorkerContext) -> None:
         await shared.feed.close()
 
 
-def json_with_etag(view: View, request: Request, body: bytes | Body) -> Response:
+def json_with_etag(request: Request, body: bytes | Body) -> Response:
     """Polled endpoints answer 304 when nothing changed, so a poller costs almost nothing.
 
     A cached Body goes gzipped to a client that accepts it, compressed once per change."""
@@ -99,7 +90,7 @@ def json_with_etag(view: View, request: Request, body: bytes | Body) -> Response
         response = aiohttp_web.Response(
             body=content, content_type="application/json", headers=headers
         )
-    return _cors(response, context_of(view.app))
+    return cast(Response, response)  # what Faust's aiohttp driver hands back as its Response
 
 
 class StateView(View):
@@ -125,7 +116,7 @@ class StateView(View):
             return state.model_dump_json().encode()
 
         body = await per_worker(context).state.get(build, store.sequence)
-        return json_with_etag(self, request, body)
+        return json_with_etag(request, body)
 
 
 class SeatsView(View):
@@ -140,7 +131,7 @@ class SeatsView(View):
             return orjson.dumps({ons: seat.model_dump(mode="json") for ons, seat in seats.items()})
 
         body = await per_worker(context).seats.get(build, store.sequence)
-        return json_with_etag(self, request, body)
+        return json_with_etag(request, body)
 
 
 class SeatView(View):
@@ -149,11 +140,11 @@ class SeatView(View):
     async def get(self, request: Request, ons_id: str) -> Response:
         context = context_of(self.app)
         if context.register.constituency(ons_id) is None:
-            return _cors(self.json({"error": f"no constituency {ons_id}"}, status=404), context)
+            return self.json({"error": f"no constituency {ons_id}"}, status=404)
         seat = await context.store.seat(ons_id)
         if seat is None:
-            return _cors(self.json({"error": f"{ons_id} has not declared"}, status=404), context)
-        return json_with_etag(self, request, seat.model_dump_json().encode())
+            return self.json({"error": f"{ons_id} has not declared"}, status=404)
+        return json_with_etag(request, seat.model_dump_json().encode())
 
 
 def latest_declarations(seats: Iterable[SeatResult], limit: int) -> list[SeatResult]:
@@ -210,7 +201,7 @@ class LatestDeclarationsView(View):
         seats = await context_of(self.app).store.seats()
         latest = latest_declarations(seats.values(), limit)
         body = orjson.dumps([seat.model_dump(mode="json") for seat in latest])
-        return json_with_etag(self, request, body)
+        return json_with_etag(request, body)
 
 
 class AlertsView(View):
@@ -225,14 +216,14 @@ class AlertsView(View):
         after = _int_param(request, "after", 0)
         if after > LARGEST_SEQUENCE:
             error = {"error": f"after must be an outbox sequence from 0 to {LARGEST_SEQUENCE}"}
-            return _cors(self.json(error, status=400), context_of(self.app))
+            return self.json(error, status=400)
         queued = [
             item
             async for item in _all_after(context_of(self.app).outbox, after)
             if item.output.topic == "alerts"
         ]
         alerts = alerts_by_time(queued)
-        return json_with_etag(self, request, orjson.dumps(alerts))
+        return json_with_etag(request, orjson.dumps(alerts))
 
 
 class EventsView(View):
@@ -289,7 +280,8 @@ async def stream_events(
     worker's ring, then from the ring as the one reader releases them; heartbeats when idle.
 
     A client too slow for the night (its next entry left the ring, or a write waited past
-    SSE_WRITE_TIMEOUT_S) is closed: it reconnects with its Last-Event-ID and catches up from
+    ELECTION_SSE_WRITE_TIMEOUT_S) is closed: it reconnects with its Last-Event-ID and catches
+    up from
     Redis, so no client makes the worker hold more than the ring and a write's buffer.
     """
     after = resume_position(request)
@@ -301,7 +293,6 @@ async def stream_events(
             "X-Accel-Buffering": "no",
         }
     )
-    _cors(response, context)
     await response.prepare(request)  # type: ignore[arg-type]
     feed = per_worker(context).feed
     write_timeout = context.settings.sse_write_timeout_s

@@ -1,9 +1,10 @@
 """Integration fixtures: a real Kafka broker and a real Redis, and per-test isolation on them.
 
-Resolution order: KAFKA_BOOTSTRAP_SERVERS / REDIS_URL from the environment; else
-testcontainers when a Docker engine answers; else the project's own local services
-(scripts/services.py). With ELECTION_REQUIRE_SERVICES=1 or CI set, failing to get them
-fails the run with the reason; integration tests never skip there.
+Where they come from is decided in one place, tests/integration/service_choice.py: the
+environment's addresses; else the project's local services (scripts/services.py: Java and
+Maven); else testcontainers on pinned images (tests/integration/containers.py) when a
+Docker engine answers. With none of them, integration tests skip with the one reason;
+with ELECTION_REQUIRE_SERVICES=1 or CI set they fail with it instead, never skip.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 from kafka import KafkaAdminClient
@@ -22,7 +22,10 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from scripts.night_builder import Night, build_night
+from scripts.services import ServiceError, start_services
+from streams.settings import get_settings
 from tests.integration.pipeline import DATA_DIR, Pipeline, new_pipeline, remove_keys
+from tests.integration.service_choice import choose_services, unavailable
 
 
 @dataclass(frozen=True)
@@ -32,22 +35,8 @@ class Services:
     source: str
 
 
-def _must_have_services() -> bool:
-    ci = os.environ.get("CI", "").strip().lower()
-    return os.environ.get("ELECTION_REQUIRE_SERVICES") == "1" or ci not in {"", "0", "false"}
-
-
-def _docker_answers() -> bool:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=2)
-        return bool(client.ping())
-    except Exception:  # no engine, no socket, no permission: all mean "not here"
-        return False
-
-
 HERE = Path(__file__).resolve().parent
+NOT_STARTED = "no Kafka/Redis for the integration tests, they did not start"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,51 +47,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def _unavailable(reason: str) -> NoReturn:
-    """Fail where services are required (test.sh, CI); skip on a developer's bare machine."""
-    reason = f"no Kafka/Redis for integration tests: {reason}"
-    if _must_have_services():
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
-    kafka_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    redis_env = os.environ.get("REDIS_URL")
-    if kafka_env and redis_env:
-        yield Services(kafka_env, redis_env, "environment")
-        return
-    # One of the two from the environment still wins; the other comes from below.
-    if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
-        from testcontainers.redis import RedisContainer
+    settings = get_settings()
+    plan = choose_services(os.environ, settings)
+    if plan.source is None:
+        unavailable(plan.reason)
+    if plan.source == "environment":
+        assert plan.kafka and plan.redis
+        yield Services(plan.kafka, plan.redis, plan.source)
+    elif plan.source == "local services":
+        try:
+            urls = start_services(settings)
+        except ServiceError as error:
+            unavailable(f"{NOT_STARTED}: the local services (scripts/services.py): {error}")
+        yield Services(
+            plan.kafka or urls.kafka_bootstrap_servers, plan.redis or urls.redis_url, plan.source
+        )
+    else:
+        from tests.integration.containers import containers_for
 
-        with contextlib.ExitStack() as containers:
+        with contextlib.ExitStack() as running:
             try:
-                kafka = containers.enter_context(KafkaContainer().with_kraft())
-                redis_container = containers.enter_context(RedisContainer())
-                host = redis_container.get_container_host_ip()
-                port = redis_container.get_exposed_port(6379)
-            except Exception as error:  # an engine that answers ping can still fail to run
-                _unavailable(f"testcontainers: {error}")
-            yield Services(
-                kafka_env or kafka.get_bootstrap_server(),
-                redis_env or f"redis://{host}:{port}/0",
-                "testcontainers",
-            )
-        return
-    from scripts.services import ServiceError, start_services
-
-    try:
-        urls = start_services()
-    except ServiceError as error:
-        _unavailable(f"local services (scripts/services.py): {error}")
-    yield Services(
-        kafka_env or urls.kafka_bootstrap_servers,
-        redis_env or urls.redis_url,
-        "local services",
-    )
+                kafka, redis = running.enter_context(containers_for(plan.kafka, plan.redis))
+            except Exception as error:  # an engine that answers a ping can still fail to run
+                unavailable(f"{NOT_STARTED}: testcontainers: {error}")
+            yield Services(kafka, redis, plan.source)
 
 
 @pytest.fixture(scope="session")

@@ -53,13 +53,13 @@ class Pipeline:
 
     def env(self) -> dict[str, str]:
         return {
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
-            "REDIS_URL": self.redis_url,
-            "REDIS_KEY_PREFIX": self.prefix,
-            "APP_ID": self.app_id,
-            "TOPIC_PARTITIONS": str(PARTITIONS),
-            "WEB_PORT": str(free_port()),
-            **{f"TOPIC_{name.upper()}": topic for name, topic in self.topics.items()},
+            "ELECTION_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "ELECTION_REDIS_URL": self.redis_url,
+            "ELECTION_REDIS_KEY_PREFIX": self.prefix,
+            "ELECTION_APP_ID": self.app_id,
+            "ELECTION_TOPIC_PARTITIONS": str(PARTITIONS),
+            "ELECTION_WEB_PORT": str(free_port()),
+            **{f"ELECTION_TOPIC_{name.upper()}": topic for name, topic in self.topics.items()},
         }
 
     def worker(self, name: str = "worker") -> WorkerProcess:
@@ -384,7 +384,7 @@ def new_pipeline(
     return Pipeline(kafka_bootstrap, redis_url, prefix, topics, f"test-{uuid.uuid4().hex[:8]}")
 
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 
 
 # Assertions shared by the night and fault tests.

@@ -44,7 +44,7 @@ def alerts_command(
     return subprocess.run(
         [sys.executable, "-m", "scripts.alerts_cli", "tail", *args],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200"},
+        env={**os.environ, "ELECTION_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200"},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -108,7 +108,7 @@ def test_tail_follows_new_alerts_from_the_end(
     follower = subprocess.Popen(
         [sys.executable, "-m", "scripts.alerts_cli", "tail", "--topic", topic, "--count", "1"],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "COLUMNS": "200"},
+        env={**os.environ, "ELECTION_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "COLUMNS": "200"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -22,6 +22,8 @@ from tests.unit.ge2024 import OFFICIAL_SEATS
 JSON_DIR = SCHEMAS_DIR / "json"
 SOUTH_WEST_NORFOLK = "E14001497"
 UNKNOWN_SEAT = "E14009999"
+# Every request comes as a graphics page on another origin would send it.
+GRAPHICS = "https://graphics.example.org"
 
 # jsonschema checks date-time only with an optional package; this is the rule that matters.
 FORMATS = FormatChecker()
@@ -67,7 +69,7 @@ def worker(pipeline: Pipeline, register: Register) -> Iterator[WorkerProcess]:
 
 @pytest.fixture(scope="module")
 def api(worker: WorkerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=worker.base_url, timeout=30) as client:
+    with httpx.Client(base_url=worker.base_url, timeout=30, headers={"Origin": GRAPHICS}) as client:
         yield client
 
 
@@ -77,7 +79,10 @@ def assert_valid(schema: Draft202012Validator, document: Any, what: str) -> None
 
 
 def assert_cors(response: httpx.Response) -> None:
-    assert response.headers.get("Access-Control-Allow-Origin") == "*", response.headers
+    # ELECTION_CORS_ALLOW_ORIGIN is "*": aiohttp-cors answers with the request's own Origin.
+    assert response.headers.get("Access-Control-Allow-Origin") == GRAPHICS, response.headers
+    assert "ETag" in response.headers["Access-Control-Expose-Headers"].split(",")
+    assert "Origin" in response.headers["Vary"]
 
 
 # ---- snapshots ----
@@ -188,6 +193,23 @@ def test_an_unchanged_resource_answers_304(api: httpx.Client, path: str) -> None
     stale = api.get(path, headers={"If-None-Match": '"not-this-one"'})
     assert stale.status_code == 200
     assert stale.content == first.content
+
+
+@pytest.mark.parametrize(
+    ("path", "header"),
+    [("/api/state", "If-None-Match"), ("/api/alerts/events", "Last-Event-ID")],
+)
+def test_a_preflight_from_a_graphics_page_is_answered(
+    api: httpx.Client, path: str, header: str
+) -> None:
+    asked = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": header}
+    response = api.options(path, headers=asked)
+    assert response.status_code == 200, response.text
+    assert response.headers["Access-Control-Allow-Origin"] == GRAPHICS
+    assert response.headers["Access-Control-Allow-Methods"] == "GET"
+    assert response.headers["Access-Control-Allow-Headers"].lower() == header.lower()
+    refused = api.options(path, headers={"Access-Control-Request-Method": "DELETE"})
+    assert refused.status_code == 403
 
 
 def test_health_says_kafka_and_redis_are_fine(api: httpx.Client) -> None:

@@ -31,6 +31,7 @@ from streams.store.outbox import Outbox, OutboxProgress
 from streams.store.tally_store import TallyStore
 from tests.integration.helpers import WorkerProcess, free_port
 from tests.integration.pipeline import DATA_DIR, ELECTION_ID
+from tests.integration.service_choice import require_own
 
 USER = "night-desk"
 PASSWORD = "correct horse battery staple"
@@ -41,6 +42,7 @@ SEATS = 40  # declarations sent through the authenticated worker: enough to show
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A broker with a SCRAM listener and a Redis with requirepass, ours alone."""
+    require_own(get_settings(), "a SCRAM broker and a redis-server", kafka=True, redis=True)
     run_dir = tmp_path_factory.mktemp("secured-run")
     shared = services.Paths.of(get_settings())
     services.fetch_kafka(shared)  # no-op when the jars are there (test.sh started the broker)
@@ -120,7 +122,7 @@ async def test_the_async_client_from_the_settings_authenticates(secured: Setting
         assert await client.ping()
     finally:
         await client.aclose()
-    # The URL's own password wins over REDIS_PASSWORD: a wrong one there is refused.
+    # The URL's own password wins over ELECTION_REDIS_PASSWORD: a wrong one there is refused.
     wrong_url = f"redis://:nope@127.0.0.1:{secured.redis_port}/0"
     client = redis_from_settings(client_settings(secured), url=wrong_url)
     try:
@@ -212,14 +214,14 @@ def test_a_worker_runs_the_night_through_scram_and_redis_auth(secured: Settings)
     settings = client_settings(secured)
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
-        "KAFKA_SASL_USERNAME": USER,
-        "KAFKA_SASL_PASSWORD": PASSWORD,
-        "REDIS_URL": settings.redis_url,
-        "REDIS_PASSWORD": REDIS_PASSWORD,
-        "REDIS_KEY_PREFIX": prefix,
+        "ELECTION_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "ELECTION_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "ELECTION_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "ELECTION_KAFKA_SASL_USERNAME": USER,
+        "ELECTION_KAFKA_SASL_PASSWORD": PASSWORD,
+        "ELECTION_REDIS_URL": settings.redis_url,
+        "ELECTION_REDIS_PASSWORD": REDIS_PASSWORD,
+        "ELECTION_REDIS_KEY_PREFIX": prefix,
     }
     feed = build_outgoing(DATA_DIR)[: SEATS + 1]  # the exit poll and the first seats
     # The topics exist before the worker subscribes, as on the night (and via SCRAM too).

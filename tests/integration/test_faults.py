@@ -31,6 +31,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from scripts.night_builder import Night
 from scripts.replay import build_outgoing
 from scripts.worker_process import WorkerProcess
+from streams.settings import get_settings
 from streams.store.keys import SEAT, election_namespace
 from tests.integration.isolated import IsolatedKafka, IsolatedRedis
 from tests.integration.pipeline import (
@@ -48,6 +49,7 @@ from tests.integration.pipeline import (
     named_pipeline,
     new_pipeline,
 )
+from tests.integration.service_choice import require_own
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KILLS = 5
@@ -61,6 +63,7 @@ def expected_alert_ids() -> list[str]:
 
 @pytest.fixture
 def own_kafka(tmp_path: Path) -> Iterator[IsolatedKafka]:
+    require_own(get_settings(), "a Kafka broker", kafka=True)
     kafka = IsolatedKafka(tmp_path / "kafka-run")
     kafka.start()
     yield kafka
@@ -69,6 +72,7 @@ def own_kafka(tmp_path: Path) -> Iterator[IsolatedKafka]:
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[IsolatedRedis]:
+    require_own(get_settings(), "a redis-server", redis=True)
     redis = IsolatedRedis(tmp_path / "redis-run")
     redis.start()
     yield redis
@@ -336,7 +340,7 @@ def test_the_admin_rebuild_endpoint_remakes_the_state_in_a_running_worker(
     pipeline: Pipeline, night: Night, expected_alert_ids: list[str]
 ) -> None:
     token = "test-admin-token"
-    env = {**pipeline.env(), "ADMIN_TOKEN": token}
+    env = {**pipeline.env(), "ELECTION_ADMIN_TOKEN": token}
     with WorkerProcess("streams.worker:app", env, name="admin-rebuild") as worker:
         worker.wait_for_log("Ready", timeout=120)
         pipeline.send(build_outgoing(DATA_DIR))

@@ -43,7 +43,7 @@ from tests.integration.pipeline import Pipeline, new_pipeline
 from tests.unit.ge2024 import OFFICIAL_SEATS
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = ROOT / "data" / "ge2024"
+DATA_DIR = ROOT / "streams" / "data" / "ge2024"
 ARTIFACTS = ROOT / "artifacts"
 ELECTION_ID = "parl.2024-07-04"
 BST = dt.timezone(dt.timedelta(hours=1))

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer
 
 from scripts.replay import build_outgoing, kafka_sender, main, replay
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 
 
 def consume(

@@ -39,8 +39,8 @@ def test_a_faust_worker_process_consumes_and_produces(
     source = unique_topic("echo-in", partitions=2)
     sink = unique_topic("echo-out", partitions=2)
     env = {
-        "APP_ID": f"echo-{uuid.uuid4().hex[:8]}",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "ELECTION_APP_ID": f"echo-{uuid.uuid4().hex[:8]}",
+        "ELECTION_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "ECHO_IN": source,
         "ECHO_OUT": sink,
     }

@@ -20,7 +20,7 @@ from schemas.results import CandidateResult, PartyTally, SeatResult, StateOfPart
 from streams.rules.alerts import AppliedChange
 from streams.rules.reference import CANDIDATES_FILE, CONSTITUENCIES_FILE, Register
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 BST = dt.timezone(dt.timedelta(hours=1))
 POLLING_DAY = dt.date(2024, 7, 4)
 SOURCE = "replay:ge2024"

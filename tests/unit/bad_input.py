@@ -25,7 +25,7 @@ from scripts.night_builder import Night, build_night
 from tests.unit.ge2024 import DATA_DIR
 
 T = TypeVar("T")
-LIMIT = 256 * 1024  # MAX_MESSAGE_BYTES's default, which the worker under test keeps
+LIMIT = 256 * 1024  # ELECTION_MAX_MESSAGE_BYTES's default, which the worker under test keeps
 
 # Names a feed (or an attacker) could send that must never reach a page or a terminal as
 # anything but text: markup, script, control and bidirectional-override characters.
@@ -464,7 +464,8 @@ def bad_exit_poll(src: Source) -> BadMessage:
 
 def implausible_times(src: Source) -> BadMessage:
     """Dated outside the night: a declaration before polls closed, or either kind after the
-    night's end (NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE, 72 hours by default; these are days on).
+    night's end (ELECTION_NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE, 72 hours by default; these are
+    days on).
 
     None is `declared_in_future`: that needs a clock between polls closing and the night's
     end, and a worker run today reads every 2024 time as past; test_validation injects one.

@@ -7,7 +7,7 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 
 # Seats won, as the issue states them from the official results.
 OFFICIAL_SEATS = {

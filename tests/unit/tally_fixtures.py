@@ -11,7 +11,7 @@ from schemas.declaration import Declaration, DeclarationKind
 from scripts.night_builder import Night, build_night
 from streams.rules.reference import CANDIDATES_FILE, CONSTITUENCIES_FILE
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 
 
 SOUTH_WEST_NORFOLK = "E14001497"  # Lab gain from Con by 630, declared after a recount

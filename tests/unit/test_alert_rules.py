@@ -609,8 +609,8 @@ def test_milestones_are_tested_only_for_parties_that_could_hold_them(
 
 
 def test_priorities_and_thresholds_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ALERT_PRIORITIES", '{"seat_gain": "normal", "recount": "high"}')
-    monkeypatch.setenv("ALERT_SHOCK_MAJORITY_SHARE", "0.5")
+    monkeypatch.setenv("ELECTION_ALERT_PRIORITIES", '{"seat_gain": "normal", "recount": "high"}')
+    monkeypatch.setenv("ELECTION_ALERT_SHOCK_MAJORITY_SHARE", "0.5")
     policy = Settings().alert_policy()
     assert policy.priority(AlertType.SEAT_GAIN) is AlertPriority.NORMAL
     assert policy.priority(AlertType.RECOUNT) is AlertPriority.HIGH

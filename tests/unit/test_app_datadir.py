@@ -1,4 +1,4 @@
-"""The worker's Faust data folder lives under RUN_DIR and exists before Faust needs it."""
+"""The worker's Faust data folder lives under ELECTION_RUN_DIR and exists before Faust needs it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_fresh_run_dir_gets_the_faust_folder(tmp_path: Path) -> None:
     run_dir = tmp_path / "fresh" / ".run"  # nothing of it exists yet, as on a new clone
     env = {k: v for k, v in os.environ.items() if k != "APP_DATADIR"}
-    env["RUN_DIR"] = str(run_dir)
+    env["ELECTION_RUN_DIR"] = str(run_dir)
     done = subprocess.run(
         [sys.executable, "-c", "from streams.worker import app; print(app.conf.datadir)"],
         cwd=ROOT,

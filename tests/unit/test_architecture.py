@@ -266,7 +266,7 @@ def test_importing_builds_no_app_and_writes_no_file(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"  # must still not exist afterwards
     env = {k: v for k, v in os.environ.items() if k != "APP_DATADIR"}
     env |= {
-        "RUN_DIR": str(run_dir),
+        "ELECTION_RUN_DIR": str(run_dir),
         "PYTHONPATH": str(ROOT),
         # The probe itself must not write either (bytecode next to the sources).
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -286,4 +286,4 @@ def test_importing_builds_no_app_and_writes_no_file(tmp_path: Path) -> None:
     assert not facts["faust_after_rules_and_store"], f"faust imported via {own}"
     assert facts["faust_apps"] == 0, "importing built a faust.App"
     assert facts["cwd"] == [], "importing wrote to the working directory"
-    assert not run_dir.exists(), "importing created RUN_DIR"
+    assert not run_dir.exists(), "importing created ELECTION_RUN_DIR"

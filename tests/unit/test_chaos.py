@@ -23,7 +23,7 @@ from scripts.chaos import (
 from scripts.night_builder import Night, build_night
 from streams.rules.validation import Accepted, FeedPosition, Rejected, validate_message
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 # Rates high enough that every fault happens many times in one night.
 HEAVY = ChaosRates(
     duplicate=0.2,

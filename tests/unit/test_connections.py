@@ -89,7 +89,7 @@ def test_ssl_with_a_client_certificate(tmp_path: Path) -> None:
 
 def test_sasl_without_a_user_is_a_settings_error() -> None:
     settings = Settings(kafka_security_protocol="SASL_SSL")
-    with pytest.raises(ConnectionSettingsError, match="KAFKA_SASL_USERNAME"):
+    with pytest.raises(ConnectionSettingsError, match="ELECTION_KAFKA_SASL_USERNAME"):
         kafka_client_options(settings)
     with pytest.raises(ConnectionSettingsError):
         faust_broker_credentials(settings)
@@ -107,16 +107,16 @@ def test_secrets_stay_out_of_reprs_and_logs() -> None:
 
 
 def test_settings_read_security_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
-    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
-    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "from-env")
-    monkeypatch.setenv("REDIS_PASSWORD", "redis-env")
+    monkeypatch.setenv("ELECTION_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("ELECTION_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("ELECTION_KAFKA_SASL_PASSWORD", "from-env")
+    monkeypatch.setenv("ELECTION_REDIS_PASSWORD", "redis-env")
     settings = Settings()
     assert settings.kafka_security_protocol == "SASL_SSL"
     assert settings.kafka_sasl_password.get_secret_value() == "from-env"
     assert settings.redis_password is not None
     assert settings.redis_password.get_secret_value() == "redis-env"
-    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_TLS")
+    monkeypatch.setenv("ELECTION_KAFKA_SECURITY_PROTOCOL", "SASL_TLS")
     with pytest.raises(ValueError):
         Settings()
 
@@ -174,7 +174,7 @@ def test_the_local_broker_gets_a_scram_listener_only_when_asked(tmp_path: Path) 
     ("update", "message"),
     [
         ({"kafka_sasl_mechanism": "PLAIN"}, "SCRAM only"),
-        ({"kafka_sasl_password": SecretStr("")}, "KAFKA_SASL_PASSWORD"),
+        ({"kafka_sasl_password": SecretStr("")}, "ELECTION_KAFKA_SASL_PASSWORD"),
         ({"kafka_sasl_password": SecretStr('a"],b')}, "must not contain"),
     ],
 )

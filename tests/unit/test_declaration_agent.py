@@ -33,7 +33,8 @@ def test_a_revision_jump_is_dead_lettered_with_what_the_desk_needs() -> None:
     assert rejection is not None
     assert rejection.reason is RejectionReason.REVISION_JUMP
     assert rejection.detail == (
-        "South West Norfolk revision 1000000 is more than 100 (MAX_REVISION_JUMP) past its "
+        "South West Norfolk revision 1000000 is more than 100 (ELECTION_MAX_REVISION_JUMP) "
+        "past its "
         "current revision 3; not applied. Send the true figures as revision 4 to 103"
     )
     assert base64.b64decode(rejection.original_b64) == value
@@ -53,7 +54,7 @@ def test_a_first_declaration_too_far_ahead_names_revision_0() -> None:
     outcome = StepOutcome("revision_jump", None, current_revision=0)
     rejection = tally_rejection(step, outcome, _event(b"{}", 7), ELECTION, 50)
     assert rejection is not None and rejection.reason is RejectionReason.REVISION_JUMP
-    assert "revision 250 is more than 50 (MAX_REVISION_JUMP) past 0 (no revision" in (
+    assert "revision 250 is more than 50 (ELECTION_MAX_REVISION_JUMP) past 0 (no revision" in (
         rejection.detail
     )
     assert rejection.detail.endswith("as revision 1 to 50")

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from scripts.services import KAFKA_VERSION
-from streams.settings import Settings
+from streams.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "deploy" / "compose"
-SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)
+SETTING_NAMES = frozenset(f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields)
 WORKERS = ("worker-1", "worker-2")
 WORKER_COMMAND = "python -m faust -A streams.worker worker -l info --web-host 0.0.0.0"
 
@@ -67,7 +67,7 @@ def test_the_services_of_a_newsroom() -> None:
 
 
 def test_the_checker_catches_a_misspelt_name() -> None:
-    assert not_settings({"ELECTON_ID": "x", "ELECTION_ID": "y"}) == {"ELECTON_ID"}
+    assert not_settings({"ELECTON_ID": "x", "ELECTION_ELECTION_ID": "y"}) == {"ELECTON_ID"}
     assert env_file_names("# comment\nA=1\n# B=\n\n") == {"A": "1", "B": None}
 
 
@@ -119,7 +119,7 @@ def test_web_port_is_the_same_everywhere() -> None:
     ports = set()
     for name in WORKERS:
         worker = services[name]
-        port = int(environment(worker)["WEB_PORT"])
+        port = int(environment(worker)["ELECTION_WEB_PORT"])
         ports.add(port)
         assert [int(p) for p in worker["expose"]] == [port]
         health = " ".join(worker["healthcheck"]["test"])
@@ -145,8 +145,8 @@ def test_workers_reach_kafka_and_redis_where_those_listen() -> None:
     assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, one combined node
     for name in WORKERS:
         env = environment(services[name])
-        assert env["KAFKA_BOOTSTRAP_SERVERS"] == advertised[inter]
-        redis = urlsplit(env["REDIS_URL"])
+        assert env["ELECTION_KAFKA_BOOTSTRAP_SERVERS"] == advertised[inter]
+        redis = urlsplit(env["ELECTION_REDIS_URL"])
         assert redis.hostname == "redis" and redis.port == 6379
         assert set(services[name]["depends_on"]) == {"kafka", "redis"}
         assert all(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +14,13 @@ import yaml
 
 from scripts.services import KAFKA_VERSION
 from streams.pipeline.app import create_app
-from streams.settings import Settings
+from streams.settings import ENV_PREFIX, Settings
 
 app = create_app(Settings())
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)
+SETTING_NAMES = frozenset(f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields)
 WORKER_COMMAND = "python -m faust -A streams.worker worker -l info --web-host 0.0.0.0"
 TOPIC_FIELDS = ("declarations", "dead_letter", "results", "state", "alerts")
 
@@ -92,8 +95,35 @@ def test_every_manifest_is_rendered_and_valid() -> None:
     assert {"Kafka", "KafkaNodePool", "KafkaTopic", "Deployment", "Service", "StatefulSet"} <= kinds
 
 
+def test_kubectl_renders_the_same_resources() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        if os.environ.get("ELECTION_REQUIRE_SERVICES") == "1":
+            pytest.fail("kubectl is not on PATH: CI checks the manifests with kubectl kustomize")
+        pytest.skip("kubectl is not on PATH")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    by_kubectl = [doc for doc in yaml.safe_load_all(rendered) if doc is not None]
+
+    def names(docs: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {(d["kind"], d["metadata"]["name"]) for d in docs}
+
+    assert names(by_kubectl) == names(render())
+    assert {d["metadata"].get("namespace") for d in by_kubectl if d["kind"] != "Namespace"} == {
+        one("Namespace")["metadata"]["name"]
+    }
+
+
+def test_no_pod_is_given_service_link_variables() -> None:
+    # Kubernetes would set REDIS_PORT=tcp://... in every pod for the redis Service.
+    for kind in ("Deployment", "StatefulSet"):
+        for doc in (d for d in render() if d["kind"] == kind):
+            assert doc["spec"]["template"]["spec"]["enableServiceLinks"] is False, doc
+
+
 def test_the_checker_catches_a_misspelt_name() -> None:
-    assert {"ELECTON_ID", "ELECTION_ID"} - SETTING_NAMES == {"ELECTON_ID"}
+    assert {"ELECTON_ID", "ELECTION_ELECTION_ID"} - SETTING_NAMES == {"ELECTON_ID"}
 
 
 def test_every_variable_given_to_a_worker_is_a_setting() -> None:
@@ -201,9 +231,9 @@ def test_workers_reach_kafka_through_strimzi_with_tls_and_scram(
     assert user["metadata"]["labels"]["strimzi.io/cluster"] == name
     assert settings.kafka_sasl_username == user["metadata"]["name"]
     env = {item["name"]: item for item in worker_container()["env"]}
-    password = env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    password = env["ELECTION_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
     assert password == {"name": user["metadata"]["name"], "key": "password"}
-    # The cluster CA from Strimzi's Secret, where KAFKA_SSL_CAFILE says it is.
+    # The cluster CA from Strimzi's Secret, where ELECTION_KAFKA_SSL_CAFILE says it is.
     spec = one("Deployment", "election-worker")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in worker_container()["volumeMounts"]}
@@ -230,9 +260,9 @@ def test_workers_reach_redis_with_its_password(monkeypatch: pytest.MonkeyPatch) 
     assert {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]] == 6379
     args = " ".join(container["args"])
     assert "--appendonly yes" in args and "--appendfsync everysec" in args
-    assert "--requirepass $(REDIS_PASSWORD)" in args
-    redis_secret = {e["name"]: e for e in container["env"]}["REDIS_PASSWORD"]
-    worker_secret = {e["name"]: e for e in worker_container()["env"]}["REDIS_PASSWORD"]
+    assert "--requirepass $(ELECTION_REDIS_PASSWORD)" in args
+    redis_secret = {e["name"]: e for e in container["env"]}["ELECTION_REDIS_PASSWORD"]
+    worker_secret = {e["name"]: e for e in worker_container()["env"]}["ELECTION_REDIS_PASSWORD"]
     assert redis_secret["valueFrom"] == worker_secret["valueFrom"]
     assert any(m["mountPath"] == "/data" for m in container["volumeMounts"])
 

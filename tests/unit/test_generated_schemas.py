@@ -1,9 +1,12 @@
-"""The committed JSON Schemas and AsyncAPI document match the models and accept real traffic."""
+"""The committed JSON Schemas and AsyncAPI document match the models and accept real traffic;
+the AsyncAPI document is valid AsyncAPI."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,14 +17,25 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from schemas.alert import Alert, AlertPriority, AlertType
-from schemas.generate import ASYNCAPI_NAME, CONTRACTS, SCHEMAS_DIR, main, stale, write
+from schemas.generate import (
+    ASYNCAPI_NAME,
+    ASYNCAPI_SCHEMAS_DIR,
+    ASYNCAPI_VERSION,
+    CONTRACTS,
+    SCHEMAS_DIR,
+    asyncapi,
+    asyncapi_errors,
+    main,
+    stale,
+    write,
+)
 from scripts.chaos import ChaosRates, inject_chaos
 from scripts.night_builder import Night, build_night
 from streams.rules.tally import seat_contribution, seat_result, state_of_parties
 from streams.rules.validation import FeedPosition, Rejected, validate_message
 from streams.settings import Settings
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 JSON_DIR = SCHEMAS_DIR / "json"
 
 # jsonschema checks date-time only with an optional package; this is the rule that matters.
@@ -39,9 +53,8 @@ def validator(name: str) -> Draft202012Validator:
 
 
 def asyncapi_document() -> dict[str, Any]:
-    text = (SCHEMAS_DIR / ASYNCAPI_NAME).read_text(encoding="utf-8")
-    body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-    return json.loads(body)  # type: ignore[no-any-return]
+    document: dict[str, Any] = json.loads((SCHEMAS_DIR / ASYNCAPI_NAME).read_text("utf-8"))
+    return document
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +246,61 @@ def test_asyncapi_describes_every_topic_with_keys_and_schemas() -> None:
         for op in document["operations"].values()
     }
     assert ("receive", "declarations") in actions and ("send", "results") in actions
+
+
+# ---- the AsyncAPI document against the official AsyncAPI JSON Schema ----
+
+
+def test_the_document_is_valid_asyncapi_checked_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args: object) -> None:
+        raise AssertionError("validating the AsyncAPI document must not fetch anything")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    document = asyncapi_document()
+    schema = json.loads((ASYNCAPI_SCHEMAS_DIR / f"{ASYNCAPI_VERSION}.json").read_text("utf-8"))
+    assert schema["$id"] == f"http://asyncapi.com/definitions/{ASYNCAPI_VERSION}/asyncapi.json"
+    assert asyncapi_errors(document) == []
+
+
+def _broken(change: str) -> dict[str, Any]:
+    document = copy.deepcopy(asyncapi())
+    if change == "misspelt channel field":
+        document["channels"]["declarations"]["adress"] = "declarations"
+    elif change == "partitions as text":
+        document["channels"]["results"]["bindings"]["kafka"]["partitions"] = "four"
+    elif change == "AsyncAPI 2 action":
+        document["operations"]["sendResults"]["action"] = "publish"
+    elif change == "no info":
+        del document["info"]
+    else:
+        document["asyncapi"] = "9.9.9"
+    return document
+
+
+@pytest.mark.parametrize(
+    ("change", "told"),
+    [
+        (
+            "misspelt channel field",
+            ("$.channels.declarations: no branch of its oneOf fits", "'adress' does not match"),
+        ),
+        ("partitions as text", ("$.channels.results.bindings.kafka.partitions: 'four' is not",)),
+        ("AsyncAPI 2 action", ("$.operations.sendResults.action: 'publish' is not one of",)),
+        ("no info", ("$: 'info' is a required property",)),
+        ("unknown version", ("no vendored AsyncAPI JSON Schema for asyncapi '9.9.9'",)),
+    ],
+)
+def test_a_broken_document_fails_validation(change: str, told: tuple[str, ...]) -> None:
+    errors = asyncapi_errors(_broken(change))
+    assert len(errors) == 1 and all(part in errors[0] for part in told), errors
+
+
+def test_check_fails_on_an_invalid_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("schemas.generate.asyncapi", lambda: _broken("misspelt channel field"))
+    write(tmp_path)
+    assert stale(tmp_path) == []  # fresh: only the validation can fail the check
+    assert main(["--check", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "invalid AsyncAPI document: $.channels.declarations" in err

@@ -124,7 +124,7 @@ def test_page_helpers_in_node(tmp_path: Path) -> None:
             "node",
             str(check),
             str(STATIC_DIR / "app.js"),
-            str(ROOT / "data/ge2024/constituencies.hexjson"),
+            str(ROOT / "streams/data/ge2024/constituencies.hexjson"),
         ],
         check=True,
         capture_output=True,

@@ -17,7 +17,7 @@ from streams.rules.reference import ReferenceDataError
 from streams.rules.validation import Accepted, FeedPosition, validate_message
 from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 BST = dt.timezone(dt.timedelta(hours=1))
 
 INVERNESS = "Inverness, Skye and West Ross-shire"

@@ -11,7 +11,7 @@ from scripts.projection_error import seats_wrong, table
 from streams.rules.projection import Baseline, DeclaredSeat, project
 from streams.rules.reference import ConstituencyRef, Register, load_register
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 
 
 def seat(ons_id: str, region: str, country: str, **shares: float) -> ConstituencyRef:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scripts.bench.scaling import _topics, worker_env
 from streams.pipeline.app import create_app
-from streams.settings import Settings, get_settings
+from streams.settings import ENV_PREFIX, Settings, get_settings
 
 app = create_app(Settings())
 
@@ -13,8 +13,8 @@ def test_every_variable_given_to_a_worker_is_a_setting_and_changes_it() -> None:
     settings = Settings()
     topics = _topics("scale-x", settings)
     env = worker_env(settings, "scale-x", topics)
-    assert set(env) <= {name.upper() for name in Settings.model_fields}
-    seen = Settings(**{name.lower(): value for name, value in env.items()})
+    assert set(env) <= {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+    seen = Settings(**{name.removeprefix(ENV_PREFIX).lower(): value for name, value in env.items()})
     assert seen.topic_declarations == "scale-x-declarations"
     assert seen.topic_dead_letter == "scale-x-dead-letter"
     assert seen.redis_key_prefix == "scale-x:" and seen.app_id == "scale-x"

@@ -14,7 +14,7 @@ import pytest
 
 from scripts import services
 from scripts.services import (
-    DEPLOY_DIR,
+    KAFKA_FILES,
     KAFKA_VERSION,
     Paths,
     find_problems,
@@ -87,10 +87,10 @@ def test_properties_render_ports_and_data_folder(settings: Settings, tmp_path: P
 
 
 def test_pom_pins_the_same_kafka_and_the_slf4j_1_binding() -> None:
-    pom = (DEPLOY_DIR / "pom.xml").read_text()
+    pom = (KAFKA_FILES / "pom.xml").read_text()
     assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
     assert "<artifactId>log4j-slf4j-impl</artifactId>" in pom  # not log4j-slf4j2-impl
-    assert "${sys:kafka.logs.dir}" in (DEPLOY_DIR / "log4j2.xml").read_text()
+    assert "${sys:kafka.logs.dir}" in (KAFKA_FILES / "log4j2.xml").read_text()
 
 
 def test_no_problems_when_installed_and_ports_free(
@@ -105,7 +105,7 @@ def test_a_taken_port_is_one_line_naming_the_setting(
     taken = settings.model_copy(update={"kafka_controller_port": listener})
     (problem,) = find_problems(taken, Paths(taken.run_dir))
     assert f"port {listener} is taken" in problem
-    assert "KAFKA_CONTROLLER_PORT" in problem
+    assert "ELECTION_KAFKA_CONTROLLER_PORT" in problem
 
 
 def test_missing_tools_are_one_line_each(
@@ -195,5 +195,5 @@ def test_stop_and_status_when_nothing_runs(
     out = capsys.readouterr().out
     assert re.search(r"^kafka\s+stopped\s+pid=-", out, re.M)
     assert re.search(r"^redis\s+stopped\s+pid=-", out, re.M)
-    assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{settings.kafka_port}" in out
-    assert f"REDIS_URL=redis://127.0.0.1:{settings.redis_port}/0" in out
+    assert f"ELECTION_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{settings.kafka_port}" in out
+    assert f"ELECTION_REDIS_URL=redis://127.0.0.1:{settings.redis_port}/0" in out

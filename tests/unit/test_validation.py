@@ -22,7 +22,7 @@ from streams.rules.validation import (
 )
 from streams.settings import Settings
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 BST = dt.timezone(dt.timedelta(hours=1))
 POSITION = FeedPosition(topic="declarations", partition=2, offset=41, key=b"E14001497")
 
@@ -186,7 +186,7 @@ def test_a_declaration_dated_2099_is_refused_as_after_the_night(register: Regist
     assert verdict.rejection.detail == (
         "declared at 2099-01-01T00:00:00+00:00, after the night ended at "
         "2024-07-07T22:00:00+01:00 (72 hours after polls closed; "
-        "NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE)"
+        "ELECTION_NIGHT_ENDS_HOURS_AFTER_POLLS_CLOSE)"
     )
 
 
@@ -230,7 +230,8 @@ def test_a_declaration_dated_beyond_the_margin_after_now_is_refused(register: Re
     assert verdict.rejection.reason is RejectionReason.DECLARED_IN_FUTURE
     assert verdict.rejection.detail == (
         "declared at 2024-07-05T05:05:01+01:00, 00:05:01 after it was received at "
-        "2024-07-05T05:00:00+01:00; more than the 300 s allowed (DECLARED_AT_FUTURE_MARGIN_S)"
+        "2024-07-05T05:00:00+01:00; more than the 300 s allowed "
+        "(ELECTION_DECLARED_AT_FUTURE_MARGIN_S)"
     )
     # Two hours ahead (07:00 typed for 05:00) reads as such, measured from its Kafka timestamp.
     hours_ahead = dated(

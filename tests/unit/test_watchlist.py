@@ -19,7 +19,7 @@ from streams.rules.watchlist import (
 )
 from streams.settings import Settings
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ge2024"
+DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 HEADER = "dc_person_id,first_name,surname,ons_id,constituency,party,category,role\n"
 
 

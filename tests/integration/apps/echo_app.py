@@ -8,8 +8,8 @@ from collections.abc import AsyncIterable
 import faust
 
 app = faust.App(
-    os.environ["APP_ID"],
-    broker="kafka://" + os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+    os.environ["ELECTION_APP_ID"],
+    broker="kafka://" + os.environ["ELECTION_KAFKA_BOOTSTRAP_SERVERS"],
     store="memory://",
     key_serializer="raw",
     value_serializer="raw",

@@ -1,0 +1,1 @@
+"""Feeds from outside the project: each turns a provider's files into our declarations."""
