@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 
 from streams.connections import redis_from_settings
 from streams.pipeline.context import ElectionApp
+from streams.rules.backoff import backoff_delay
 from streams.rules.webhook_signing import (
     WebhookSecretError,
     legacy_signature_headers,
@@ -59,24 +60,6 @@ STOP_TIMEOUT_S = 2.0
 
 
 # Pure parts: the retry schedule and what an answer means.
-
-
-def backoff_delay(failures: int, base_s: float, cap_s: float, jitter: float) -> float:
-    """Wait before the next attempt after `failures` failed ones. Its ceiling is base, 2×base,
-    4×base ... ≤ cap; `jitter` in [0, 1] places it from half the ceiling (0) to all of it (1)."""
-    if failures < 1:
-        return 0.0
-    # The exponent is bounded so a long outage cannot overflow the float.
-    ceiling = min(base_s * 2 ** min(failures - 1, 62), cap_s)
-    # Equal jitter: subscribers behind one host that failed together (or one subscriber of
-    # several elections' workers) are not all retried in the same instant, and a subscriber
-    # in trouble still gets at least half the ceiling to recover.
-    return float(ceiling / 2 * (1 + jitter))
-
-
-def backoff_schedule(max_attempts: int, base_s: float, cap_s: float) -> list[float]:
-    """The ceiling of every wait between the attempts of one alert (one fewer than them)."""
-    return [backoff_delay(n, base_s, cap_s, jitter=1.0) for n in range(1, max_attempts)]
 
 
 class Action(enum.StrEnum):

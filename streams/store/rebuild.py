@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,6 +36,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from streams.connections import kafka_client_options
+from streams.rules.backoff import backoff_delay
 from streams.rules.reference import Register
 from streams.rules.validation import FeedPosition, kafka_time, validate_message
 from streams.settings import Settings
@@ -251,8 +253,10 @@ async def with_state(
     A step that failed half way is safe to repeat: each declaration's offset check makes the
     part already applied a no-op.
     """
-    delay = RETRY_FIRST_S
+    failures = 0
     while True:
+        failures += 1
+        delay = backoff_delay(failures, RETRY_FIRST_S, RETRY_MAX_S, random.random())
         try:
             await ensure_state(store, settings, register, first_offsets)
             return await step()
@@ -262,7 +266,6 @@ async def with_state(
             # Kafka unreachable mid-rebuild, say: the next attempt starts the rebuild again.
             log.exception("%s: rebuilding the state failed; retrying in %.1fs", what, delay)
         await asyncio.sleep(delay)
-        delay = min(delay * 2, RETRY_MAX_S)
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:

@@ -13,6 +13,7 @@ import yaml
 
 from scripts.services import KAFKA_VERSION
 from streams.settings import ENV_PREFIX, Settings
+from tests.integration.containers import KAFKA_IMAGE, REDIS_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "deploy" / "compose"
@@ -176,3 +177,14 @@ def test_redis_keeps_an_append_only_file_synced_every_second() -> None:
 def test_the_env_file_with_secrets_is_ignored_by_git() -> None:
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert "deploy/compose/.env" in ignored
+
+
+def test_compose_kubernetes_and_the_test_containers_run_the_same_images() -> None:
+    services = compose()["services"]
+    kafka = next(s for s in services.values() if s.get("image", "").startswith("apache/kafka:"))
+    redis = next(s for s in services.values() if s.get("image", "").startswith("redis:"))
+    assert (kafka["image"], redis["image"]) == (KAFKA_IMAGE, REDIS_IMAGE)
+    k8s_redis = yaml.safe_load_all((COMPOSE_DIR.parent / "k8s" / "redis.yaml").read_text())
+    (statefulset,) = [d for d in k8s_redis if d and d["kind"] == "StatefulSet"]
+    images = {c["image"] for c in statefulset["spec"]["template"]["spec"]["containers"]}
+    assert images == {REDIS_IMAGE}

@@ -1,4 +1,4 @@
-"""Webhook delivery: backoff and jitter, answer handling, signing, retries, dead letters, dedupe."""
+"""Webhook delivery: answer handling, signing, retries, dead letters, dedupe."""
 
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ from streams.pipeline.webhooks import (
     Policy,
     Subscriber,
     alert_request,
-    backoff_delay,
-    backoff_schedule,
     decide,
     subscriber_id,
 )
@@ -39,22 +37,6 @@ from tests.unit.test_webhook_signing import LEGACY_VECTOR, new_secret
 
 NS = election_namespace("test:", "parl.2024-07-04")
 FAST = Policy(max_attempts=3, backoff_s=0.001, backoff_max_s=0.004, timeout_s=2.0)
-
-
-def test_the_backoff_doubles_up_to_the_cap() -> None:
-    assert backoff_schedule(6, 0.5, 4.0) == [0.5, 1.0, 2.0, 4.0, 4.0]
-    assert backoff_schedule(1, 0.5, 4.0) == []
-    assert backoff_delay(0, 0.5, 4.0, jitter=0.7) == 0.0
-    assert backoff_delay(10_000, 0.5, 30.0, jitter=1.0) == 30.0  # no overflow after an outage
-
-
-@pytest.mark.parametrize("failures", [1, 3, 4, 9])
-def test_each_wait_is_a_random_half_to_all_of_its_ceiling(failures: int) -> None:
-    ceiling = backoff_schedule(10, 0.5, 4.0)[failures - 1]
-    assert backoff_delay(failures, 0.5, 4.0, jitter=0.0) == ceiling / 2
-    assert backoff_delay(failures, 0.5, 4.0, jitter=0.5) == ceiling * 3 / 4
-    waits = {backoff_delay(failures, 0.5, 4.0, jitter=n / 100) for n in range(100)}
-    assert len(waits) == 100 and all(ceiling / 2 <= w < ceiling for w in waits)
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204])
