@@ -4,6 +4,7 @@ from schemas.alert import Alert, AlertPriority, AlertType
 from schemas.common import SCHEMA_VERSION, Party
 from schemas.declaration import Candidate, Declaration, DeclarationKind
 from schemas.exit_poll import ExitPoll, ExitPollProjection
+from schemas.feed_refusal import FeedRefusal
 from schemas.rejection import Rejection, RejectionReason
 from schemas.results import CandidateResult, PartyTally, SeatResult, StateOfParties
 
@@ -18,6 +19,7 @@ __all__ = [
     "DeclarationKind",
     "ExitPoll",
     "ExitPollProjection",
+    "FeedRefusal",
     "Party",
     "PartyTally",
     "Rejection",

@@ -33,6 +33,7 @@ from schemas.alert import Alert
 from schemas.common import SCHEMA_VERSION
 from schemas.declaration import Declaration
 from schemas.exit_poll import ExitPoll
+from schemas.feed_refusal import FeedRefusal
 from schemas.rejection import Rejection, RejectionReason
 from schemas.results import SeatResult, StateOfParties
 from streams.settings import Settings
@@ -71,6 +72,7 @@ CONTRACTS = (
     Contract("state_of_parties", StateOfParties, "output", "The national picture after a change"),
     Contract("alert", Alert, "output", "One moment of the night for newsrooms and apps"),
     Contract("rejection", Rejection, "output", "A rejected message, its bytes and the reason"),
+    Contract("feed_refusal", FeedRefusal, "output", "A feed's file refused, its bytes and why"),
 )
 
 
@@ -178,6 +180,16 @@ MESSAGES: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "feed_refusal": {
+        "bindings": _key("The refused file's name (its first 512 bytes)", type="string"),
+        "headers": {
+            "type": "object",
+            "required": ["reason"],
+            "properties": {
+                "reason": {"type": "string", "description": "The refusal reason, as in the payload"}
+            },
+        },
+    },
 }
 
 # (channel id, settings field, partitioned, messages, description, the processor's action)
@@ -196,8 +208,9 @@ CHANNELS: tuple[tuple[str, str, bool, tuple[str, ...], str, str], ...] = (
         "declarationsDeadLetter",
         "topic_dead_letter",
         False,
-        ("rejection",),
-        "Every rejected message with the original bytes (base64) and a reason code.",
+        ("rejection", "feed_refusal"),
+        "Every rejected message with the original bytes (base64) and a reason code, and every "
+        "file a feed's ingest refused (election-ingest) with its first bytes and a reason code.",
         "send",
     ),
     (

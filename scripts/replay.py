@@ -32,12 +32,16 @@ from rich.table import Table
 
 from scripts.chaos import ChaosRates, Outgoing, clean_feed, inject_chaos
 from scripts.night_builder import build_night
+from scripts.pa_pack import folder_sender, pa_feed
 from streams.connections import kafka_client_options
-from streams.rules.reference import ReferenceDataError
+from streams.feeds.pa.mapping import load_feed_mapping
+from streams.rules.reference import ReferenceDataError, load_register
 from streams.settings import get_settings
 
 Send = Callable[[str, bytes], None]
 
+# The PA feed whose ids a rehearsal pack's files carry (streams/data/ge2024/pa-feeds/).
+PA_REHEARSAL_FEED = "rehearsal"
 # A broker that does not answer within this is reported as unreachable, not waited for.
 CONNECT_TIMEOUT_MS = 5000
 
@@ -301,6 +305,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bootstrap-servers", default=settings.kafka_bootstrap_servers)
     parser.add_argument("--data-dir", type=Path, default=settings.data_dir)
     parser.add_argument("--progress", action="store_true", help="progress bar even without a TTY")
+    pa = parser.add_argument_group("PA rehearsal pack (see scripts/pa_pack.py)")
+    pa.add_argument(
+        "--format",
+        choices=("json", "pa"),
+        default="json",
+        help="pa: write the night as PA XML files into --out instead of sending it",
+    )
+    pa.add_argument("--out", type=Path, metavar="DIR", help="drop folder of --format pa")
+    pa.add_argument("--feed", default=PA_REHEARSAL_FEED, help="PA feed whose ids the files use")
     chaos = parser.add_argument_group("chaos (deterministic fault injection, see scripts/chaos.py)")
     chaos.add_argument("--chaos", type=int, metavar="SEED", help="inject faults from SEED")
     chaos.add_argument("--duplicate-rate", type=_rate, default=defaults.duplicate, metavar="P")
@@ -314,6 +327,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     chaos.add_argument("--invalid-rate", type=_rate, default=defaults.invalid, metavar="P")
     args = parser.parse_args(argv)
     args.dry_run = args.dry_run or args.output is not None
+    if args.format == "pa" and (args.out is None or args.dry_run):
+        parser.error("--format pa writes files into --out DIR (and is no dry run)")
+    if args.format == "pa":
+        # A PA file is a declaration in XML: broken JSON or bad figures have no PA form.
+        args.malformed_rate = args.invalid_rate = 0.0
     if not hasattr(args, "speed"):
         args.speed = None if args.dry_run else 60.0
     return args
@@ -349,7 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         feed = build_outgoing(args.data_dir, args.chaos, rates, args.start, args.until)
         to_stdout = args.dry_run and args.output is None
-        if args.dry_run:
+        if args.format == "pa":
+            register = load_register(args.data_dir)
+            mapping = load_feed_mapping(args.data_dir, args.feed, register)
+            feed = pa_feed(feed, mapping, register)
+            sender = folder_sender(args.out)
+        elif args.dry_run:
             handle = sys.stdout.buffer if to_stdout else args.output.open("wb")
             sender = jsonl_sender(handle, feed)
         else:

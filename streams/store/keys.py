@@ -51,6 +51,13 @@ PUBLISHER_LOCK = "publisher:lock"  # lease (streams.store.lease): the one publis
 STATE_MARKER = "state:origin"  # JSON: how this state began (fresh, rebuilt, reset) and when
 REBUILD_LOCK = "state:rebuild-lock"  # lease: one rebuilder at a time across workers
 
+# Feed ingests (streams.ingest.progress), per source (pa:rehearsal): + source + FEED_FILES, a
+# hash file name -> what became of it; + source + FEED_SEATS, a hash PA seat number -> JSON of
+# the revision taken and whether a result was among them.
+FEED = "feed:"
+FEED_FILES = ":files"
+FEED_SEATS = ":seats"
+
 # Webhook delivery (streams.pipeline.webhooks).
 WEBHOOKS_LOCK = "webhooks:lock"  # lease: the one worker delivering to every subscriber
 WEBHOOK_SUBSCRIBERS = "webhooks:subscribers"  # hash subscriber id -> URL, for operators

@@ -216,7 +216,7 @@ def test_asyncapi_describes_every_topic_with_keys_and_schemas() -> None:
     by_address = {c["address"]: c for c in document["channels"].values()}
     expected = {
         "declarations": {"declaration", "exit_poll"},
-        "declarations-dead-letter": {"rejection"},
+        "declarations-dead-letter": {"rejection", "feed_refusal"},
         "results": {"seat_result"},
         "state-of-parties": {"state_of_parties"},
         "alerts": {"alert"},

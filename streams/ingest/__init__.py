@@ -1,0 +1,1 @@
+"""Feeds from outside taken into the declarations topic: drop folders, progress, the loop."""

@@ -1,0 +1,56 @@
+"""A drop folder as the ingest sees it: files that have stopped changing, hidden ones ignored.
+
+A writer that renames a finished file into place (as `election-replay --format pa` does)
+is never seen half-written: its temporary name starts with a dot and is never read. A
+writer that writes in place is caught by the size and modification time: a file is taken
+only once they are the same at two polls in a row. Only regular files are read; a symbolic
+link or folder dropped in is passed over, so nothing outside the folder is ever opened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Container
+from pathlib import Path
+
+HIDDEN = "."
+
+
+def name_bytes(name: str) -> bytes:
+    """A file name as the file system gave it: one that is not UTF-8 survives the round trip."""
+    return name.encode("utf-8", "surrogateescape")
+
+
+def name_text(raw: bytes) -> str:
+    """The inverse of `name_bytes`."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+class DropFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._last_look: dict[str, tuple[int, int]] = {}
+
+    def settled(self, handled: Container[str]) -> list[str]:
+        """Names of files not yet handled that have not changed since the previous look."""
+        now: dict[str, tuple[int, int]] = {}
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                if entry.name.startswith(HIDDEN) or entry.name in handled:
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    stat = entry.stat(follow_symlinks=False)
+                except OSError:  # gone between listing and looking: the next poll says
+                    continue
+                now[entry.name] = (stat.st_size, stat.st_mtime_ns)
+        settled = [name for name, look in now.items() if self._last_look.get(name) == look]
+        self._last_look = now
+        return settled
+
+    def read(self, name: str, limit: int) -> tuple[bytes, int]:
+        """The file's first `limit` bytes and its whole size; OSError when it cannot be read."""
+        with (self.path / name).open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            return handle.read(limit), size

@@ -1,0 +1,155 @@
+"""The PA drop-folder ingest: each poll's settled files published or refused, then recorded."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from schemas.feed_refusal import FeedRefusal
+from streams.feeds.pa.intake import PartyTotals, ToPublish, intake_order, take_file
+from streams.feeds.pa.mapping import FeedMapping
+from streams.feeds.pa.refusals import Refusal
+from streams.feeds.pa.revisions import SeatTaken
+from streams.feeds.pa.xml_reader import DEFAULT_MAX_FILE_BYTES
+from streams.ingest.drop_folder import DropFolder, name_bytes
+from streams.ingest.progress import IngestProgress
+from streams.rules.reference import Register
+from streams.rules.validation import KEPT_PREFIX_BYTES, MAX_KEY_BYTES
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = "published"
+STATE_OF_PARTIES = "state_of_parties"
+REFUSED = "refused:"  # + the reason
+
+
+class FeedOutput(Protocol):
+    def publish(self, key: bytes, value: bytes) -> None: ...
+    def dead_letter(self, key: bytes, value: bytes, reason: str) -> None: ...
+    def confirm(self) -> None: ...
+
+
+@dataclass
+class PollReport:
+    """What one poll did with the files it took."""
+
+    published: int = 0
+    states_of_parties: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def files(self) -> int:
+        return self.published + self.states_of_parties + self.refused.total()
+
+
+def refusal_letter(
+    source: str,
+    election_id: str,
+    name: str,
+    raw: bytes,
+    size: int,
+    refusal: Refusal,
+    at: dt.datetime,
+) -> FeedRefusal:
+    return FeedRefusal(
+        source=source,
+        file_name=name_bytes(name)[:MAX_KEY_BYTES].decode("utf-8", "replace"),
+        reason=refusal.reason.value,
+        detail=refusal.detail,
+        original_b64=base64.b64encode(raw[:KEPT_PREFIX_BYTES]).decode("ascii"),
+        size=size,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        refused_at=at,
+        election_id=election_id,
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PaFolderIngest:
+    """Takes a PA drop folder into the declarations topic, one poll at a time."""
+
+    def __init__(
+        self,
+        folder: DropFolder,
+        progress: IngestProgress,
+        output: FeedOutput,
+        mapping: FeedMapping,
+        register: Register,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        clock: Callable[[], dt.datetime] = _now,
+    ) -> None:
+        self._folder = folder
+        self._progress = progress
+        self._output = output
+        self._mapping = mapping
+        self._register = register
+        self._max_file_bytes = max_file_bytes
+        self._clock = clock
+        self._handled = progress.handled_files()
+        self._seats = progress.seats_taken()
+
+    def poll(self) -> PollReport:
+        """Take every settled file not handled yet; OutputNotAcknowledged or a Redis error
+        leaves nothing recorded, and the next poll takes the same files again."""
+        report = PollReport()
+        seats = dict(self._seats)
+        moved: dict[int, SeatTaken] = {}
+        files: dict[str, str] = {}
+        for name in sorted(self._folder.settled(self._handled), key=intake_order):
+            try:
+                # One byte past the cap, so a file too large is refused as such unread.
+                raw, size = self._folder.read(name, self._max_file_bytes + 1)
+            except OSError as exc:
+                log.warning("cannot read %r yet (%s): next poll", name, exc)
+                continue
+            outcome = take_file(
+                name, raw, seats, self._mapping, self._register, self._max_file_bytes
+            )
+            if isinstance(outcome, ToPublish):
+                declaration = outcome.declaration
+                self._output.publish(
+                    declaration.constituency_id.encode(), declaration.model_dump_json().encode()
+                )
+                seats[outcome.seat_number] = moved[outcome.seat_number] = outcome.taken
+                files[name] = PUBLISHED
+                report.published += 1
+            elif isinstance(outcome, PartyTotals):
+                files[name] = STATE_OF_PARTIES
+                report.states_of_parties += 1
+            else:
+                letter = refusal_letter(
+                    self._mapping.source,
+                    self._register.election_id,
+                    name,
+                    raw,
+                    size,
+                    outcome,
+                    self._clock(),
+                )
+                self._output.dead_letter(
+                    name_bytes(name)[:MAX_KEY_BYTES],
+                    letter.model_dump_json().encode(),
+                    outcome.reason.value,
+                )
+                log.warning("refused %r: %s (%s)", name, outcome.reason.value, outcome.detail)
+                files[name] = REFUSED + outcome.reason.value
+                report.refused[outcome.reason.value] += 1
+        if not files:
+            return report
+        # Published, then recorded. A crash between the two publishes this poll's declarations
+        # again after the restart: the worker takes a seat's revision once and counts the
+        # repeat as a duplicate, so that is harmless (a refused file's dead letter may repeat).
+        self._output.confirm()
+        self._progress.record(files, moved)
+        self._seats = seats
+        self._handled.update(files)
+        return report
