@@ -145,6 +145,12 @@ class RebuildError(RuntimeError):
     """The state could not be rebuilt (yet); nothing may be applied until it is."""
 
 
+def consumed_before(first_offsets: dict[str, int]) -> bool:
+    """The batch about to be applied starts past the first message of one of its partitions
+    (retention keeps the whole night: the log starts at 0)."""
+    return any(first > 0 for first in first_offsets.values())
+
+
 def _lost_writes(marker: bytes, recorded: list[Any], first_offsets: dict[str, int]) -> bool:
     """A batch starts past the offset Redis last recorded on its partition: Redis lost steps
     Kafka already counts as done (a restart from an append-only file a second behind)."""
@@ -191,8 +197,10 @@ async def ensure_state(
                 raise RebuildError(f"{type(error).__name__}: {error}") from error
         return
     try:
-        committed = await group_has_committed(settings)
-        if not committed:
+        # Faust commits every few seconds: a worker can consume half a night, lose Redis and
+        # find nothing committed. A batch starting past a partition's first message says what
+        # the commits do not yet: the messages before it were applied, and are lost.
+        if not consumed_before(first_offsets or {}) and not await group_has_committed(settings):
             # Nothing was ever consumed by this group: a fresh night, nothing to rebuild.
             await redis.set(
                 ns + STATE_MARKER, orjson.dumps({"how": "fresh", "at": _now()}), nx=True

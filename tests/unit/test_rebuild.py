@@ -5,16 +5,22 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import fakeredis
 import orjson
+import pytest
 
 from streams.pipeline.publisher import Telling, into_story, tell, tell_moments
 from streams.rules.alerts.story import NightStory
 from streams.rules.tally import seat_contribution, seat_result
 from streams.rules.watchlist import load_watchlist
 from streams.settings import Settings
+from streams.store import rebuild as rebuild_module
+from streams.store.keys import STATE_MARKER
 from streams.store.rebuild import (
     RebuildReport,
     _lost_writes,
+    consumed_before,
+    ensure_state,
     history_to_restore,
     output_ids_on_kafka,
     outputs_on_kafka,
@@ -95,6 +101,32 @@ def test_lost_writes_are_a_batch_starting_past_what_redis_recorded() -> None:
     assert _lost_writes(fresh, [b"8", None], batch)  # offset 9 applied, then lost
     assert _lost_writes(fresh, [None, None], batch)  # nothing recorded, offset 10 next
     assert not _lost_writes(reset, [None, None], batch)  # emptied on purpose
+
+
+async def test_a_state_lost_before_any_commit_is_rebuilt_not_taken_for_a_fresh_night(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Half a night consumed in under a commit interval, then Redis lost: no offset is
+    committed yet, but the next batch starts past offset 0, so the state is rebuilt."""
+    rebuilt: list[str] = []
+
+    async def never_committed(settings: Settings) -> bool:
+        return False
+
+    async def rebuild_once(store: Any, settings: Settings, register: Any) -> None:
+        rebuilt.append(store.ns)
+
+    monkeypatch.setattr(rebuild_module, "group_has_committed", never_committed)
+    monkeypatch.setattr(rebuild_module, "_rebuild_once", rebuild_once)
+    redis = fakeredis.aioredis.FakeRedis()
+    store = SimpleNamespace(redis=redis, ns="t:")
+    settings = Settings()
+    await ensure_state(store, settings, None, {"declarations:0": 0})  # type: ignore[arg-type]
+    assert rebuilt == [] and await redis.get("t:" + STATE_MARKER) is not None  # a fresh night
+    await redis.delete("t:" + STATE_MARKER)
+    await ensure_state(store, settings, None, {"declarations:0": 0, "declarations:1": 163})  # type: ignore[arg-type]
+    assert rebuilt == ["t:"]
+    assert consumed_before({"declarations:0": 1}) and not consumed_before({"declarations:0": 0})
 
 
 def sent(topic: str, value: dict[str, Any], sequence: str | None, epoch: str, at: int) -> Any:
