@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt
 
-from schemas.common import ElectionId, Message, SchemaVersion
+from schemas.common import ElectionId, Message, Rehearsal, SchemaVersion
 
 
 class AlertPriority(StrEnum):
@@ -64,6 +64,7 @@ class Alert(Message):
     message_type: Literal["alert"] = "alert"
     alert_id: str = Field(description="Deterministic: the same event always gets the same id")
     election_id: ElectionId
+    rehearsal: Rehearsal
     type: AlertType
     priority: AlertPriority
     headline: str = Field(min_length=1, max_length=140)

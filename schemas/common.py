@@ -81,6 +81,24 @@ PartyCode = Annotated[
     ),
 ]
 AwareDatetime = Annotated[dt.datetime, Field(description="ISO 8601 with a UTC offset")]
+# Strict: only JSON true or false. Inputs default to true, as PA and AP flag their test data:
+# a message that does not say it is the live night's is taken for a rehearsal's.
+InputRehearsal = Annotated[
+    bool,
+    Field(
+        strict=True,
+        description="A rehearsal's message (true, the default) or the live night's (false, "
+        "which a producer must say). A worker takes only those of its mode (ELECTION_MODE) and "
+        "dead-letters the others as wrong_mode",
+    ),
+]
+Rehearsal = Annotated[
+    bool,
+    Field(
+        description="Made in a rehearsal (true) or on the live night (false): never show a "
+        "rehearsal's output to the public as live"
+    ),
+]
 
 
 def election_date(election_id: str) -> dt.date:

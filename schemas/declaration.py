@@ -14,6 +14,7 @@ from schemas.common import (
     BallotId,
     ConstituencyId,
     ElectionId,
+    InputRehearsal,
     Message,
     Party,
     SchemaVersion,
@@ -76,6 +77,7 @@ class Declaration(Message):
     source: str = Field(
         min_length=1, max_length=200, description="Who reported it, e.g. replay:ge2024"
     )
+    rehearsal: InputRehearsal = True
 
     @field_validator("declared_at")
     @classmethod

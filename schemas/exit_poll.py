@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, model_validator
 
-from schemas.common import ElectionId, Message, PartyCode, SchemaVersion
+from schemas.common import ElectionId, InputRehearsal, Message, PartyCode, SchemaVersion
 
 
 class ExitPollProjection(Message):
@@ -23,6 +23,7 @@ class ExitPoll(Message):
     total_seats: NonNegativeInt = 650
     projections: list[ExitPollProjection] = Field(min_length=1)
     source: str = Field(min_length=1, max_length=200)
+    rehearsal: InputRehearsal = True
 
     @model_validator(mode="after")
     def _adds_up(self) -> ExitPoll:

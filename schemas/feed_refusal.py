@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.common import Message, SchemaVersion
+from schemas.common import Message, Rehearsal, SchemaVersion
 
 
 class FeedRefusal(Message):
@@ -24,3 +24,4 @@ class FeedRefusal(Message):
     )
     refused_at: dt.datetime
     election_id: str = Field(description="The election the ingest was feeding")
+    rehearsal: Rehearsal

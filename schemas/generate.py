@@ -33,9 +33,11 @@ from schemas.alert import Alert
 from schemas.common import SCHEMA_VERSION
 from schemas.declaration import Declaration
 from schemas.exit_poll import ExitPoll
+from schemas.feed_check import FeedCheck
 from schemas.feed_refusal import FeedRefusal
 from schemas.rejection import Rejection, RejectionReason
 from schemas.results import SeatResult, StateOfParties
+from schemas.source_conflict import SourceConflict
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -73,6 +75,10 @@ CONTRACTS = (
     Contract("alert", Alert, "output", "One moment of the night for newsrooms and apps"),
     Contract("rejection", Rejection, "output", "A rejected message, its bytes and the reason"),
     Contract("feed_refusal", FeedRefusal, "output", "A feed's file refused, its bytes and why"),
+    Contract("feed_check", FeedCheck, "output", "A feed's totals that disagree with ours"),
+    Contract(
+        "source_conflict", SourceConflict, "output", "Two sources disagree on a seat, or no longer"
+    ),
 )
 
 
@@ -162,6 +168,10 @@ MESSAGES: dict[str, dict[str, Any]] = {
         "bindings": _key("The alert's deterministic id", type="string"),
         "headers": OUTBOX_HEADERS,
     },
+    "source_conflict": {
+        "bindings": _key("ONS id of the constituency", **ONS_ID),
+        "headers": OUTBOX_HEADERS,
+    },
     "rejection": {
         "bindings": _key(
             "The rejected message's key as received (an ONS id, exit-poll, or none); the "
@@ -179,6 +189,9 @@ MESSAGES: dict[str, dict[str, Any]] = {
                 }
             },
         },
+    },
+    "feed_check": {
+        "bindings": _key("The feed's file that was checked (its first 512 bytes)", type="string"),
     },
     "feed_refusal": {
         "bindings": _key("The refused file's name (its first 512 bytes)", type="string"),
@@ -236,6 +249,16 @@ CHANNELS: tuple[tuple[str, str, bool, tuple[str, ...], str, str], ...] = (
         False,
         ("alert",),
         "Alerts for newsrooms and apps, keyed by alert id.",
+        "send",
+    ),
+    (
+        "newsroom",
+        "topic_newsroom",
+        False,
+        ("source_conflict", "feed_check"),
+        "For the newsroom only, never for app users: source conflicts opened and ended, keyed "
+        "by ONS id; a feed's state of the parties that disagrees with ours (election-ingest), "
+        "keyed by the feed's file name.",
         "send",
     ),
 )

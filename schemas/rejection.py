@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.common import Message, SchemaVersion
+from schemas.common import Message, Rehearsal, SchemaVersion
 
 
 class RejectionReason(StrEnum):
@@ -28,6 +28,9 @@ class RejectionReason(StrEnum):
     DECLARED_AFTER_NIGHT_ENDED = "declared_after_night_ended"
     DECLARED_IN_FUTURE = "declared_in_future"
     WRONG_ELECTION = "wrong_election"
+    # A rehearsal's message reached a live worker, or the live night's a rehearsal's
+    # (ELECTION_MODE): tallied, it would mix a rehearsal into the night or the reverse.
+    WRONG_MODE = "wrong_mode"
     # Keyed by another constituency than the one it declares: it went to that seat's partition,
     # where its order against the seat's own messages is lost.
     KEY_MISMATCH = "key_mismatch"
@@ -52,3 +55,4 @@ class Rejection(Message):
     source_offset: int
     rejected_at: dt.datetime
     election_id: str = Field(description="The election the worker was processing")
+    rehearsal: Rehearsal

@@ -13,6 +13,7 @@ from schemas.common import (
     ElectionId,
     Message,
     PartyCode,
+    Rehearsal,
     SchemaVersion,
 )
 from schemas.declaration import DeclarationKind
@@ -44,6 +45,9 @@ class SeatResult(Message):
     constituency_name: str
     kind: DeclarationKind
     revision: PositiveInt
+    source: str | None = Field(
+        None, description="Whose figures these are, when several sources report: pa, desk..."
+    )
     declared_at: dt.datetime
     sequence: NonNegativeInt = Field(description="State sequence number after this was applied")
     figures_pending: bool = Field(description="A rush: winner known, votes to follow")
@@ -66,6 +70,8 @@ class SeatResult(Message):
     )
     swing_from: PartyCode | None = None
     candidates: list[CandidateResult] = Field(default_factory=list)
+    # Not among sequence..winning_party: the stored result is spliced there by Lua.
+    rehearsal: Rehearsal
 
 
 class PartyTally(Message):
@@ -118,6 +124,7 @@ class StateOfParties(Message):
     schema_version: SchemaVersion = "1"
     message_type: Literal["state_of_parties"] = "state_of_parties"
     election_id: ElectionId
+    rehearsal: Rehearsal
     sequence: NonNegativeInt = Field(description="Increases by one with every applied revision")
     as_of: dt.datetime | None = Field(None, description="Declaration time of the latest change")
     total_seats: PositiveInt = 650

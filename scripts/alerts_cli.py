@@ -36,9 +36,10 @@ def alert_line(alert: Alert) -> str:
     style = PRIORITY_STYLE[alert.priority]
     when = alert.occurred_at.strftime("%a %H:%M")
     amends = f" [dim](supersedes {escape(alert.supersedes[0])})[/]" if alert.supersedes else ""
+    rehearsal = "[black on yellow]REHEARSAL[/] " if alert.rehearsal else ""
     return (
         f"{when}  [{style}]{alert.priority.value.upper():<6}[/]  "
-        f"{escape(alert.headline)}{amends}\n"
+        f"{rehearsal}{escape(alert.headline)}{amends}\n"
         f"               [dim]{escape(alert.type.value)} · {escape(alert.alert_id)}[/]"
     )
 

@@ -203,6 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     console = Console()
+    if settings.mode != "rehearsal":
+        # Its worker would dead-letter the whole replay as wrong_mode: 2024 is a rehearsal.
+        print(
+            "election-night: the replay of 2024 is a rehearsal, and ELECTION_MODE is "
+            f"{settings.mode}: unset it (or set it to rehearsal) to run the night",
+            file=sys.stderr,
+        )
+        return 1
     try:
         start_services(settings)
         if not args.keep_state:
@@ -212,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_health(settings, pid)
         console.print(
             f"worker running (pid {pid}): http://{settings.web_host}:{settings.web_port}/"
+        )
+        console.print(
+            "[black on yellow] REHEARSAL [/] 2024 replayed: every message and output says "
+            "rehearsal, and the live page shows it"
         )
         feed = build_outgoing(settings.data_dir, args.chaos, ChaosRates())
         speed = None if args.speed == "max" else float(args.speed)

@@ -35,6 +35,9 @@ TIMES_FILE = "declaration-times.csv"
 TIME_RECORDED_FILE = "HoC-GE2024-winning-members-time-recorded.csv"
 EXIT_POLL_FILE = "exit-poll.csv"
 SOURCE = "replay:ge2024"
+# A replay of a night long past is always a rehearsal: said on every message, so no worker
+# on a live night ever takes it for results.
+REHEARSAL = True
 EXIT_POLL_KEY = "exit-poll"
 
 # Seats the times file is known to leave out (see streams/data/ge2024/README.md); any other gap is
@@ -182,6 +185,7 @@ def build_exit_poll(data_dir: Path, register: Register) -> ExitPoll:
             total_seats=register.total_seats,
             projections=projections,
             source=SOURCE,
+            rehearsal=REHEARSAL,
         )
     except (KeyError, ValueError) as exc:  # ValidationError is a ValueError
         raise ReferenceDataError(f"{path}: {exc}") from exc
@@ -234,6 +238,7 @@ def _result(
                 for ref in ranked
             ],
             source=SOURCE,
+            rehearsal=REHEARSAL,
         )
     except (KeyError, ValueError) as exc:  # a corrupt row, or figures that do not add up
         raise ReferenceDataError(f"{CONSTITUENCIES_FILE}: {seat.name}: {exc}") from exc

@@ -4,7 +4,9 @@ Each declaration of the replay's feed becomes the PA file of its kind, named as 
 after each one that moves the national picture (a rush, result or correction taken over an
 older revision of its seat) comes a state of the parties, numbered by the changes so far.
 The exit poll has no PA message and is left out. A file is written under a hidden temporary
-name and then renamed, so a reader of the folder never sees half a file.
+name and then renamed, so a reader of the folder never sees half a file. A pack served over
+FTP also has PA's `.timestamp`, rewritten (the same way) after each file with the time it
+changed, which an FTP reader fetches first to know whether to list the folder.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ STATE_OF_PARTIES = "state_of_parties"
 # A file being written is hidden: the drop-folder ingest never reads a name starting with it.
 TEMP_PREFIX = "."
 TEMP_SUFFIX = ".part"
+# PA's own name; hidden, so the drop-folder ingest never reads it either.
+TIMESTAMP = ".timestamp"
 
 
 @dataclass
@@ -100,11 +104,23 @@ def write_atomically(folder: Path, name: str, body: bytes) -> None:
 
 
 @contextmanager
-def folder_sender(folder: Path) -> Iterator[Callable[[str, bytes], None]]:
-    """A replay sender that drops each (file name, XML) into `folder`, made if missing."""
+def folder_sender(folder: Path, stamped: bool = False) -> Iterator[Callable[[str, bytes], None]]:
+    """A replay sender that drops each (file name, XML) into `folder`, made if missing; when
+    `stamped`, `folder/.timestamp` is written at once and again after each file."""
     folder.mkdir(parents=True, exist_ok=True)
+
+    def stamp() -> None:
+        # The wall clock to the microsecond, not the night's: two files of the same moment
+        # of the night must still change what a reader compares.
+        changed = dt.datetime.now(dt.UTC).isoformat()
+        write_atomically(folder, TIMESTAMP, changed.encode("ascii"))
 
     def send(name: str, body: bytes) -> None:
         write_atomically(folder, name, body)
+        if stamped:
+            stamp()
+
+    if stamped:
+        stamp()
 
     yield send

@@ -4,6 +4,7 @@
     election-replay --speed 60 --from 23:00 --until 02:00
     election-replay --dry-run --output night.jsonl
     election-replay --speed max --chaos 7       # duplicates, reordering, corrections...
+    election-replay --format pa --out /tmp/pa --serve-ftp   # PA files, also over FTP
 
 `--from` and `--until` are clock times of the night, both inclusive: 18:00-23:59 means
 polling day (4 July), earlier times the morning after (5 July); an ISO datetime such as
@@ -16,11 +17,13 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import logging
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +35,7 @@ from rich.table import Table
 
 from scripts.chaos import ChaosRates, Outgoing, clean_feed, inject_chaos
 from scripts.night_builder import build_night
+from scripts.pa_ftp_server import read_only_ftp
 from scripts.pa_pack import folder_sender, pa_feed
 from streams.connections import kafka_client_options
 from streams.feeds.pa.mapping import load_feed_mapping
@@ -42,6 +46,8 @@ Send = Callable[[str, bytes], None]
 
 # The PA feed whose ids a rehearsal pack's files carry (streams/data/ge2024/pa-feeds/).
 PA_REHEARSAL_FEED = "rehearsal"
+# Where `--serve-ftp` listens unless told (FTP's own 21 needs root).
+PA_FTP_PORT = 2121
 # A broker that does not answer within this is reported as unreachable, not waited for.
 CONNECT_TIMEOUT_MS = 5000
 
@@ -166,9 +172,20 @@ def kafka_sender(
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, **timeouts)
         try:
-            # Kept the whole night (ELECTION_INPUT_RETENTION_MS): the tallies are rebuilt from it.
-            retention = {"retention.ms": str(get_settings().input_retention_ms)}
-            admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=retention)])
+            # Kept the whole night (ELECTION_INPUT_RETENTION_MS): the tallies are rebuilt from it;
+            # with the copies a worker would give it.
+            settings = get_settings()
+            config = {
+                **settings.topic_config(),
+                "retention.ms": str(settings.input_retention_ms),
+            }
+            admin.create_topics(
+                [
+                    NewTopic(
+                        topic, partitions, settings.topic_replication_factor, topic_configs=config
+                    )
+                ]
+            )
         except TopicAlreadyExistsError:
             pass
         finally:
@@ -280,6 +297,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is from 0 (any free one) to 65535")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     settings = get_settings()
     defaults = ChaosRates()
@@ -314,6 +341,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     pa.add_argument("--out", type=Path, metavar="DIR", help="drop folder of --format pa")
     pa.add_argument("--feed", default=PA_REHEARSAL_FEED, help="PA feed whose ids the files use")
+    pa.add_argument(
+        "--serve-ftp",
+        action="store_true",
+        help="also serve --out read-only over FTP on 127.0.0.1, with PA's .timestamp, "
+        "until interrupted",
+    )
+    pa.add_argument(
+        "--ftp-port",
+        type=_port,
+        default=PA_FTP_PORT,
+        metavar="N",
+        help=f"port of --serve-ftp ({PA_FTP_PORT}; 0: any free one)",
+    )
     chaos = parser.add_argument_group("chaos (deterministic fault injection, see scripts/chaos.py)")
     chaos.add_argument("--chaos", type=int, metavar="SEED", help="inject faults from SEED")
     chaos.add_argument("--duplicate-rate", type=_rate, default=defaults.duplicate, metavar="P")
@@ -329,6 +369,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.dry_run = args.dry_run or args.output is not None
     if args.format == "pa" and (args.out is None or args.dry_run):
         parser.error("--format pa writes files into --out DIR (and is no dry run)")
+    if args.serve_ftp and args.format != "pa":
+        parser.error("--serve-ftp serves the files of --format pa")
     if args.format == "pa":
         # A PA file is a declaration in XML: broken JSON or bad figures have no PA form.
         args.malformed_rate = args.invalid_rate = 0.0
@@ -351,6 +393,27 @@ def _progress(console: Console, show: bool) -> Progress:
     )
 
 
+def _say(line: str) -> None:
+    # Plain, not through rich, which wraps a long line and would cut the URL in two.
+    print(f"election-replay: {line}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _served(folder: Path, port: int) -> Iterator[str]:
+    # pyftpdlib logs every command unless logging is set up: its warnings are enough here.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    with read_only_ftp(folder, port) as url:
+        _say(f"serving {folder} read-only at {url} (anonymous): election-ingest pa --ftp {url}")
+        yield url
+
+
+def _until_interrupted() -> int:
+    """Wait for Ctrl-C, the way to stop a pack that is served after the night is written."""
+    with suppress(KeyboardInterrupt):
+        threading.Event().wait()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(stderr=True)
@@ -371,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
             register = load_register(args.data_dir)
             mapping = load_feed_mapping(args.data_dir, args.feed, register)
             feed = pa_feed(feed, mapping, register)
-            sender = folder_sender(args.out)
+            sender = folder_sender(args.out, stamped=args.serve_ftp)
         elif args.dry_run:
             handle = sys.stdout.buffer if to_stdout else args.output.open("wb")
             sender = jsonl_sender(handle, feed)
@@ -385,17 +448,26 @@ def main(argv: list[str] | None = None) -> int:
             )
         # A bar on the terminal that also shows the JSON lines would tear them apart.
         show = (console.is_terminal or args.progress) and not (to_stdout and sys.stdout.isatty())
-        with sender as send, _progress(console, show) as progress:
-            task = progress.add_task("", total=sum(o.seat_declared for o in feed))
+        with sender as send, ExitStack() as serving:
+            if args.serve_ftp:
+                url = serving.enter_context(_served(args.out, args.ftp_port))
+            with _progress(console, show) as progress:
+                task = progress.add_task("", total=sum(o.seat_declared for o in feed))
 
-            def on_progress(item: Outgoing, so_far: ReplayReport) -> None:
-                nonlocal report
-                report = so_far
-                progress.update(
-                    task, completed=so_far.seats_declared, description=f"{item.at:%a %d %b %H:%M}"
-                )
+                def on_progress(item: Outgoing, so_far: ReplayReport) -> None:
+                    nonlocal report
+                    report = so_far
+                    progress.update(
+                        task,
+                        completed=so_far.seats_declared,
+                        description=f"{item.at:%a %d %b %H:%M}",
+                    )
 
-            report = replay(feed, send, args.speed, on_progress)
+                report = replay(feed, send, args.speed, on_progress)
+            if args.serve_ftp:
+                console.print(summary_table(report))
+                _say(f"the night is written; still serving it at {url} until interrupted")
+                return _until_interrupted()
     except (ReferenceDataError, ReplayError, argparse.ArgumentTypeError) as error:
         print(f"election-replay: {error}", file=sys.stderr)
         return 1

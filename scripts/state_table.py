@@ -23,7 +23,9 @@ def state_table(state: StateOfParties, limit: int | None = None) -> Table:
     )
     table = Table(
         # Text, not a markup string: a party code like "[red]x" must show as it is.
-        title=Text(f"State of the parties: {declared}, {leader}"),
+        title=Text(
+            f"{'REHEARSAL · ' if state.rehearsal else ''}State of the parties: {declared}, {leader}"
+        ),
         # UK clock time whatever offset the time came with (the state in Redis keeps UTC).
         caption=f"sequence {state.sequence}"
         + (f", as of {state.as_of.astimezone(UK_TIME):%a %d %b %H:%M}" if state.as_of else ""),

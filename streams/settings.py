@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -20,6 +20,8 @@ from pydantic_settings import (
 from streams.rules.alerts.base import AlertPolicy, merged_priorities
 from streams.rules.projection import Baseline, Projecting
 from streams.rules.reference import Register
+from streams.rules.rehearsal import Mode
+from streams.rules.sources import DEFAULT_SOURCE_PRECEDENCE, SourceRules, source_name
 from streams.rules.validation import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_REVISION_JUMP,
@@ -112,7 +114,11 @@ class Settings(BaseSettings):
 
     # Connections
     kafka_bootstrap_servers: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers")
-    redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL for the tallies")
+    redis_url: str = Field(
+        "redis://127.0.0.1:16379/0",
+        description="Redis URL for the tallies; redis+sentinel://host:port,host:port/service/db "
+        "asks those Sentinels for the service's primary",
+    )
 
     # Connection security (README: Security); every client is built by streams/connections.py
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -151,6 +157,13 @@ class Settings(BaseSettings):
         default_factory=default_run_dir,
         description="Data, logs and pid files of local services",
     )
+    cluster_base_port: int = Field(
+        19100,
+        ge=1,
+        le=65535 - 33,
+        description="Ports of the local cluster (start --cluster) count from this: Kafka "
+        "+1..+3, KRaft controllers +11..+13, Redis +21..+23, Sentinels +31..+33",
+    )
     kafka_libs_dir: Path | None = Field(
         None,
         description="Jars of the local broker (shareable); default ELECTION_RUN_DIR/kafka/libs",
@@ -164,6 +177,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         DEFAULT_DATA_DIR,
         description="Reference files of the election",
+    )
+    # A rehearsal unless told otherwise: a worker left at its default can never put a test
+    # feed on air, and the live night is one setting said on purpose.
+    mode: Mode = Field(
+        "rehearsal",
+        description="rehearsal or live: the only input taken (the other is dead-lettered as "
+        "wrong_mode), and what every output says it is",
     )
     # The 2024 night's last seat (Inverness, Skye and West Ross-shire, after a recount) declared
     # on Saturday 6 July at about 18:00, 44 hours after polls closed: 72 leaves room for a
@@ -201,8 +221,23 @@ class Settings(BaseSettings):
         description="Output: snapshot after each change, or each run of changes",
     )
     topic_alerts: str = Field("alerts", description="Output: alerts for newsrooms and apps")
+    topic_newsroom: str = Field(
+        "newsroom",
+        description="Output: for the newsroom only (source conflicts, feed checks), never apps",
+    )
     topic_partitions: int = Field(
         4, description="Partitions of the declarations and results topics"
+    )
+    # One copy on one broker; a cluster of three keeps three and needs two of them for a write
+    # (acks=all), so losing any one broker loses nothing and stops nothing.
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Copies of every topic the worker, the replay and benchmarks create"
+    )
+    min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        description="min.insync.replicas of those topics: copies a write needs before acks=all "
+        "answers",
     )
     input_retention_ms: int = Field(
         -1,
@@ -219,6 +254,11 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, description="Port of the worker's web server")
     cors_allow_origin: str = Field(
         "*", description="Access-Control-Allow-Origin for graphics clients ('' for none)"
+    )
+    pa_output_feed: str = Field(
+        "rehearsal",
+        pattern=r"^[a-z][a-z0-9-]{0,39}$",
+        description="PA feed whose ids /api/pa/ writes (its mapping in data_dir/pa-feeds/)",
     )
     redis_key_prefix: str = Field("", description="Extra Redis key prefix (tests isolate with it)")
     batch_size: int = Field(200, description="Most declarations applied in one Redis round trip")
@@ -250,6 +290,18 @@ class Settings(BaseSettings):
             "Furthest a declaration's revision may go past its seat's (past 0 for a seat not yet "
             "declared); further: not applied, dead letter"
         ),
+    )
+    source_precedence: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SOURCE_PRECEDENCE),
+        description=(
+            'Whose figures count when sources disagree, first first, as JSON: ["desk", "pa", '
+            '"replay"]; a source not listed comes after them (by name). Every source is kept'
+        ),
+    )
+    source_time_tolerance_s: float = Field(
+        60.0,
+        ge=0,
+        description="How far two sources' declaration times may differ before they disagree",
     )
     # The 2024 night queues 651 results, a snapshot per change or run of changes (at most 651)
     # and its alerts: about 1,040 entries at full speed (docs/benchmarks.md). 4,096 holds a
@@ -307,6 +359,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description='Webhook subscribers of alerts, as JSON: ["https://example.org/hook"]',
     )
+    webhook_rehearsal_urls: list[str] = Field(
+        default_factory=list,
+        description="Webhook subscribers that also take a rehearsal's alerts (the others never "
+        'do), as JSON: ["https://desk.example.org/hook"]',
+    )
     webhook_max_attempts: int = Field(
         5, ge=1, description="POSTs of one alert to one subscriber before it is dead-lettered"
     )
@@ -331,6 +388,20 @@ class Settings(BaseSettings):
         "still sent beside the Standard Webhooks ones while set",
     )
 
+    @model_validator(mode="after")
+    def _writable_topics(self) -> Settings:
+        """A topic needing more in-sync copies than it has would refuse every write."""
+        if self.min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"ELECTION_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) exceeds "
+                f"ELECTION_TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor})"
+            )
+        return self
+
+    def topic_config(self) -> dict[str, str]:
+        """The configuration every topic is created with, beside its partitions and copies."""
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
+
     # The rules take plain values, not settings: these read them from the settings.
     def night_window(self) -> NightWindow:
         return NightWindow(
@@ -345,6 +416,13 @@ class Settings(BaseSettings):
             priorities=merged_priorities(self.alert_priorities),
             shock_majority_share=self.alert_shock_majority_share,
             narrow_margin_votes=self.alert_narrow_margin_votes,
+            rehearsal=self.mode == "rehearsal",
+        )
+
+    def source_rules(self) -> SourceRules:
+        return SourceRules(
+            precedence=tuple(source_name(name) for name in self.source_precedence),
+            time_tolerance_ms=round(self.source_time_tolerance_s * 1000),
         )
 
     def projecting(self, register: Register) -> Projecting | None:
@@ -364,6 +442,7 @@ class Settings(BaseSettings):
             "results": self.topic_results,
             "state": self.topic_state,
             "alerts": self.topic_alerts,
+            "newsroom": self.topic_newsroom,
         }
 
     def watchlist_path(self) -> Path:

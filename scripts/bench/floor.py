@@ -120,9 +120,20 @@ def versions() -> str:
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """The topic with the copies a worker's would have (ELECTION_TOPIC_REPLICATION_FACTOR)."""
+    settings = get_settings()
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        admin.create_topics([NewTopic(topic, partitions, 1)])
+        admin.create_topics(
+            [
+                NewTopic(
+                    topic,
+                    partitions,
+                    settings.topic_replication_factor,
+                    topic_configs=settings.topic_config(),
+                )
+            ]
+        )
     finally:
         admin.close()
 
@@ -194,7 +205,7 @@ def run_faust_worker(args: argparse.Namespace) -> None:
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=args.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=get_settings().topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         # As the pipeline's app: commits on a timer, never inline in the fetch loop, and
         # fetches of ELECTION_CONSUMER_MAX_FETCH_BYTES (--fetch-bytes) a partition.

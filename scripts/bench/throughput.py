@@ -109,6 +109,9 @@ class Isolated:
         return self.ns + name
 
     def create_topics(self) -> None:
+        """The run's topics, with the copies the settings give a worker's (the workers inherit
+        this environment: ELECTION_TOPIC_REPLICATION_FACTOR, ELECTION_MIN_INSYNC_REPLICAS)."""
+        settings = get_settings()
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         single = {"dead_letter", "state", "alerts"}
         try:
@@ -117,11 +120,16 @@ class Isolated:
                     NewTopic(
                         topic,
                         1 if name in single else self.partitions,
-                        1,
+                        settings.topic_replication_factor,
                         # The broker stamps each alert as it appends it: "on the alerts topic".
-                        topic_configs={"message.timestamp.type": "LogAppendTime"}
-                        if name == "alerts"
-                        else {},
+                        topic_configs={
+                            **settings.topic_config(),
+                            **(
+                                {"message.timestamp.type": "LogAppendTime"}
+                                if name == "alerts"
+                                else {}
+                            ),
+                        },
                     )
                     for name, topic in self.topics.items()
                 ]

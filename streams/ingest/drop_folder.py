@@ -5,6 +5,9 @@ is never seen half-written: its temporary name starts with a dot and is never re
 writer that writes in place is caught by the size and modification time: a file is taken
 only once they are the same at two polls in a row. Only regular files are read; a symbolic
 link or folder dropped in is passed over, so nothing outside the folder is ever opened.
+
+`FeedFolder` is what the ingest asks of any folder of the feed's files: this one, or PA's
+folder on an FTP server (ftp_folder.py).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Container
 from pathlib import Path
+from typing import Protocol
 
 HIDDEN = "."
 
@@ -24,6 +28,21 @@ def name_bytes(name: str) -> bytes:
 def name_text(raw: bytes) -> str:
     """The inverse of `name_bytes`."""
     return raw.decode("utf-8", "surrogateescape")
+
+
+class FolderUnreachable(OSError):
+    """No file of the folder can be read now (its server is gone): the rest wait a poll."""
+
+
+class FeedFolder(Protocol):
+    def settled(self, handled: Container[str]) -> list[str]:
+        """Names of files not yet handled, whole and ready to read."""
+        ...
+
+    def read(self, name: str, limit: int) -> tuple[bytes, int]:
+        """The file's first `limit` bytes and its whole size; OSError when it cannot be read
+        now, FolderUnreachable when no file can."""
+        ...
 
 
 class DropFolder:

@@ -1,4 +1,4 @@
-"""The PA drop-folder ingest: each poll's settled files published or refused, then recorded."""
+"""The PA feed's ingest: each poll's settled files published or refused, then recorded."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from streams.feeds.pa.mapping import FeedMapping
 from streams.feeds.pa.refusals import Refusal
 from streams.feeds.pa.revisions import SeatTaken
 from streams.feeds.pa.xml_reader import DEFAULT_MAX_FILE_BYTES
-from streams.ingest.drop_folder import DropFolder, name_bytes
+from streams.ingest.drop_folder import FeedFolder, FolderUnreachable, name_bytes
 from streams.ingest.progress import IngestProgress
+from streams.ingest.totals_check import TotalsCheck
 from streams.rules.reference import Register
 from streams.rules.validation import KEPT_PREFIX_BYTES, MAX_KEY_BYTES
 
@@ -42,6 +43,9 @@ class PollReport:
     published: int = 0
     states_of_parties: int = 0
     refused: Counter[str] = field(default_factory=Counter)
+    # The poll's latest state of the parties against our tallies: agreed, disagreed or
+    # not_compared (streams/ingest/totals_check.py).
+    checked: Counter[str] = field(default_factory=Counter)
 
     @property
     def files(self) -> int:
@@ -50,6 +54,7 @@ class PollReport:
 
 def refusal_letter(
     source: str,
+    rehearsal: bool,
     election_id: str,
     name: str,
     raw: bytes,
@@ -67,6 +72,7 @@ def refusal_letter(
         sha256=hashlib.sha256(raw).hexdigest(),
         refused_at=at,
         election_id=election_id,
+        rehearsal=rehearsal,
     )
 
 
@@ -75,23 +81,26 @@ def _now() -> dt.datetime:
 
 
 class PaFolderIngest:
-    """Takes a PA drop folder into the declarations topic, one poll at a time."""
+    """Takes a PA folder (dropped into, or on FTP) into the declarations topic, a poll at a time."""
 
     def __init__(
         self,
-        folder: DropFolder,
+        folder: FeedFolder,
         progress: IngestProgress,
         output: FeedOutput,
         mapping: FeedMapping,
         register: Register,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         clock: Callable[[], dt.datetime] = _now,
+        *,
+        totals_check: TotalsCheck,
     ) -> None:
         self._folder = folder
         self._progress = progress
         self._output = output
         self._mapping = mapping
         self._register = register
+        self._totals_check = totals_check
         self._max_file_bytes = max_file_bytes
         self._clock = clock
         self._handled = progress.handled_files()
@@ -104,10 +113,13 @@ class PaFolderIngest:
         seats = dict(self._seats)
         moved: dict[int, SeatTaken] = {}
         files: dict[str, str] = {}
+        latest_totals: tuple[str, PartyTotals] | None = None
         for name in sorted(self._folder.settled(self._handled), key=intake_order):
             try:
                 # One byte past the cap, so a file too large is refused as such unread.
                 raw, size = self._folder.read(name, self._max_file_bytes + 1)
+            except FolderUnreachable:
+                break  # the folder logged why; the files after this one wait, in order
             except OSError as exc:
                 log.warning("cannot read %r yet (%s): next poll", name, exc)
                 continue
@@ -125,9 +137,11 @@ class PaFolderIngest:
             elif isinstance(outcome, PartyTotals):
                 files[name] = STATE_OF_PARTIES
                 report.states_of_parties += 1
+                latest_totals = (name, outcome)
             else:
                 letter = refusal_letter(
                     self._mapping.source,
+                    self._mapping.rehearsal,
                     self._register.election_id,
                     name,
                     raw,
@@ -152,4 +166,8 @@ class PaFolderIngest:
         self._progress.record(files, moved)
         self._seats = seats
         self._handled.update(files)
+        if latest_totals is not None:
+            name, totals = latest_totals
+            verdict = self._totals_check.check(name, totals.revision, totals.totals)
+            report.checked[verdict.outcome] += 1
         return report

@@ -31,9 +31,12 @@ def create_app(settings: Settings) -> ElectionApp:
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
+        # Every in-sync copy has a dead letter before it counts as sent. (Faust makes its
+        # producer idempotent only with exactly-once transactions; a retried dead letter
+        # may repeat, as a redelivered one does: docs/scaling.md, Rebalances.)
         producer_acks=-1,
         web_host=settings.web_host,
         web_port=settings.web_port,

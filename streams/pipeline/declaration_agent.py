@@ -22,6 +22,7 @@ from streams.pipeline.context import ElectionApp, WorkerContext
 from streams.pipeline.metrics import observe_latency, observe_outcomes
 from streams.pipeline.topics import Topics
 from streams.rules.reference import Register
+from streams.rules.rehearsal import Mode
 from streams.rules.validation import (
     FeedPosition,
     NightWindow,
@@ -66,6 +67,8 @@ def _refused_by_the_tally(
         source_offset=message.offset,
         rejected_at=dt.datetime.now(dt.UTC),
         election_id=election_id,
+        # Validation took it, so its flag is the worker's mode.
+        rehearsal=declaration.rehearsal,
     )
 
 
@@ -125,6 +128,7 @@ async def steps_of(
     window: NightWindow,
     max_bytes: int,
     dead_letter: faust.TopicT,
+    mode: Mode,
 ) -> tuple[list[PendingStep], list[Awaitable[Any]]]:
     """Validate a batch: the step each message becomes, and its dead letters, already sent.
 
@@ -139,7 +143,9 @@ async def steps_of(
         key = message.key if isinstance(message.key, bytes) else None
         where = (message.topic, message.partition, message.offset)
         position = FeedPosition(*where, key, kafka_time(message.timestamp))
-        verdict = validate_message(raw, position, reg, window=window, max_bytes=max_bytes)
+        verdict = validate_message(
+            raw, position, reg, window=window, max_bytes=max_bytes, mode=mode
+        )
         steps.append(step_of(verdict, position))
         if isinstance(verdict, Rejected):
             # Cut, so a dead letter stays under the broker's size limit whatever came.
@@ -230,7 +236,7 @@ async def tally(
     ):
         reg = context.register
         steps, dead_letters = await steps_of(
-            events, reg, window, settings.max_message_bytes, topics.dead_letter
+            events, reg, window, settings.max_message_bytes, topics.dead_letter, settings.mode
         )
         # Dead letters reach Kafka before the batch's offsets are recorded: a crash between
         # the two sends a rejection twice (each names its source offset), never not at all.
@@ -242,7 +248,13 @@ async def tally(
             )
         # A Redis restart neither crashes the agent nor skips the batch: it waits, rebuilds
         # the state from Kafka if Redis came back without it, then records the batch.
-        apply = partial(store.apply_steps, steps, reg, max_revision_jump=settings.max_revision_jump)
+        apply = partial(
+            store.apply_steps,
+            steps,
+            reg,
+            max_revision_jump=settings.max_revision_jump,
+            source_precedence=settings.source_precedence,
+        )
         outcomes = await with_state(store, settings, reg, apply, "tally", first)
         observe_outcomes(_outcomes(steps, outcomes))
         jump = settings.max_revision_jump

@@ -43,10 +43,23 @@ from streams.rules.projection import (
     seat_projection,
 )
 from streams.rules.reference import Register
+from streams.rules.sources import (
+    DEFAULT_SOURCE_RULES,
+    SourceRules,
+    conflict_message,
+    conflict_turns,
+)
 from streams.rules.tally import RunningTotals, state_of_parties
 from streams.rules.watchlist import Watchlist, load_watchlist
-from streams.store.outbox import OUTBOX_EPOCH_HEADER, OUTBOX_SEQ_HEADER, Output, QueuedOutput
-from streams.store.rebuild import REDIS_UNAVAILABLE, state_present
+from streams.store.outbox import (
+    OUTBOX_EPOCH_HEADER,
+    OUTBOX_SEQ_HEADER,
+    Output,
+    QueuedOutput,
+    conflict_output_id,
+    result_output_id,
+)
+from streams.store.rebuild import REDIS_UNAVAILABLE, rebuild_now, state_present
 from streams.store.tally_store import Change
 
 log = logging.getLogger(__name__)
@@ -107,6 +120,8 @@ def snapshot_output(telling: Telling, register: Register, last_seat: SeatResult)
         telling.told,
         telling.as_of,
         last_seat.constituency_id,
+        # The worker takes only its own mode's declarations, so the seat's flag is its mode.
+        rehearsal=last_seat.rehearsal,
     )
     if telling.projecting is not None:
         # Once per snapshot, as the snapshot itself: a run of changes read together is
@@ -127,11 +142,39 @@ def result_output(change: Change) -> Output:
     assert change.result is not None
     result = change.result
     return Output(
-        output_id=f"result:{result.constituency_id}:{result.revision}",
+        output_id=result_output_id(result.constituency_id, result.source, result.revision),
         topic="results",
         key=result.constituency_id,
         value=change.result_json or result.model_dump_json().encode(),
     )
+
+
+def conflict_outputs(
+    change: Change, register: Register, rules: SourceRules, rehearsal: bool
+) -> list[Output]:
+    """The newsroom's messages of the source conflicts a declaration's change opened or ended."""
+    if change.view is None or change.constituency_id is None:
+        return []
+    turns = conflict_turns(change.views_before, change.views_after, rules)
+    if not turns:
+        return []
+    ref = register.constituencies[change.constituency_id]
+    outputs = []
+    for turn in turns:
+        message = conflict_message(
+            turn, ref, register.election_id, change.counted, change.sequence, rehearsal
+        )
+        outputs.append(
+            Output(
+                output_id=conflict_output_id(
+                    ref.ons_id, message.conflict_id, turn.resolution is not None
+                ),
+                topic="newsroom",
+                key=ref.ons_id,
+                value=message.model_dump_json().encode(),
+            )
+        )
+    return outputs
 
 
 def _alert_output(alert: Alert) -> Output:
@@ -152,6 +195,7 @@ def tell(
     register: Register,
     watchlist: Watchlist,
     policy: AlertPolicy,
+    sources: SourceRules = DEFAULT_SOURCE_RULES,
 ) -> list[tuple[int, list[Output]]]:
     """Everything a run of changes publishes at once, in the order they were logged.
 
@@ -160,7 +204,9 @@ def tell(
     the run publishes one snapshot of the state of the parties, after its last seat change.
     Graphics show the latest state, and a snapshot (votes and shares of a hundred parties)
     after every change of a fast run cost more than everything else the publisher does; when
-    changes come one at a time, as on the night, each still gets its own.
+    changes come one at a time, as on the night, each still gets its own. A declaration's
+    change also tells the newsroom of the source conflicts it opened or ended; a lower-ranked
+    source's (no result: nothing counted moved) tells only that.
     """
     announcements: list[tuple[int, list[Output]]] = []
     last_seat: SeatResult | None = None
@@ -170,12 +216,15 @@ def tell(
             alerts = alert_rules.detect_exit_poll(change.exit_poll, register, policy)
             announcements.append((change.sequence, [_alert_output(alert) for alert in alerts]))
             continue
-        assert change.result is not None
+        conflicts = conflict_outputs(change, register, sources, policy.rehearsal)
+        if change.result is None:
+            announcements.append((change.sequence, conflicts))
+            continue
         result: SeatResult = change.result
         baseline = baseline_of(change.previous)
         alerts = alert_rules.seat_change_alerts(result, baseline, register, watchlist, policy)
         outputs = [result_output(change)] + [_alert_output(a) for a in in_order(alerts)]
-        announcements.append((change.sequence, outputs))
+        announcements.append((change.sequence, outputs + conflicts))
         last_seat = result
     if last_seat is not None:
         announcements[-1][1].append(snapshot_output(telling, register, last_seat))
@@ -244,6 +293,7 @@ class Publisher:
         self.telling: Telling | None = None  # the night as told, while this one leads
         self.watchlist = load_watchlist(settings.watchlist_path())
         self.policy = settings.alert_policy()
+        self.sources = settings.source_rules()
         self.projecting = context.projecting
         self.epoch = ""
         self.on_kafka: set[int] = set()  # outbox entries past the cursor found on Kafka
@@ -271,7 +321,15 @@ class Publisher:
             # Just became the publisher: what reached Kafka before a crash is the truth.
             await self._start_clients()
             self.epoch = await self.outbox.epoch()
-            await self._resync_from_kafka()
+            try:
+                await self._resync_from_kafka()
+            except OutboxLostWrites as lost:
+                # A Redis failover can lose its last writes: if those were only the outbox's,
+                # no tally offset shows it, and going on would send some outputs twice and
+                # skip others. The rebuild re-makes the state and the outbox from Kafka.
+                log.error("%s; rebuilding the state from Kafka", lost)
+                await rebuild_now(self.store, self.settings, self.register)
+                return
             self.telling = None
             self.leading = True
         try:
@@ -343,7 +401,9 @@ class Publisher:
         """Queue the outputs of the changes not yet told, and of the national moments the
         watermark has passed; returns what was queued."""
         changes = await self.store.changes(after=telling.read_upto, count=self.settings.batch_size)
-        announcements = tell(telling, changes, self.register, self.watchlist, self.policy)
+        announcements = tell(
+            telling, changes, self.register, self.watchlist, self.policy, self.sources
+        )
         moments: list[Output] = []
         records: dict[str, str] = {}
         if telling.inbox or telling.story.pending:
@@ -358,7 +418,9 @@ class Publisher:
                 if not more:
                     break
                 changes += more
-                announcements += tell(telling, more, self.register, self.watchlist, self.policy)
+                announcements += tell(
+                    telling, more, self.register, self.watchlist, self.policy, self.sources
+                )
             # What the workers' own records allow, without asking the broker: enough to keep
             # the story in order, not to tell a moment.
             into_story(telling, watermark(read.values()))
@@ -520,7 +582,13 @@ class Publisher:
             for topic, partitions in partitions_of.items():
                 for partition in partitions:
                     present |= await _outbox_seqs(consumer, topic, partition, self.epoch)
-            published = newest = await self.outbox.published()
+            progress = await self.outbox.progress()
+            if outbox_lost_writes(present, progress.queued):
+                raise OutboxLostWrites(
+                    f"Kafka holds outbox entries up to {max(present)} of this epoch, Redis "
+                    f"queued only up to {progress.queued}: Redis lost writes it acknowledged"
+                )
+            published = newest = progress.published
             while newest + 1 in present:
                 newest += 1
             self.on_kafka = {seq for seq in present if seq > newest}
@@ -533,6 +601,15 @@ class Publisher:
             )
         finally:
             await consumer.stop()
+
+
+class OutboxLostWrites(RuntimeError):
+    """Kafka holds outputs the outbox in Redis never queued: Redis lost acknowledged writes."""
+
+
+def outbox_lost_writes(on_kafka: set[int], queued: int) -> bool:
+    """Whether Kafka holds an entry of this outbox epoch past the last one Redis queued."""
+    return bool(on_kafka) and max(on_kafka) > queued
 
 
 async def _outbox_seqs(

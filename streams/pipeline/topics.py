@@ -16,6 +16,7 @@ class Topics:
     results: faust.TopicT
     state_of_parties: faust.TopicT
     alerts: faust.TopicT
+    newsroom: faust.TopicT
 
     @property
     def all(self) -> tuple[faust.TopicT, ...]:
@@ -25,17 +26,19 @@ class Topics:
     def outputs(self) -> tuple[faust.TopicT, ...]:
         """Sent to, never consumed here: no agent subscribes to them, so Faust would not create
         them and the first send would let the broker auto-create each with its defaults."""
-        return (self.dead_letter, self.results, self.state_of_parties, self.alerts)
+        return (self.dead_letter, self.results, self.state_of_parties, self.alerts, self.newsroom)
 
 
 def input_config(settings: Settings) -> dict[str, str]:
     """The tallies are a function of the declarations log and are rebuilt from it when Redis
     loses them (streams/store/rebuild.py), so the input topic keeps every message of the night."""
-    return {"retention.ms": str(settings.input_retention_ms)}
+    return {**settings.topic_config(), "retention.ms": str(settings.input_retention_ms)}
 
 
 def register_topics(app: faust.App, settings: Settings) -> Topics:
     """Declare the night's topics on `app`, and a startup task that creates the outputs."""
+    # Copies come from the app's topic_replication_factor; how many must have each write:
+    copies = settings.topic_config()
     topics = Topics(
         # Faust creates only `internal` topics: without it a broker would auto-create the
         # topic with one partition and the default retention, and a worker started before the
@@ -46,10 +49,13 @@ def register_topics(app: faust.App, settings: Settings) -> Topics:
             config=input_config(settings),
             internal=True,
         ),
-        dead_letter=app.topic(settings.topic_dead_letter, partitions=1),
-        results=app.topic(settings.topic_results, partitions=settings.topic_partitions),
-        state_of_parties=app.topic(settings.topic_state, partitions=1),
-        alerts=app.topic(settings.topic_alerts, partitions=1),
+        dead_letter=app.topic(settings.topic_dead_letter, partitions=1, config=copies),
+        results=app.topic(
+            settings.topic_results, partitions=settings.topic_partitions, config=copies
+        ),
+        state_of_parties=app.topic(settings.topic_state, partitions=1, config=copies),
+        alerts=app.topic(settings.topic_alerts, partitions=1, config=copies),
+        newsroom=app.topic(settings.topic_newsroom, partitions=1, config=copies),
     )
 
     @app.task

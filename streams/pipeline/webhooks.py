@@ -1,4 +1,4 @@
-"""Webhook push of alerts: every subscriber gets every alert, retried, dead-lettered after N."""
+"""Webhook push of alerts: each subscriber gets every alert it takes, retried, dead-lettered."""
 
 # Delivery guarantees, per subscriber:
 # - Alerts go out one at a time in outbox order, so an amendment never overtakes its original.
@@ -12,6 +12,9 @@
 #   jitter; after ELECTION_WEBHOOK_MAX_ATTEMPTS the alert goes to the `dead` list with the last
 # reason
 #   and the cursor moves on, so one poisoned alert cannot stall the night.
+# - A rehearsal's alert goes only to subscribers in ELECTION_WEBHOOK_REHEARSAL_URLS. For every
+#   other subscriber it is never POSTed: it joins that subscriber's `withheld` set and the
+#   cursor moves, in the same Lua step, so it is accounted for and never retried.
 # Only the holder of the webhooks lock delivers, so two workers never both send.
 #
 # Signatures follow Standard Webhooks (streams/rules/webhook_signing.py): one per secret of
@@ -28,7 +31,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,7 @@ from redis.asyncio import Redis
 from streams.connections import redis_from_settings
 from streams.pipeline.context import ElectionApp
 from streams.rules.backoff import backoff_delay
+from streams.rules.rehearsal import withheld
 from streams.rules.webhook_signing import (
     WebhookSecretError,
     legacy_signature_headers,
@@ -66,6 +70,7 @@ class Action(enum.StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"
     DEAD = "dead"
+    WITHHELD = "withheld"  # a rehearsal's alert, for a subscriber that takes none
 
 
 @dataclass(frozen=True)
@@ -89,9 +94,8 @@ def subscriber_id(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def alert_request(item: QueuedOutput) -> tuple[str, bytes, dict[str, str]]:
-    """The alert id, JSON body and headers of one queued alert's POST."""
-    alert = orjson.loads(item.output.value)
+def alert_request(item: QueuedOutput, alert: dict[str, Any]) -> tuple[str, bytes, dict[str, str]]:
+    """The alert id, JSON body and headers of one queued alert's POST (`alert`: its JSON)."""
     alert_id = str(alert.get("alert_id") or item.output.key)
     # The body carries its outbox position, as /api/alerts does, so receivers can order.
     body = orjson.dumps({**alert, "sequence": item.sequence})
@@ -155,9 +159,16 @@ class Subscriber:
     """One webhook URL's delivery state in Redis and its delivery loop."""
 
     def __init__(
-        self, url: str, redis: Redis, namespace: str, policy: Policy, session: aiohttp.ClientSession
+        self,
+        url: str,
+        redis: Redis,
+        namespace: str,
+        policy: Policy,
+        session: aiohttp.ClientSession,
+        takes_rehearsals: bool = False,
     ) -> None:
         self.url = url
+        self.takes_rehearsals = takes_rehearsals
         self.redis = redis
         self.keys = SubscriberKeys.of(namespace, subscriber_id(url))
         self.outbox = Outbox(redis, namespace)
@@ -193,14 +204,19 @@ class Subscriber:
         for item in items:
             if item.output.topic != "alerts":
                 continue
-            alert_id, body, headers = alert_request(item)
+            alert = orjson.loads(item.output.value)
+            alert_id, body, headers = alert_request(item, alert)
             if await self.redis.sismember(self.keys.delivered, alert_id):
                 # Acknowledged before a crash that came ahead of the cursor move.
-                await self._move(item.sequence, "", "")
+                await self._move(item.sequence)
+                continue
+            if withheld(alert, self.takes_rehearsals):
+                await self._move(item.sequence, alert_id, Action.WITHHELD)
+                settled += 1
                 continue
             decision = await self.deliver(alert_id, body, headers)
             if decision.action is Action.DELIVERED:
-                await self._move(item.sequence, alert_id, "")
+                await self._move(item.sequence, alert_id, Action.DELIVERED)
             else:
                 log.warning("webhook dead-lettered %s: %s", alert_id, decision.reason)
                 entry = orjson.dumps(
@@ -213,11 +229,11 @@ class Subscriber:
                         "alert": orjson.loads(body),
                     }
                 )
-                await self._move(item.sequence, alert_id, entry.decode())
+                await self._move(item.sequence, alert_id, Action.DEAD, entry.decode())
             settled += 1
         if items:
             # Past the results and snapshots of the batch too, so they are not read again.
-            await self._move(items[-1].sequence, "", "")
+            await self._move(items[-1].sequence)
         return settled
 
     async def deliver(self, alert_id: str, body: bytes, headers: dict[str, str]) -> Decision:
@@ -248,18 +264,30 @@ class Subscriber:
         except (aiohttp.ClientError, TimeoutError) as error:
             return None, f"{type(error).__name__}: {error}"[:300]
 
-    async def _move(self, sequence: int, alert_id: str, dead_entry: str) -> None:
+    async def _move(
+        self, sequence: int, alert_id: str = "", outcome: str = "", dead_entry: str = ""
+    ) -> None:
+        """Settle `alert_id` as `outcome` (none: only the cursor moves) and move the cursor."""
         await self._settle(
-            keys=[self.keys.cursor, self.keys.delivered, self.keys.dead],
-            args=[sequence, alert_id, dead_entry],
+            keys=[self.keys.cursor, self.keys.delivered, self.keys.dead, self.keys.withheld],
+            args=[sequence, alert_id, outcome, dead_entry],
         )
 
 
 class Dispatcher:
     """Runs one delivery task per subscriber while this worker holds the webhooks lock."""
 
-    def __init__(self, urls: Sequence[str], redis: Redis, namespace: str, policy: Policy) -> None:
-        self.urls = list(dict.fromkeys(urls))  # the same URL twice is one subscriber
+    def __init__(
+        self,
+        urls: Sequence[str],
+        redis: Redis,
+        namespace: str,
+        policy: Policy,
+        rehearsal_urls: Collection[str] = (),
+    ) -> None:
+        # The same URL twice is one subscriber; one among `rehearsal_urls` also takes rehearsals.
+        self.urls = list(dict.fromkeys([*urls, *rehearsal_urls]))
+        self.rehearsal_urls = frozenset(rehearsal_urls)
         self.redis = redis
         self.ns = namespace
         self.policy = policy
@@ -278,9 +306,18 @@ class Dispatcher:
             for url in self.urls:
                 # Operators find a subscriber's keys from its URL here.
                 await self.redis.hset(self.ns + WEBHOOK_SUBSCRIBERS, subscriber_id(url), url)
-                subscriber = Subscriber(url, self.redis, self.ns, self.policy, self.session)
+                takes_rehearsals = url in self.rehearsal_urls
+                subscriber = Subscriber(
+                    url, self.redis, self.ns, self.policy, self.session, takes_rehearsals
+                )
                 self.tasks.append(asyncio.create_task(subscriber.run()))
-            log.info("webhook dispatcher delivering to %d subscriber(s)", len(self.urls))
+            log.info(
+                "webhook dispatcher delivering to %d subscriber(s), %d of them taking "
+                "rehearsals; a rehearsal's alerts are withheld from the others "
+                "(webhooks:<subscriber>:withheld)",
+                len(self.urls),
+                len(self.rehearsal_urls),
+            )
 
     async def _stop_tasks(self) -> None:
         for task in self.tasks:
@@ -308,7 +345,7 @@ def register(app: ElectionApp) -> None:
     @app.timer(interval=1.0, name="streams.webhooks.dispatch_webhooks")
     async def dispatch_webhooks() -> None:
         nonlocal dispatcher
-        if not settings.webhook_urls:
+        if not settings.webhook_urls and not settings.webhook_rehearsal_urls:
             return  # no subscribers: nothing to lock, nothing to run
         if dispatcher is None:
             if policy.legacy_secret is not None:
@@ -330,6 +367,7 @@ def register(app: ElectionApp) -> None:
                 redis_from_settings(settings),
                 app.context.namespace,
                 policy,
+                settings.webhook_rehearsal_urls,
             )
         try:
             await dispatcher.tick()

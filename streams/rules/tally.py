@@ -12,6 +12,7 @@ from schemas.results import CandidateResult, SeatResult, StateOfParties
 from streams.rules.alerts.base import PartySeatCount, SeatCount
 from streams.rules.alerts.national import unbeatable_party
 from streams.rules.reference import ConstituencyRef, Register
+from streams.rules.sources import source_name
 
 Contribution = dict[str, int]
 
@@ -98,9 +99,11 @@ def seat_result(
         "constituency_name": ref.name,
         "kind": declaration.kind,
         "revision": declaration.revision,
+        "source": source_name(declaration.source),
         "declared_at": declaration.declared_at,
         "sequence": sequence,
         "previous_party": ref.notional_2019_winner,
+        "rehearsal": declaration.rehearsal,
     }
     if declaration.kind is DeclarationKind.RECOUNT:
         if previous is not None:
@@ -199,8 +202,10 @@ def state_of_parties(
     sequence: int,
     as_of: dt.datetime | None,
     last_constituency_id: str | None,
+    rehearsal: bool = True,
 ) -> StateOfParties:
-    """The national picture from the flat counters (an empty mapping: nothing declared).
+    """The national picture from the flat counters (an empty mapping: nothing declared);
+    `rehearsal` says whose tallies they are, a rehearsal's unless said otherwise.
 
     The majority line is the register's nominal one, 326 of 650, whoever holds Chorley:
     the Speaker's seat is listed as party `Spk` and never lowered from the line, because
@@ -260,6 +265,7 @@ def state_of_parties(
     return StateOfParties.model_validate(
         {
             "election_id": register.election_id,
+            "rehearsal": rehearsal,
             "sequence": sequence,
             "as_of": as_of,
             "total_seats": register.total_seats,

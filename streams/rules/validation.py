@@ -18,6 +18,7 @@ from schemas.declaration import FIGURES_ERROR, Candidate, Declaration
 from schemas.exit_poll import ExitPoll
 from schemas.rejection import Rejection, RejectionReason
 from streams.rules.reference import CandidateRef, Register
+from streams.rules.rehearsal import Mode, mode_of
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,24 @@ def _parse(raw: bytes, register: Register) -> Declaration | ExitPoll:
         if any(error["type"] == FIGURES_ERROR for error in exc.errors()):
             raise _Reject(RejectionReason.FIGURES_DO_NOT_ADD_UP, _summarise(exc)) from exc
         raise _Reject(RejectionReason.SCHEMA_VIOLATION, _summarise(exc)) from exc
+
+
+def _check_mode(message: Declaration | ExitPoll, mode: Mode) -> None:
+    """A worker tallies only its own mode's messages: a rehearsal's result in the live night's
+    tallies would reach the public, and the live night's in a rehearsal would be lost."""
+    sent_as = mode_of(message.rehearsal)
+    if sent_as == mode:
+        return
+    what = (
+        f"{message.constituency_name} ({message.constituency_id}) revision {message.revision}"
+        if isinstance(message, Declaration)
+        else "the exit poll"
+    )
+    raise _Reject(
+        RejectionReason.WRONG_MODE,
+        f"{what} is a {sent_as} message (rehearsal: {str(message.rehearsal).lower()}) and "
+        f"this worker is {mode} (ELECTION_MODE={mode}); not taken",
+    )
 
 
 def _check_against_register(declaration: Declaration, register: Register) -> None:
@@ -315,6 +334,7 @@ def validate_message(
     now: dt.datetime | None = None,
     max_bytes: int | None = None,
     window: NightWindow | None = None,
+    mode: Mode = "rehearsal",
 ) -> Verdict:
     """Decide one raw message's fate; never raises for bad input.
 
@@ -323,7 +343,8 @@ def validate_message(
     ELECTION_DECLARED_AT_FUTURE_MARGIN_S) bounds
     the message's own time; "in the future" is measured from `position.sent_at`, or from
     `now` (when it is judged, default the wall clock) for a record without one or stamped
-    later than that.
+    later than that. `mode` (ELECTION_MODE) is the only kind of message taken, a rehearsal's
+    or the live night's.
     """
     limit = max_bytes if max_bytes is not None else DEFAULT_MAX_MESSAGE_BYTES
     window = window if window is not None else NightWindow()
@@ -336,6 +357,7 @@ def validate_message(
             kept = raw[:KEPT_PREFIX_BYTES]
             raise oversized
         message = _parse(raw, register)
+        _check_mode(message, mode)
         if isinstance(message, Declaration):
             _check_against_register(message, register)
             _check_key(message, position.key)
@@ -378,5 +400,6 @@ def validate_message(
             source_offset=position.offset,
             rejected_at=now,
             election_id=register.election_id,
+            rehearsal=mode == "rehearsal",
         )
     )

@@ -27,6 +27,8 @@ def namespace_pattern(namespace: str) -> str:
 
 # The tallies (streams.store.tally_store), written by the apply step (lua/tally_apply.lua).
 # + ONS id: hash revision, kind, content_hash, contribution, result, recount, applied_offset
+# (of the source that counts, named in `source`), `sources` (every source that reported the
+# seat, comma-separated), and per source `rev:`, `hash:` and `view:` + its name.
 SEAT = "seat:"
 SEATS = "seats"  # set of ONS ids with a seat hash, so reading every seat needs no SCAN
 TOTALS = "totals"  # hash of flat integer counters (none at 0), and meta:sequence
@@ -71,8 +73,14 @@ class SubscriberKeys:
     cursor: str  # string: the outbox sequence every entry up to which is settled
     delivered: str  # set: alert ids the subscriber acknowledged with a 2xx
     dead: str  # list: JSON of each alert given up on, with the last reason
+    withheld: str  # set: a rehearsal's alert ids never sent, as it takes no rehearsals
 
     @classmethod
     def of(cls, namespace: str, subscriber_id: str) -> SubscriberKeys:
         base = f"{namespace}{WEBHOOK_SUBSCRIBER}{subscriber_id}:"
-        return cls(cursor=base + "cursor", delivered=base + "delivered", dead=base + "dead")
+        return cls(
+            cursor=base + "cursor",
+            delivered=base + "delivered",
+            dead=base + "dead",
+            withheld=base + "withheld",
+        )

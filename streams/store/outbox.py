@@ -47,6 +47,18 @@ class Output:
     value: bytes
 
 
+def result_output_id(constituency_id: str, source: str | None, revision: int) -> str:
+    """A seat result's dedupe id: one per revision of each source, as sources count in turn."""
+    if source is None:  # written before results named their source
+        return f"result:{constituency_id}:{revision}"
+    return f"result:{constituency_id}:{source}:{revision}"
+
+
+def conflict_output_id(constituency_id: str, conflict_id: str, resolved: bool) -> str:
+    """A source conflict's dedupe id, and its resolution's."""
+    return f"{'conflict-resolved' if resolved else 'conflict'}:{constituency_id}:{conflict_id}"
+
+
 @dataclass(frozen=True)
 class QueuedOutput:
     sequence: int

@@ -48,6 +48,8 @@ from streams.store.outbox import (
     Outbox,
     Output,
     QueuedOutput,
+    conflict_output_id,
+    result_output_id,
 )
 from streams.store.tally_store import PendingStep, TallyStore, step_of
 
@@ -361,10 +363,14 @@ async def _apply_log(store: TallyStore, settings: Settings, register: Register) 
                 register,
                 window=window,
                 max_bytes=settings.max_message_bytes,
+                mode=settings.mode,
             )
             steps.append(step_of(verdict, position))
         outcomes = await store.apply_steps(
-            steps, register, max_revision_jump=settings.max_revision_jump
+            steps,
+            register,
+            max_revision_jump=settings.max_revision_jump,
+            source_precedence=settings.source_precedence,
         )
         for outcome in outcomes:
             report.outcomes[outcome.outcome] += 1
@@ -383,12 +389,17 @@ def _value_of(record: ConsumerRecord[bytes, bytes], election_id: str) -> dict[st
 
 
 def _output_id(topic: str, value: dict[str, Any]) -> str | None:
-    """The publisher's dedupe id of an output: `alert:<alert id>`, `result:<ons id>:<revision>`
-    or `state:<sequence>`; None for anything else on the topic."""
+    """The publisher's dedupe id of an output (streams.pipeline.publisher): `alert:<alert id>`,
+    `result:<ons id>:<source>:<revision>`, `state:<sequence>` or `conflict...:<ons id>:<id>`;
+    None for anything else on the topic."""
     if topic == "alerts" and "alert_id" in value:
         return f"alert:{value['alert_id']}"
     if topic == "results" and "constituency_id" in value:
-        return f"result:{value['constituency_id']}:{value['revision']}"
+        return result_output_id(value["constituency_id"], value.get("source"), value["revision"])
+    if topic == "newsroom" and value.get("message_type") == "source_conflict":
+        return conflict_output_id(
+            value["constituency_id"], value["conflict_id"], value.get("resolution") is not None
+        )
     if topic == "state" and value.get("message_type") == "state_of_parties":
         return f"state:{int(value.get('sequence', 0))}"
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,14 @@ from streams.rules.event_time import (
     key_time,
 )
 from streams.rules.reference import ReferenceDataError, Register
+from streams.rules.sources import (
+    DEFAULT_SOURCE_PRECEDENCE,
+    SourceView,
+    precedence_text,
+    source_name,
+    source_view,
+    views_from_json,
+)
 from streams.rules.tally import (
     SEQUENCE,
     contribution_delta,
@@ -55,7 +64,7 @@ _SEQUENCE_PLACEHOLDER = '"sequence":0,'
 # The apply step (lua/tally_apply.lua, whose header lays out its KEYS and ARGV): the values
 # per message, and the keys before the seats' hashes in KEYS, in the script's order.
 _APPLY = lua_script("tally_apply")
-_FIELDS_PER_STEP = 13
+_FIELDS_PER_STEP = 15
 _APPLY_KEYS = [TOTALS, OFFSETS, CHANGES, SEATS, COUNTERS, EXIT_POLL, CLOCKS, AS_OF]
 
 
@@ -107,19 +116,22 @@ def step_of(verdict: Verdict, position: FeedPosition) -> PendingStep:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    # applied | duplicate | superseded | conflict | revision_jump | exit_poll_applied |
-    # exit_poll_duplicate | rejected | redelivered
+    # applied | outranked | duplicate | superseded | conflict | revision_jump |
+    # exit_poll_applied | exit_poll_duplicate | rejected | redelivered
     outcome: str
-    sequence: int | None  # the change's sequence when applied
+    sequence: int | None  # the change's sequence when applied or outranked
     current_revision: int | None = None  # the seat's revision, for a revision_jump (0: none)
 
 
 @dataclass(frozen=True)
 class Change:
-    """One entry of the change log: an applied revision (or the exit poll), in order.
+    """One entry of the change log: an applied revision, an outranked one (a lower source's,
+    with no result: the seat's counted figures did not move) or the exit poll, in order.
 
     `delta` is what the change did to the totals (counter -> net change, none at 0), so a
     reader that knows the totals before it knows them after, without reading them all.
+    A declaration's change also says which source sent it, that source's view of the seat
+    and every source's view before it (streams.rules.sources), and which source counts.
     """
 
     sequence: int
@@ -129,6 +141,16 @@ class Change:
     exit_poll: ExitPoll | None = None
     result_json: bytes = b""  # the stored result exactly, for publishing without re-encoding
     sent_ms: int = 0  # the Kafka timestamp of the message that made it (0: unknown)
+    constituency_id: str | None = None
+    view: SourceView | None = None
+    views_before: dict[str, SourceView] = dataclasses.field(default_factory=dict)
+    counted: str | None = None  # the source whose figures the seat counts after the change
+
+    @property
+    def views_after(self) -> dict[str, SourceView]:
+        if self.view is None:
+            return dict(self.views_before)
+        return {**self.views_before, self.view.source: self.view}
 
     @property
     def key(self) -> EventKey:
@@ -143,7 +165,8 @@ class Change:
 
 
 def content_hash(declaration: Declaration) -> str:
-    """What a revision announces; two feeds relaying the same revision are duplicates.
+    """What a revision announces; two relays of one source (replay:a, replay:b) sending the
+    same revision are duplicates.
 
     Hashed from the parsed model, so key order and spacing in the bytes do not count, and
     without `source`, which says who relayed it, not what was declared.
@@ -247,6 +270,8 @@ class TallyStore:
                 ),
                 item.sent_ms,
                 seat_index,
+                source_name(declaration.source),
+                source_view(declaration).encode(),
             ]
         return values + [""] * (_FIELDS_PER_STEP - len(values))
 
@@ -256,6 +281,7 @@ class TallyStore:
         register: Register | None = None,
         *,
         max_revision_jump: int = DEFAULT_MAX_REVISION_JUMP,
+        source_precedence: Sequence[str] = DEFAULT_SOURCE_PRECEDENCE,
     ) -> list[StepOutcome]:
         """Record a batch of consumed messages in one round trip, each its own atomic step.
 
@@ -266,14 +292,17 @@ class TallyStore:
         same partition are held back unapplied, so when the batch is redelivered the offset
         check skips exactly what was applied. Items of one topic-partition must come in
         offset order, as Kafka delivers them. A declaration more than `max_revision_jump`
-        past its seat's revision is recorded, not applied: `revision_jump`.
+        past its seat's revision is recorded, not applied: `revision_jump`. Revisions are
+        judged per source; a seat counts the figures of the first source in
+        `source_precedence` that has reported it, and a lower source's revision is kept and
+        logged but changes no number: `outranked`.
         """
         if max_revision_jump < 1:
             raise ValueError(f"max_revision_jump must be at least 1, not {max_revision_jump}")
         if not items:
             return []
         chosen = self._register(register)
-        args: list[Any] = [_FIELDS_PER_STEP, max_revision_jump]
+        args: list[Any] = [_FIELDS_PER_STEP, max_revision_jump, precedence_text(source_precedence)]
         keys = {self.key(name): at for at, name in enumerate(_APPLY_KEYS, start=1)}
         for item in items:
             args += self._step_args(item, chosen, keys)
@@ -309,8 +338,9 @@ class TallyStore:
         """The state of the parties now, from one consistent read (MULTI) of totals and log."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.key(TOTALS))
-            # The latest two: one of them is a seat's, since the exit poll comes only once.
-            pipe.xrevrange(self.key(CHANGES), count=2)
+            # The latest few: the last seat's result is among them unless a lower-ranked
+            # source's revisions (which log no result) came after it, as many as that.
+            pipe.xrevrange(self.key(CHANGES), count=16)
             pipe.get(self.key(AS_OF))
             raw, latest, as_of_ms = await pipe.execute()
         totals = {_text(k): int(v) for k, v in raw.items()}
@@ -423,6 +453,25 @@ def _change(entry_id: Any, fields: Any) -> Change:
     if "exit_poll" in decoded:
         exit_poll = ExitPoll.model_validate_json(decoded["exit_poll"])
         return Change(sequence, None, None, {}, exit_poll, sent_ms=sent_ms)
+    source = _text(decoded["source"]) if "source" in decoded else None
+    view = (
+        SourceView.decode(source, orjson.loads(decoded["view"]))
+        if source is not None and "view" in decoded
+        else None
+    )
+    views_before = views_from_json(decoded.get("views") or b"")
+    if "result" not in decoded:  # outranked: kept and logged, counting nothing
+        return Change(
+            sequence,
+            None,
+            None,
+            {},
+            sent_ms=sent_ms,
+            constituency_id=_text(decoded["seat"]),
+            view=view,
+            views_before=views_before,
+            counted=_text(decoded["counted"]),
+        )
     previous = decoded.get("previous")
     result_json = decoded["result"]
     return Change(
@@ -432,6 +481,10 @@ def _change(entry_id: Any, fields: Any) -> Change:
         delta=contribution_delta(orjson.loads(decoded["old"]), orjson.loads(decoded["new"])),
         result_json=result_json if isinstance(result_json, bytes) else result_json.encode(),
         sent_ms=sent_ms,
+        constituency_id=_text(decoded["seat"]),
+        view=view,
+        views_before=views_before,
+        counted=source,
     )
 
 

@@ -9,7 +9,7 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from streams.pipeline.context import context_of
 from streams.settings import Settings
-from streams.web import admin, api, health, live_page
+from streams.web import admin, api, health, live_page, pa_api
 
 # Names the service and nothing else: aiohttp's default gives Python's and its own versions.
 SERVER_NAME = "election-night-streams"
@@ -19,7 +19,7 @@ CORS_MAX_AGE_S = 3600
 
 def register_views(app: faust.App) -> None:
     """Serve every view of the worker on `app`, each at its path, with the same headers."""
-    for routes in (api.ROUTES, live_page.ROUTES, health.ROUTES, admin.ROUTES):
+    for routes in (api.ROUTES, pa_api.ROUTES, live_page.ROUTES, health.ROUTES, admin.ROUTES):
         for path, view in routes.items():
             app.page(path)(view)
     if isinstance(app.web, AiohttpWeb):
@@ -59,7 +59,8 @@ def _allow_cross_origin(web: AiohttpWeb, settings: Settings) -> None:
     options = cors_options(settings)
     if not options:
         return
-    resources = [r for r in web.web_app.router.resources() if r.canonical in api.ROUTES]
+    graphics = api.ROUTES.keys() | pa_api.ROUTES.keys()
+    resources = [r for r in web.web_app.router.resources() if r.canonical in graphics]
     for resource in resources:
         web.cors.add(resource, options)
     cross_origin = frozenset(resources)

@@ -19,6 +19,7 @@ from schemas.results import SeatResult
 from streams.connections import redis_from_settings
 from streams.pipeline.context import WorkerContext, context_of
 from streams.rules.projection import declared_seat, seat_projection
+from streams.rules.rehearsal import withheld
 from streams.store.outbox import Outbox, QueuedOutput
 from streams.web.body_cache import Body, BodyCache, etag_of
 from streams.web.live_feed import EVENT_NAMES, FellBehind, LiveFeed
@@ -69,11 +70,14 @@ async def close_live_streams(context: WorkerContext) -> None:
         await shared.feed.close()
 
 
-def json_with_etag(request: Request, body: bytes | Body) -> Response:
+def json_with_etag(
+    request: Request, body: bytes | Body, content_type: str = "application/json"
+) -> Response:
     """Polled endpoints answer 304 when nothing changed, so a poller costs almost nothing.
 
-    A cached Body goes gzipped to a client that accepts it, compressed once per change."""
-    headers = {"Cache-Control": "no-cache"}
+    A cached Body goes gzipped to a client that accepts it, compressed once per change.
+    JSON unless `content_type` says otherwise (PA's XML, streams/web/pa_api.py)."""
+    headers = {"Cache-Control": "no-cache", "Content-Type": content_type}
     if isinstance(body, Body):
         headers["Vary"] = "Accept-Encoding"
         if "gzip" in request.headers.get("Accept-Encoding", ""):
@@ -87,9 +91,7 @@ def json_with_etag(request: Request, body: bytes | Body) -> Response:
     if request.headers.get("If-None-Match") == etag:
         response = aiohttp_web.Response(status=304, headers={"ETag": etag})
     else:
-        response = aiohttp_web.Response(
-            body=content, content_type="application/json", headers=headers
-        )
+        response = aiohttp_web.Response(body=content, headers=headers)
     return cast(Response, response)  # what Faust's aiohttp driver hands back as its Response
 
 
@@ -102,6 +104,8 @@ class StateView(View):
 
         async def build() -> bytes:
             state = await store.state(register)
+            # The worker's mode: it tallies only declarations of that mode.
+            state = state.model_copy(update={"rehearsal": context.settings.mode == "rehearsal"})
             if context.projecting is not None:
                 # Made from the same seats as the state snapshot on Kafka at this sequence:
                 # the projection is a function of the declared seats, whoever computes it.
@@ -209,7 +213,8 @@ class AlertsView(View):
 
     Ordered by `occurred_at`, then outbox `sequence`. `?after=<outbox sequence>` gives only
     the alerts queued after that position, in the same order: resume from the largest
-    `sequence` seen, which need not be the last alert's.
+    `sequence` seen, which need not be the last alert's. A rehearsal's alerts only with
+    `?rehearsal=1`.
     """
 
     async def get(self, request: Request) -> Response:
@@ -222,22 +227,31 @@ class AlertsView(View):
             async for item in _all_after(context_of(self.app).outbox, after)
             if item.output.topic == "alerts"
         ]
-        alerts = alerts_by_time(queued)
+        rehearsals = wants_rehearsals(request)
+        alerts = [alert for alert in alerts_by_time(queued) if not withheld(alert, rehearsals)]
         return json_with_etag(request, orjson.dumps(alerts))
 
 
 class EventsView(View):
-    """Server-sent events of every change (result, state, alert); resumes from Last-Event-ID."""
+    """Server-sent events of every change (result, state, alert); resumes from Last-Event-ID.
+    A rehearsal's alerts only with `?rehearsal=1`."""
 
     async def get(self, request: Request) -> Any:
         return await stream_events(context_of(self.app), request, topics=set(EVENT_NAMES))
 
 
 class AlertEventsView(View):
-    """Server-sent events of alerts only; resumes from Last-Event-ID."""
+    """Server-sent events of alerts only; resumes from Last-Event-ID. A rehearsal's alerts
+    only with `?rehearsal=1`."""
 
     async def get(self, request: Request) -> Any:
         return await stream_events(context_of(self.app), request, topics={"alerts"})
+
+
+def wants_rehearsals(request: Request) -> bool:
+    """A client that asked for a rehearsal's alerts (`?rehearsal=1`): a newsroom screen or a
+    test rig, never an app's public feed, which gets live alerts only."""
+    return request.query.get("rehearsal") == "1"
 
 
 def _int_param(request: Request, name: str, default: int, upper: int | None = None) -> int:
@@ -300,7 +314,9 @@ async def stream_events(
     try:
         async with (
             feed.joined(),
-            contextlib.aclosing(feed.stream(after, topics, HEARTBEAT_S)) as chunks,
+            contextlib.aclosing(
+                feed.stream(after, topics, HEARTBEAT_S, wants_rehearsals(request))
+            ) as chunks,
         ):
             await response.write(b"retry: 1000\n\n")
             async for chunk in chunks:

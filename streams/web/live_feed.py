@@ -10,9 +10,11 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from streams.rules.rehearsal import is_rehearsal_output
 from streams.store.outbox import Outbox, QueuedOutput
 
 log = logging.getLogger(__name__)
@@ -59,11 +61,23 @@ def sse_frame(item: QueuedOutput) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (item.sequence, event.encode(), data)
 
 
+def rehearsal_alert(item: QueuedOutput) -> bool:
+    """A rehearsal's alert: streamed only to clients that ask for rehearsals (results and
+    snapshots go to every client, flagged, for graphics to show as they choose)."""
+    return item.output.topic == "alerts" and is_rehearsal_output(orjson.loads(item.output.value))
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     sequence: int
     topic: str
     data: bytes  # the whole SSE frame, serialised once for every client
+    rehearsal_alert: bool  # judged once, as the frame is made
+
+
+def _streamed(topic: str, rehearsal_alert: bool, topics: Collection[str], rehearsals: bool) -> bool:
+    """Whether an entry goes to a client of `topics` that did (or did not) ask for rehearsals."""
+    return topic in topics and (rehearsals or not rehearsal_alert)
 
 
 class FellBehind(Exception):
@@ -136,11 +150,12 @@ class LiveFeed:
             _hand_back_freed_memory()
 
     async def stream(
-        self, after: int, topics: Collection[str], heartbeat_s: float
+        self, after: int, topics: Collection[str], heartbeat_s: float, rehearsals: bool = False
     ) -> AsyncGenerator[bytes]:
-        """What to write to one client, from the entry after `after`: frames of its `topics`,
-        several joined in one chunk, or a keep-alive comment after `heartbeat_s` of nothing.
-        Raises FellBehind when the ring has moved past the client."""
+        """What to write to one client, from the entry after `after`: frames of its `topics`
+        (a rehearsal's alerts only if it asked for `rehearsals`), several joined in one chunk,
+        or a keep-alive comment after `heartbeat_s` of nothing. Raises FellBehind when the
+        ring has moved past the client."""
         loop = asyncio.get_running_loop()
         while not self._ready.is_set():
             with contextlib.suppress(TimeoutError):
@@ -166,7 +181,9 @@ class LiveFeed:
                 chunk: list[bytes] = []
                 size = 0
                 for item in older:
-                    if item.output.topic in topics and item.output.topic in EVENT_NAMES:
+                    if item.output.topic in EVENT_NAMES and _streamed(
+                        item.output.topic, rehearsal_alert(item), topics, rehearsals
+                    ):
                         frame = sse_frame(item)
                         chunk.append(frame)
                         size += len(frame)
@@ -179,7 +196,7 @@ class LiveFeed:
         last_write = loop.time()
         while not self._closed:
             changed = self._changed
-            frames, index, after = self._frames_from(index, after, topics)
+            frames, index, after = self._frames_from(index, after, topics, rehearsals)
             if frames:
                 yield b"".join(frames)
                 last_write = loop.time()
@@ -209,9 +226,10 @@ class LiveFeed:
         return low
 
     def _frames_from(
-        self, index: int, after: int, topics: Collection[str]
+        self, index: int, after: int, topics: Collection[str], rehearsals: bool
     ) -> tuple[list[bytes], int, int]:
-        """Frames of `topics` from ring `index` on, past sequence `after` (a client resuming
+        """Frames of `topics` (a rehearsal's alerts only with `rehearsals`) from ring `index`
+        on, past sequence `after` (a client resuming
         ahead of what this worker has released skips the entries it has); the next index and
         the last sequence passed."""
         if index < self._start:
@@ -224,7 +242,7 @@ class LiveFeed:
             index += 1
             if frame.sequence > after:
                 after = frame.sequence
-                if frame.topic in topics:
+                if _streamed(frame.topic, frame.rehearsal_alert, topics, rehearsals):
                     frames.append(frame.data)
                     size += len(frame.data)
         return frames, index, after
@@ -244,7 +262,7 @@ class LiveFeed:
                 self.base = evicted.sequence
                 self._start += 1
             self._slots[self._end % self.capacity] = Frame(
-                item.sequence, item.output.topic, sse_frame(item)
+                item.sequence, item.output.topic, sse_frame(item), rehearsal_alert(item)
             )
             self._end += 1
         self.released = items[-1].sequence

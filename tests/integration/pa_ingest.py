@@ -16,11 +16,13 @@ from tests.integration.pipeline import Pipeline
 
 
 @contextmanager
-def pa_ingest(pipeline: Pipeline, folder: Path, poll_interval: float = 0.2) -> Iterator[Path]:
-    """The ingest watching `folder` until the block ends (then killed); yields its log's path."""
+def pa_ingest(pipeline: Pipeline, folder: Path | str, poll_interval: float = 0.2) -> Iterator[Path]:
+    """The ingest watching `folder`, a drop folder or an ftp:// URL, until the block ends (then
+    killed); yields its log's path."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"pa-ingest-{uuid.uuid4().hex[:8]}.log"
-    command = [sys.executable, "-m", "scripts.ingest", "pa", "--watch", str(folder)]
+    where = ["--ftp", folder] if isinstance(folder, str) else ["--watch", str(folder)]
+    command = [sys.executable, "-m", "scripts.ingest", "pa", *where]
     command += ["--poll-interval", str(poll_interval)]
     with log_path.open("ab") as log:
         process = subprocess.Popen(

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-import redis
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from redis.asyncio import Redis
@@ -23,9 +22,10 @@ from scripts.alerts_of_the_night import alerts_of_the_night
 from scripts.chaos import Outgoing
 from scripts.night_builder import Night
 from scripts.replay import ReplayReport, kafka_sender, replay
+from streams.connections import redis_from_settings, sync_redis_from_settings
 from streams.rules.alerts.story import last_declaration_told
 from streams.rules.reference import Register
-from streams.settings import Settings
+from streams.settings import Settings, get_settings
 from streams.store.keys import election_namespace
 from streams.store.outbox import Outbox
 from streams.store.rebuild import state_origin
@@ -86,8 +86,12 @@ class Pipeline:
         consumer.close()
         return messages
 
+    def _redis(self) -> Redis:
+        """A client of this pipeline's Redis, built as the worker's are (a Sentinel URL too)."""
+        return redis_from_settings(get_settings(), url=self.redis_url)
+
     async def _store(self) -> tuple[Redis, TallyStore]:
-        redis = Redis.from_url(self.redis_url)
+        redis = self._redis()
         return redis, TallyStore(redis, ELECTION_ID, self.prefix)
 
     def state(self, register: Register) -> StateOfParties:
@@ -122,7 +126,7 @@ class Pipeline:
 
     def outbox_alert_ids(self) -> list[str]:
         async def read() -> list[str]:
-            redis = Redis.from_url(self.redis_url)
+            redis = self._redis()
             try:
                 outbox = Outbox(redis, election_namespace(self.prefix, ELECTION_ID))
                 queued = await outbox.read(after=0, count=100_000)
@@ -333,14 +337,14 @@ def named_pipeline(kafka_bootstrap: str, redis_url: str, prefix: str) -> Pipelin
     run_id = uuid.uuid4().hex[:10]
     topics = {
         name: f"test-{name.replace('_', '-')}-{run_id}"
-        for name in ("declarations", "dead_letter", "results", "state", "alerts")
+        for name in ("declarations", "dead_letter", "results", "state", "alerts", "newsroom")
     }
     return Pipeline(kafka_bootstrap, redis_url, prefix, topics, f"test-{run_id}")
 
 
 def remove_keys(redis_url: str, prefix: str) -> None:
     """Delete every key under a test's own Redis prefix."""
-    client = redis.Redis.from_url(redis_url)
+    client = sync_redis_from_settings(get_settings(), url=redis_url)
     try:
         keys = list(client.scan_iter(match=prefix + "*", count=1000))
         if keys:
@@ -380,6 +384,7 @@ def new_pipeline(
         "results": unique_topic("results", PARTITIONS),
         "state": unique_topic("state", 1),
         "alerts": unique_topic("alerts", 1),
+        "newsroom": unique_topic("newsroom", 1),
     }
     return Pipeline(kafka_bootstrap, redis_url, prefix, topics, f"test-{uuid.uuid4().hex[:8]}")
 

@@ -18,10 +18,11 @@ from tests.integration.helpers import PROJECT_ROOT
 BST = dt.timezone(dt.timedelta(hours=1))
 
 
-def an_alert(n: int, priority: AlertPriority, headline: str) -> Alert:
+def an_alert(n: int, priority: AlertPriority, headline: str, rehearsal: bool = False) -> Alert:
     return Alert(
         alert_id=f"test-alert-{n}",
         election_id="parl.2024-07-04",
+        rehearsal=rehearsal,
         type=AlertType.SEAT_GAIN,
         priority=priority,
         headline=headline,
@@ -52,7 +53,7 @@ def alerts_command(
 
 
 ALERTS = [
-    an_alert(1, AlertPriority.LOW, "Labour gain Hendon from the Conservatives"),
+    an_alert(1, AlertPriority.LOW, "Labour gain Hendon from the Conservatives", rehearsal=True),
     an_alert(2, AlertPriority.FLASH, "Former prime minister Liz Truss loses South West Norfolk"),
     an_alert(3, AlertPriority.HIGH, "[bold red]Injected[/] <script>alert(1)</script>"),
 ]
@@ -74,6 +75,8 @@ def test_tail_prints_every_alert_in_order_and_names_what_is_not_one(
     # Markup from the feed is shown as it is, never interpreted by the terminal.
     assert "[bold red]Injected[/] <script>alert(1)</script>" in out
     assert "FLASH" in out and "test-alert-2" in out
+    # A rehearsal's alert says so on its line; the live night's do not.
+    assert "REHEARSAL Labour gain Hendon" in out and out.count("REHEARSAL") == 1
 
 
 def test_tail_filters_by_priority_and_writes_json_lines(

@@ -9,21 +9,28 @@ from typing import Any
 
 import httpx
 import pytest
+from defusedxml.ElementTree import fromstring
 from jsonschema import Draft202012Validator, FormatChecker
 
 from schemas.generate import SCHEMAS_DIR
 from scripts.replay import build_outgoing
 from scripts.state_view import SseEvent, parse_sse
+from streams.feeds.pa.mapping import load_feed_mapping
+from streams.feeds.pa.messages import PaMessageType, PaSeatMessage, PaStateOfParties
+from streams.feeds.pa.xml_reader import read_message
 from streams.rules.reference import Register, load_register
 from tests.integration.helpers import WorkerProcess
 from tests.integration.pipeline import DATA_DIR, Pipeline, module_pipeline
 from tests.unit.ge2024 import OFFICIAL_SEATS
+from tests.unit.test_pa_output import PARTY_ATTRIBUTES, ROOT_ATTRIBUTES
 
 JSON_DIR = SCHEMAS_DIR / "json"
 SOUTH_WEST_NORFOLK = "E14001497"
 UNKNOWN_SEAT = "E14009999"
 # Every request comes as a graphics page on another origin would send it.
 GRAPHICS = "https://graphics.example.org"
+# The replayed night is a rehearsal: a newsroom's client asks for its alerts.
+REHEARSALS = {"rehearsal": "1"}
 
 # jsonschema checks date-time only with an optional package; this is the rule that matters.
 FORMATS = FormatChecker()
@@ -150,7 +157,7 @@ def test_latest_declarations_newest_first(api: httpx.Client) -> None:
 
 
 def test_alerts(api: httpx.Client) -> None:
-    response = api.get("/api/alerts")
+    response = api.get("/api/alerts", params=REHEARSALS)
     assert response.status_code == 200
     assert_cors(response)
     alerts = response.json()
@@ -168,6 +175,98 @@ def test_alerts(api: httpx.Client) -> None:
     assert types.index("first_declaration") < types.index("majority_won")
 
 
+# ---- PA's XML ----
+
+PA_XML = "application/xml; charset=utf-8"
+
+
+def test_the_pa_state_of_the_parties_is_the_json_state_party_by_party(
+    api: httpx.Client, register: Register
+) -> None:
+    state = api.get("/api/state").json()
+    response = api.get("/api/pa/state-of-parties.xml")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == PA_XML
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Election-Rehearsal"] == str(state["rehearsal"]).lower()
+    assert_cors(response)
+    root = fromstring(response.content, forbid_dtd=True)
+    assert root.tag == PaMessageType.STATE_OF_PARTIES.value
+    assert set(root.attrib) == ROOT_ATTRIBUTES
+    elements = root.findall("Parties/Party")
+    assert elements and all(set(e.attrib) == PARTY_ATTRIBUTES for e in elements)
+    pa = read_message(response.content)
+    assert isinstance(pa, PaStateOfParties), pa
+    assert pa.revision == state["sequence"]
+    assert pa.declaration_time == dt.datetime.fromisoformat(state["as_of"])
+    assert (pa.number_of_results, pa.total_constituencies, pa.total_votes) == (
+        state["seats_declared"],
+        state["total_seats"],
+        state["total_votes"],
+    )
+    mapping = load_feed_mapping(DATA_DIR, "rehearsal", register)
+    ours = {
+        p["party"]: (
+            p["name"],
+            p["seats"],
+            p["gains"],
+            p["losses"],
+            p["votes"],
+            f"{p['share'] * 100:.2f}",
+            f"{p['share_change'] * 100:+.2f}",
+        )
+        for p in state["parties"]
+    }
+    theirs = {
+        mapping.parties[p.pa_id].abbreviation: (
+            p.name,
+            p.total_seats,
+            p.gains,
+            p.losses,
+            p.total_votes,
+            e.attrib["percentageShare"],
+            e.attrib["percentageChange"],
+        )
+        for p, e in zip(pa.parties, elements, strict=True)
+    }
+    assert theirs == ours
+    assert {code: figures[1] for code, figures in theirs.items() if figures[1]} == OFFICIAL_SEATS
+
+
+def test_a_pa_seat_is_its_json_result(api: httpx.Client, register: Register) -> None:
+    seat = api.get(f"/api/seats/{SOUTH_WEST_NORFOLK}").json()
+    response = api.get(f"/api/pa/seats/{SOUTH_WEST_NORFOLK}.xml")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == PA_XML
+    assert_cors(response)
+    pa = read_message(response.content)
+    assert isinstance(pa, PaSeatMessage), pa
+    assert (pa.message_type, pa.revision) == (PaMessageType.RESULT, seat["revision"])
+    mapping = load_feed_mapping(DATA_DIR, "rehearsal", register)
+    constituency = pa.constituency
+    assert mapping.ons_ids[constituency.number] == SOUTH_WEST_NORFOLK
+    assert (constituency.majority, constituency.turnout, constituency.winning_party) == (
+        seat["majority"],
+        seat["valid_votes"],
+        seat["winning_party"],
+    )
+    assert {
+        mapping.candidates[c.pa_id].person_id: c.party.votes for c in constituency.candidates
+    } == {c["person_id"]: c["votes"] for c in seat["candidates"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [(f"/api/pa/seats/{UNKNOWN_SEAT}.xml", 404), ("/api/pa/seats/nonsense.xml", 400)],
+)
+def test_an_unknown_or_malformed_pa_seat_is_refused(
+    api: httpx.Client, path: str, status: int
+) -> None:
+    response = api.get(path)
+    assert response.status_code == status
+    assert "error" in response.json()
+
+
 # ---- HTTP behaviour ----
 
 
@@ -179,6 +278,8 @@ def test_alerts(api: httpx.Client) -> None:
         f"/api/seats/{SOUTH_WEST_NORFOLK}",
         "/api/declarations",
         "/api/alerts",
+        "/api/pa/state-of-parties.xml",
+        f"/api/pa/seats/{SOUTH_WEST_NORFOLK}.xml",
     ],
 )
 def test_an_unchanged_resource_answers_304(api: httpx.Client, path: str) -> None:
@@ -281,8 +382,18 @@ def test_events_stream_states_with_ids(api: httpx.Client) -> None:
     ]
 
 
+def test_a_rehearsal_says_so_and_its_alerts_reach_only_who_asks(api: httpx.Client) -> None:
+    assert api.get("/api/state").json()["rehearsal"] is True
+    seat = api.get(f"/api/seats/{SOUTH_WEST_NORFOLK}").json()
+    assert seat["rehearsal"] is True
+    # An app's public feed asks for nothing: it is told none of a rehearsal's alerts.
+    assert api.get("/api/alerts").json() == []
+    asked = api.get("/api/alerts", params=REHEARSALS).json()
+    assert asked and {alert["rehearsal"] for alert in asked} == {True}
+
+
 def test_alert_events_are_alerts_only(api: httpx.Client) -> None:
-    response, events = read_events(api, "/api/alerts/events", 5)
+    response, events = read_events(api, "/api/alerts/events?rehearsal=1", 5)
     assert response.status_code == 200
     assert_cors(response)
     assert [e.event for e in events] == ["alert"] * 5
@@ -294,18 +405,20 @@ def test_alert_events_are_alerts_only(api: httpx.Client) -> None:
 def test_an_alert_client_that_reconnects_with_last_event_id_misses_nothing(
     api: httpx.Client,
 ) -> None:
-    every = api.get("/api/alerts").json()
+    every = api.get("/api/alerts", params=REHEARSALS).json()
     assert len(every) > 40
     received: list[SseEvent] = []
     last_id = ""
     # Drop the connection four times mid-night, each time resuming from the last id seen.
     for chunk in (7, 11, 13, 5):
         headers = {"Last-Event-ID": last_id} if last_id else {}
-        _, events = read_events(api, "/api/alerts/events", chunk, headers=headers)
+        _, events = read_events(api, "/api/alerts/events?rehearsal=1", chunk, headers=headers)
         received += events
         last_id = events[-1].id or ""
     rest = len(every) - len(received)
-    _, events = read_events(api, "/api/alerts/events", rest, headers={"Last-Event-ID": last_id})
+    _, events = read_events(
+        api, "/api/alerts/events?rehearsal=1", rest, headers={"Last-Event-ID": last_id}
+    )
     received += events
     # The stream is in outbox order; /api/alerts in occurred_at order.
     queued = sorted(every, key=lambda a: a["sequence"])

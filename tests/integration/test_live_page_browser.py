@@ -130,6 +130,7 @@ def real_seat_results(register: Register) -> list[SeatResult]:
                 majority=int(row["Majority"]),
                 majority_share=int(row["Majority"]) / valid,
                 candidates=standing,
+                rehearsal=False,
             )
         )
     return results
@@ -174,6 +175,7 @@ def state_after(declared: list[SeatResult]) -> StateOfParties:
     turnout_votes = sum((seat.valid_votes or 0) + (seat.rejected_ballots or 0) for seat in declared)
     return StateOfParties(
         election_id=ELECTION_ID,
+        rehearsal=False,
         sequence=len(declared),
         as_of=declared[-1].declared_at if declared else None,
         seats_declared=len(declared),
@@ -192,6 +194,7 @@ def alert_for(seat: SeatResult, kind: AlertType, priority: AlertPriority, headli
     return Alert(
         alert_id=f"{kind.value}:{seat.constituency_id}:{seat.revision}",
         election_id=ELECTION_ID,
+        rehearsal=False,
         type=kind,
         priority=priority,
         headline=headline,
@@ -220,7 +223,7 @@ class FakeLiveApi:
     """
 
     def __init__(self) -> None:
-        self.state = StateOfParties(election_id=ELECTION_ID, sequence=0)
+        self.state = StateOfParties(election_id=ELECTION_ID, rehearsal=False, sequence=0)
         self.seats: dict[str, SeatResult] = {}
         self.alerts: dict[str, Alert] = {}
         self._clients: set[asyncio.Queue[bytes | None]] = set()
@@ -505,6 +508,17 @@ def test_page_follows_pushed_results(
     assert_page_shows(page, state, seats)
     assert problems.errors == []
 
+    # All live so far: no banner. One alert of a rehearsal, and the page says so at once.
+    banner = page.get_by_test_id("rehearsal-banner")
+    assert banner.is_hidden()
+    assert page.locator("#masthead-kicker").text_content() == "Live results"
+    rehearsed = alert_for(first, AlertType.SEAT_GAIN, AlertPriority.LOW, "A rehearsal's gain")
+    fake_api.publish("alert", rehearsed.model_copy(update={"alert_id": "r", "rehearsal": True}))
+    banner.wait_for(state="visible")
+    assert "REHEARSAL" in banner.inner_text()
+    assert page.locator("#masthead-kicker").text_content() == "Rehearsal"
+    assert problems.errors == []
+
 
 def test_names_are_shown_literally(
     fake_api: FakeLiveApi, page: Page, results: list[SeatResult]
@@ -614,6 +628,7 @@ def test_lists_follow_declaration_time_not_arrival(
     poll = Alert(
         alert_id="exit_poll:test",
         election_id=ELECTION_ID,
+        rehearsal=False,
         type=AlertType.EXIT_POLL,
         priority=AlertPriority.FLASH,
         headline="Exit poll: Labour landslide",
@@ -931,6 +946,9 @@ def test_page_follows_the_worker(pipeline: Pipeline, page: Page) -> None:
         problems = open_live_page(page, worker.base_url)
         assert page.get_by_test_id("hex").count() == 650
         assert page.locator("[data-testid=hex][data-party]").count() == 0
+        # The worker is a rehearsal's (its default): so says the page before any result.
+        rehearsal_banner = page.get_by_test_id("rehearsal-banner")
+        rehearsal_banner.wait_for(state="visible", timeout=10_000)
 
         failure: list[BaseException] = []
 
@@ -1028,6 +1046,14 @@ def test_page_follows_the_worker(pipeline: Pipeline, page: Page) -> None:
                 "data-seats"
             )
             == "410"
+        )
+
+        # The replayed night is a rehearsal, and every result and alert of it says so.
+        assert rehearsal_banner.is_visible() and "REHEARSAL" in rehearsal_banner.inner_text()
+        assert page.evaluate(
+            "() => { const m = window.liveResults.model; return m.state.rehearsal === true"
+            " && Array.from(m.seats.values()).every(s => s.rehearsal === true)"
+            " && m.alerts.size > 0 && Array.from(m.alerts.values()).every(a => a.rehearsal); }"
         )
 
         ARTIFACTS.mkdir(exist_ok=True)

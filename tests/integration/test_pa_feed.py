@@ -1,15 +1,19 @@
-"""The 2024 night as PA files in a drop folder, through the ingest, a worker, Kafka and Redis."""
+"""The 2024 night as PA files, dropped or over FTP, through the ingest, a worker, Kafka, Redis."""
 
 from __future__ import annotations
 
 import base64
+import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import orjson
+import pytest
 
 from schemas.feed_refusal import FeedRefusal
 from scripts.chaos import EXIT_POLL, clean_feed
 from scripts.night_builder import Night
+from scripts.pa_ftp_server import read_only_ftp
 from scripts.pa_pack import folder_sender, pa_feed
 from scripts.replay import replay
 from streams.feeds.pa.mapping import load_feed_mapping
@@ -18,6 +22,15 @@ from tests.integration.pipeline import DATA_DIR, Pipeline, assert_official_resul
 from tests.unit.test_pa_xml import BILLION_LAUGHS
 
 HOSTILE = "General_Election_2024_result_1_9.xml"
+# PA's last state of the parties sent again once the night is over, under a name of its own.
+RESENT = "General_Election_2024_resent_SOP_650.xml"
+
+
+def wait_for_text(log: Path, text: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"no {text!r} in {log} after {timeout}s"
+        time.sleep(0.1)
 
 
 def test_the_night_dropped_as_pa_files_ends_at_the_official_result_past_a_hostile_file(
@@ -37,8 +50,19 @@ def test_the_night_dropped_as_pa_files_ends_at_the_official_result_past_a_hostil
             pipeline.wait_for_seats(100)
             drop_file(HOSTILE, BILLION_LAUGHS)
             replay(files[half:], drop_file, None)
-        pipeline.wait_until_published(night.register)
+            pipeline.wait_until_published(night.register)
+            # Every state of the parties the ingest compared agreed with our tallies, and
+            # this one, with every seat applied, is compared at once.
+            drop_file(RESENT, files[-1].value)
+            wait_for_text(
+                log,
+                "took 1 files: 0 declarations published, 1 states of the parties "
+                "(against ours: agreed 1)",
+            )
     assert_official_result(pipeline, night)
+    assert "disagrees" not in log.read_text()
+    notes = [orjson.loads(value) for _, value, _ in pipeline.read("newsroom")]
+    assert [n for n in notes if n.get("message_type") == "feed_check"] == []
     counters = pipeline.counters()
     # Every PA result once: nothing refused by the worker, nothing taken twice.
     assert counters["validation:accepted"] == 651
@@ -60,22 +84,27 @@ def test_the_night_dropped_as_pa_files_ends_at_the_official_result_past_a_hostil
     assert "refused" in log.read_text()
 
 
+@pytest.mark.parametrize("over", ["drop folder", "ftp"])
 def test_an_ingest_killed_twice_mid_night_loses_nothing_and_applies_nothing_twice(
-    pipeline: Pipeline, night: Night, tmp_path: Path
+    pipeline: Pipeline, night: Night, tmp_path: Path, over: str
 ) -> None:
     feed = clean_feed(night)
     files = pa_feed(feed, load_feed_mapping(DATA_DIR, "rehearsal", night.register), night.register)
     thirds = [files[: len(files) // 3], files[len(files) // 3 : 2 * len(files) // 3]]
     thirds.append(files[2 * len(files) // 3 :])
     drop = tmp_path / "drop"
-    with pipeline.worker() as worker, folder_sender(drop) as drop_file:
+    with ExitStack() as running:
+        worker = running.enter_context(pipeline.worker())
+        # Over FTP as PA serves it: `.timestamp` rewritten after each file, the folder read-only.
+        drop_file = running.enter_context(folder_sender(drop, stamped=over == "ftp"))
+        source = running.enter_context(read_only_ftp(drop, 0)) if over == "ftp" else drop
         worker.wait_for_log("Ready", timeout=120)
         pipeline.send([item for item in feed if item.label == EXIT_POLL])
         for third, seats in zip(thirds, (100, 300), strict=False):
-            with pa_ingest(pipeline, drop):  # killed with SIGKILL as the block ends
+            with pa_ingest(pipeline, source):  # killed with SIGKILL as the block ends
                 replay(third, drop_file, None)
                 pipeline.wait_for_seats(seats)
-        with pa_ingest(pipeline, drop):
+        with pa_ingest(pipeline, source):
             replay(thirds[-1], drop_file, None)
             pipeline.wait_until_published(night.register)
     assert_official_result(pipeline, night)

@@ -171,6 +171,7 @@ def seat_result(declaration: Declaration, register: Register, sequence: int) -> 
         majority=majority,
         majority_share=majority / valid if majority is not None and valid else None,
         candidates=candidates,
+        rehearsal=declaration.rehearsal,
     )
 
 
@@ -248,6 +249,7 @@ class NightTally:
         line = self.register.majority_line
         return StateOfParties(
             election_id=self.register.election_id,
+            rehearsal=True,
             sequence=self.sequence,
             as_of=as_of,
             total_seats=self.register.total_seats,

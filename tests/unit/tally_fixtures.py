@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -15,6 +16,8 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
 
 
 SOUTH_WEST_NORFOLK = "E14001497"  # Lab gain from Con by 630, declared after a recount
+TRUSS = 188  # Liz Truss, Democracy Club person id: lost South West Norfolk
+_BST = dt.timezone(dt.timedelta(hours=1))
 CHORLEY = "E14001170"  # the Speaker's seat
 
 
@@ -151,3 +154,19 @@ def eventful_revisions(result: Declaration) -> list[Declaration]:
         recount_notice(result, 3),
         revised(swapped_top_two(result), 4, DeclarationKind.CORRECTION),
     ]
+
+
+def misreported(result: Declaration, source: str = "agency:wire") -> Declaration:
+    """As one outlet had it: Truss 30 votes closer (lost by 600, not 630), at 06:48, not 07:00."""
+    return Declaration.model_validate(
+        {
+            **result.model_dump(),
+            "source": source,
+            "declared_at": dt.datetime(2024, 7, 5, 6, 48, tzinfo=_BST),
+            "valid_votes": (result.valid_votes or 0) + 30,
+            "candidates": [
+                {**c.model_dump(), "votes": (c.votes or 0) + (30 if c.person_id == TRUSS else 0)}
+                for c in result.candidates
+            ],
+        }
+    )

@@ -21,6 +21,7 @@ from streams.web import SERVER_NAME
 from streams.web.api import LARGEST_SEQUENCE, stream_events
 from tests.unit.test_live_page import app, get
 
+LIVE_ALERT = b'{"alert_id": "a1", "rehearsal": false}'
 TOO_LARGE = ["99999999999999999999999999", str(2**64), str(LARGEST_SEQUENCE + 1)]
 
 
@@ -39,7 +40,7 @@ async def test_an_alerts_position_past_any_sequence_is_a_400(outbox: Outbox, aft
 
 
 async def test_the_largest_position_allowed_is_answered(outbox: Outbox) -> None:
-    await outbox.announce_many([(1, [Output("a1", "alerts", "a1", b'{"alert_id": "a1"}')])])
+    await outbox.announce_many([(1, [Output("a1", "alerts", "a1", LIVE_ALERT)])])
     response = await get(f"/api/alerts?after={LARGEST_SEQUENCE}")
     assert response.status == 200 and response.body == b"[]"
 
@@ -51,7 +52,7 @@ async def test_an_event_stream_resumed_from_an_impossible_id_starts_from_the_beg
     server = fakeredis.FakeServer()
     context = WorkerContext(Settings())
     outbox = Outbox(fakeredis.FakeAsyncRedis(server=server), context.namespace)
-    await outbox.announce_many([(1, [Output("a1", "alerts", "a1", b'{"alert_id": "a1"}')])])
+    await outbox.announce_many([(1, [Output("a1", "alerts", "a1", LIVE_ALERT)])])
     await outbox.mark_published(1)  # streams carry only what is on Kafka
 
     def client(settings: Any, url: str | None = None, **kwargs: Any) -> Any:

@@ -66,6 +66,7 @@ def seat(ons_id: str, name: str, declared_at: dt.datetime, sequence: int) -> Sea
         sequence=sequence,
         figures_pending=False,
         recount=False,
+        rehearsal=False,
     )
 
 
@@ -73,6 +74,7 @@ def alert(alert_id: str, kind: AlertType, occurred_at: dt.datetime) -> Alert:
     return Alert(
         alert_id=alert_id,
         election_id=ELECTION_ID,
+        rehearsal=False,
         type=kind,
         priority=AlertPriority.HIGH,
         headline=alert_id,

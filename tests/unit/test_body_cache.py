@@ -92,6 +92,9 @@ class FakeState:
     def __init__(self, sequence: int) -> None:
         self.sequence = sequence
 
+    def model_copy(self, update: dict[str, Any]) -> FakeState:
+        return self  # the view marks the worker's mode on it
+
     def model_dump_json(self) -> str:
         return f'{{"sequence": {self.sequence}}}'
 

@@ -10,13 +10,18 @@ import pytest
 from faust.auth import SASLCredentials, SSLCredentials
 from pydantic import SecretStr
 from redis.asyncio.connection import SSLConnection
+from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
+from redis.sentinel import SentinelConnectionPool
 
 from scripts.services import ServiceError, render_properties, scram_credential
 from streams.connections import (
+    SENTINEL_SOCKET_TIMEOUT_S,
     ConnectionSettingsError,
+    SentinelURL,
     faust_broker_credentials,
     kafka_client_options,
     redis_from_settings,
+    sentinel_url,
     sync_redis_from_settings,
 )
 from streams.settings import Settings
@@ -184,3 +189,60 @@ def test_a_scram_user_the_storage_tool_cannot_take_is_refused(
     settings = sasl(kafka_sasl_port=29094).model_copy(update=update)
     with pytest.raises(ServiceError, match=message):
         scram_credential(settings)
+
+
+def test_a_sentinel_url_names_the_sentinels_the_service_and_the_database() -> None:
+    found = sentinel_url(
+        "redis+sentinel://:s3cret@10.0.0.1:26379,10.0.0.2,sentinel-c:26380/night/2"
+    )
+    assert found == SentinelURL(
+        [("10.0.0.1", 26379), ("10.0.0.2", 26379), ("sentinel-c", 26380)], "night", 2, "s3cret"
+    )
+    assert sentinel_url("redis+sentinel://127.0.0.1:1/night") == SentinelURL(
+        [("127.0.0.1", 1)], "night"
+    )
+    assert sentinel_url("redis://127.0.0.1:6379/0") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://127.0.0.1:26379",  # no service
+        "redis+sentinel:///night/0",  # no Sentinel
+        "redis+sentinel://127.0.0.1:port/night",
+        "redis+sentinel://127.0.0.1:26379/night/zero",
+        "redis+sentinel://127.0.0.1:26379/night/0/extra",
+    ],
+)
+def test_a_malformed_sentinel_url_says_what_one_looks_like(url: str) -> None:
+    with pytest.raises(ConnectionSettingsError, match="redis\\+sentinel"):
+        sentinel_url(url)
+
+
+async def test_a_sentinel_url_gives_clients_that_ask_the_sentinels_for_the_primary() -> None:
+    settings = Settings(
+        redis_url="redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/night/3",
+        redis_password=SecretStr("setting"),
+    )
+    client = redis_from_settings(settings, socket_timeout=5)
+    pool = client.connection_pool
+    assert isinstance(pool, AsyncSentinelPool)
+    assert pool.service_name == "night" and pool.is_master
+    assert pool.connection_kwargs["db"] == 3
+    assert pool.connection_kwargs["password"] == "setting"
+    sentinels = pool.sentinel_manager.sentinels
+    assert [s.connection_pool.connection_kwargs["port"] for s in sentinels] == [26379, 26380]
+    # The Sentinels have no password of the data nodes, and the caller's socket timeout.
+    asking = sentinels[0].connection_pool.connection_kwargs
+    assert asking["password"] is None and asking["socket_timeout"] == 5
+    await client.aclose()
+
+    blocking = sync_redis_from_settings(
+        settings.model_copy(update={"redis_url": "redis+sentinel://:in-url@127.0.0.1:1/night"})
+    )
+    pool = blocking.connection_pool
+    assert isinstance(pool, SentinelConnectionPool)
+    assert pool.connection_kwargs["password"] == "in-url"  # the URL's wins, as for redis://
+    asking = pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs
+    assert asking["socket_timeout"] == SENTINEL_SOCKET_TIMEOUT_S
+    blocking.close()

@@ -33,6 +33,9 @@ class FakeStore:
 
 
 class FakeState:
+    def model_copy(self, update: dict[str, Any]) -> FakeState:
+        return self  # the view marks the worker's mode on it
+
     def model_dump_json(self) -> str:
         return '{"sequence": 7}'
 

@@ -167,6 +167,18 @@ def test_workers_reach_kafka_and_redis_where_those_listen() -> None:
     assert ("127.0.0.1", default_redis.port, 6379) in published(services["redis"])
 
 
+def test_workers_create_topics_with_the_copies_the_brokers_can_hold() -> None:
+    services = compose()["services"]
+    brokers = [s for s in services.values() if s.get("image", "").startswith("apache/kafka:")]
+    kafka = environment(services["kafka"])
+    for name in WORKERS:
+        env = environment(services[name])
+        copies = int(env["ELECTION_TOPIC_REPLICATION_FACTOR"])
+        assert copies == int(kafka["KAFKA_DEFAULT_REPLICATION_FACTOR"]) <= len(brokers)
+        assert int(env["ELECTION_MIN_INSYNC_REPLICAS"]) == int(kafka["KAFKA_MIN_INSYNC_REPLICAS"])
+        assert int(env["ELECTION_MIN_INSYNC_REPLICAS"]) <= copies
+
+
 def test_redis_keeps_an_append_only_file_synced_every_second() -> None:
     redis = compose()["services"]["redis"]
     command = " ".join(shlex.quote(str(part)) for part in redis["command"])

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from scripts.services import KAFKA_VERSION
+from streams.connections import sentinel_url
 from streams.pipeline.app import create_app
 from streams.settings import ENV_PREFIX, Settings
 
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SETTING_NAMES = frozenset(f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields)
 WORKER_COMMAND = "python -m faust -A streams.worker worker -l info --web-host 0.0.0.0"
-TOPIC_FIELDS = ("declarations", "dead_letter", "results", "state", "alerts")
+TOPIC_FIELDS = ("declarations", "dead_letter", "results", "state", "alerts", "newsroom")
 
 
 def render() -> list[dict[str, Any]]:
@@ -189,17 +190,15 @@ def test_every_topic_of_the_app_has_a_kafka_topic(monkeypatch: pytest.MonkeyPatc
     settings = settings_of_config(monkeypatch)
     kafka = one("Kafka")
     topics = kafka_topics()
-    declared = {t.get_topic_name(): t for t in app.night_topics.all}
-    defaults = Settings.model_fields
-    assert app.conf.topic_partitions == defaults["topic_partitions"].default
+    # The app a worker pod builds: the ConfigMap's topic names, partitions and copies in sync
+    # (its TLS aside: the CA file is the pod's, and no broker is reached here).
+    configured = create_app(settings.model_copy(update={"kafka_security_protocol": "PLAINTEXT"}))
+    declared = {t.get_topic_name(): t for t in configured.night_topics.all}
+    assert configured.conf.topic_partitions == settings.topic_partitions
     expected: dict[str, int] = {}
     for field in TOPIC_FIELDS:
-        # The app object was built with the defaults; the ConfigMap may rename topics.
-        app_topic = declared[defaults[f"topic_{field}"].default]
-        partitioned = app_topic.partitions == app.conf.topic_partitions
-        expected[getattr(settings, f"topic_{field}")] = (
-            settings.topic_partitions if partitioned else app_topic.partitions
-        )
+        app_topic = declared[getattr(settings, f"topic_{field}")]
+        expected[getattr(settings, f"topic_{field}")] = app_topic.partitions
         for key, value in (app_topic.config or {}).items():
             assert str(topics[getattr(settings, f"topic_{field}")]["spec"]["config"][key]) == str(
                 value
@@ -244,27 +243,53 @@ def test_workers_reach_kafka_through_strimzi_with_tls_and_scram(
     assert {"key": "ca.crt", "path": settings.kafka_ssl_cafile.name} in secret["items"]
 
 
-def test_workers_reach_redis_with_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_reach_redis_through_its_sentinels_with_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings = settings_of_config(monkeypatch)
-    url = re.fullmatch(r"redis://([\w-]+):(\d+)/\d+", settings.redis_url)
-    assert url is not None
-    service = one("Service", url[1])
-    (port,) = service["spec"]["ports"]
-    assert port["port"] == int(url[2])
+    found = sentinel_url(settings.redis_url)
+    assert found is not None, "the workers ask Sentinels for the primary"
     redis = one("StatefulSet", "redis")
-    (container,) = redis["spec"]["template"]["spec"]["containers"]
+    service = one("Service", redis["spec"]["serviceName"])
+    assert service["spec"]["clusterIP"] == "None"  # headless: a stable name per pod
     assert (
         service["spec"]["selector"].items()
         <= redis["spec"]["template"]["metadata"]["labels"].items()
     )
-    assert {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]] == 6379
-    args = " ".join(container["args"])
+    service_ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    # One Sentinel per pod, every pod named in the URL: losing one leaves a quorum of two.
+    pods = [f"redis-{n}.{service['metadata']['name']}" for n in range(redis["spec"]["replicas"])]
+    assert found.sentinels == [(pod, service_ports["sentinel"]) for pod in pods]
+    assert redis["spec"]["replicas"] == 3
+    containers = {c["name"]: c for c in redis["spec"]["template"]["spec"]["containers"]}
+    (init,) = redis["spec"]["template"]["spec"]["initContainers"]
+    script = init["command"][-1]
+    assert f"sentinel monitor {found.service} $primary {service_ports['redis']} 2" in script
+    assert "sentinel auth-pass" in script and "announce-hostnames yes" in script
+    ports = {p["name"]: p["containerPort"] for c in containers.values() for p in c["ports"]}
+    assert ports == {"redis": 6379, "sentinel": 26379}
+    assert service_ports == {"redis": 6379, "sentinel": 26379}
+    args = " ".join(containers["redis"]["args"])
     assert "--appendonly yes" in args and "--appendfsync everysec" in args
     assert "--requirepass $(ELECTION_REDIS_PASSWORD)" in args
-    redis_secret = {e["name"]: e for e in container["env"]}["ELECTION_REDIS_PASSWORD"]
+    assert "--masterauth $(ELECTION_REDIS_PASSWORD)" in args  # a replica asks its primary
     worker_secret = {e["name"]: e for e in worker_container()["env"]}["ELECTION_REDIS_PASSWORD"]
-    assert redis_secret["valueFrom"] == worker_secret["valueFrom"]
-    assert any(m["mountPath"] == "/data" for m in container["volumeMounts"])
+    for container in (containers["redis"], init):
+        redis_secret = {e["name"]: e for e in container["env"]}["ELECTION_REDIS_PASSWORD"]
+        assert redis_secret["valueFrom"] == worker_secret["valueFrom"]
+    assert any(m["mountPath"] == "/data" for m in containers["redis"]["volumeMounts"])
+
+
+def test_topics_keep_the_copies_the_workers_are_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three copies, two in sync for a write: as the brokers, every KafkaTopic and the topics a
+    worker would create itself, and as the failover tests ran the night."""
+    settings = settings_of_config(monkeypatch)
+    broker = one("Kafka")["spec"]["kafka"]["config"]
+    assert settings.topic_replication_factor == broker["default.replication.factor"] == 3
+    assert settings.min_insync_replicas == broker["min.insync.replicas"] == 2
+    for name, topic in kafka_topics().items():
+        assert topic["spec"]["replicas"] == settings.topic_replication_factor, name
+        assert topic["spec"]["config"]["min.insync.replicas"] == settings.min_insync_replicas
 
 
 def test_worker_memory_is_sized_from_the_measured_peak() -> None:

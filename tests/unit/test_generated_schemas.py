@@ -168,6 +168,7 @@ def _outputs(night: Night) -> Iterator[tuple[str, dict[str, Any]]]:
     alert = Alert(
         alert_id="first-declaration",
         election_id=night.register.election_id,
+        rehearsal=True,
         type=AlertType.FIRST_DECLARATION,
         priority=AlertPriority.HIGH,
         headline="First result of the night",
@@ -203,6 +204,7 @@ def test_asyncapi_describes_every_topic_with_keys_and_schemas() -> None:
             "topic_results",
             "topic_state",
             "topic_alerts",
+            "topic_newsroom",
         )
     }
 

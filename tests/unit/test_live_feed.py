@@ -28,7 +28,7 @@ TOPICS = ["results", "state", "alerts"]
 
 def output(n: int) -> Output:
     topic = TOPICS[n % 3]
-    return Output(f"o{n}", topic, f"k{n}", b'{"n": %d}' % n)
+    return Output(f"o{n}", topic, f"k{n}", b'{"n": %d, "rehearsal": false}' % n)
 
 
 @pytest.fixture

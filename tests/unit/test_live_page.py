@@ -110,6 +110,13 @@ console.log(JSON.stringify({
     { party: 'C', seats: 0, votes: 1, share: 0.001 },
     { party: 'D', seats: 0, votes: 0, share: 0 },
   ]).map((r) => r.party),
+  rehearsal: [
+    h.showsRehearsal({ rehearsal: false }, [{ rehearsal: false }], [{ rehearsal: false }]),
+    h.showsRehearsal({ rehearsal: true }, [], []),
+    h.showsRehearsal({ rehearsal: false }, [{ rehearsal: false }, { rehearsal: true }], []),
+    h.showsRehearsal({ rehearsal: false }, [], [{ alert_id: 'unsaid' }]),
+    h.showsRehearsal(null, [], []),
+  ],
 }));
 """
 
@@ -141,6 +148,8 @@ def test_page_helpers_in_node(tmp_path: Path) -> None:
     assert result["label"] == "Lab gain from Con"
     assert result["text"] == ["#0B0F14", "#FFFFFF"]
     assert result["rows"] == ["A", "Others"]
+    # Anything shown of a rehearsal brings the banner; what does not say is not taken for live.
+    assert result["rehearsal"] == [False, True, True, True, False]
 
 
 PROJECTION_CHECK = r"""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
+from streams.pipeline.publisher import outbox_lost_writes
 from streams.store.keys import ANNOUNCED_IDS, election_namespace
 from streams.store.outbox import Outbox, OutboxProgress, Output, QueuedOutput
 from tests.store_helpers import announce
@@ -100,3 +101,10 @@ async def test_restoring_nothing_leaves_the_outbox_as_it_was(outbox: Outbox) -> 
     await outbox.restore("", [])
     assert await outbox.progress() == OutboxProgress(announced=0, queued=0, published=0)
     assert await outbox.read(after=0) == []
+
+
+def test_kafka_past_the_outbox_is_lost_writes_and_behind_it_is_not() -> None:
+    assert outbox_lost_writes({4, 5, 9}, queued=8)  # entry 9 sent, Redis queued up to 8 only
+    assert not outbox_lost_writes({4, 5, 8}, queued=8)
+    assert not outbox_lost_writes({3}, queued=8)  # a crash before the rest were sent
+    assert not outbox_lost_writes(set(), queued=0)  # a fresh night

@@ -12,7 +12,9 @@ import orjson
 import pytest
 
 from schemas.declaration import Declaration, DeclarationKind
+from schemas.feed_check import FeedCheck
 from schemas.feed_refusal import FeedRefusal
+from schemas.results import StateOfParties
 from scripts.chaos import clean_feed
 from scripts.pa_pack import folder_sender, pa_feed
 from streams.feeds.pa.revisions import SeatTaken
@@ -20,6 +22,8 @@ from streams.ingest.drop_folder import DropFolder
 from streams.ingest.kafka_output import OutputNotAcknowledged
 from streams.ingest.pa_folder import PaFolderIngest
 from streams.ingest.progress import IngestProgress
+from streams.ingest.totals_check import TotalsCheck
+from streams.rules.tally import state_of_parties
 from tests.unit.pa_fixtures import mapping, norfolk, register, xml_of
 from tests.unit.tally_fixtures import night, rush
 from tests.unit.test_pa_xml import BILLION_LAUGHS
@@ -33,6 +37,7 @@ class FakeOutput:
     dead: list[tuple[bytes, FeedRefusal, str]] = field(default_factory=list)
     pending: list[tuple[str, tuple[bytes, bytes, str]]] = field(default_factory=list)
     fail_next_confirm: bool = False
+    notes: list[tuple[bytes, FeedCheck]] = field(default_factory=list)
 
     def publish(self, key: bytes, value: bytes) -> None:
         self.pending.append(("published", (key, value, "")))
@@ -54,15 +59,47 @@ class FakeOutput:
     def declarations(self) -> list[Declaration]:
         return [Declaration.model_validate_json(value) for _, value in self.published]
 
+    def acknowledged(self) -> dict[int, int]:
+        """One partition: the last declaration confirmed is at offset (count - 1)."""
+        return {0: len(self.published) - 1} if self.published else {}
+
+    def tell_newsroom(self, key: bytes, value: bytes) -> None:
+        self.notes.append((key, FeedCheck.model_validate_json(value)))
+
+
+@dataclass
+class StubTallies:
+    """Our tallies as the check reads them: each read the next answer, the last one repeated."""
+
+    answers: list[tuple[dict[int, int], StateOfParties]]
+    reads: int = 0
+
+    def applied_and_state(self, topic: str) -> tuple[dict[int, int], StateOfParties]:
+        self.reads += 1
+        return self.answers[min(self.reads, len(self.answers)) - 1]
+
+
+def nothing_tallied() -> StubTallies:
+    return StubTallies([({}, state_of_parties({}, register(), 0, None, None))])
+
 
 @pytest.fixture
 def client() -> fakeredis.FakeRedis:
     return fakeredis.FakeRedis()
 
 
-def _ingest(folder: Path, client: fakeredis.FakeRedis, output: FakeOutput) -> PaFolderIngest:
+def _ingest(
+    folder: Path,
+    client: fakeredis.FakeRedis,
+    output: FakeOutput,
+    tallies: StubTallies | None = None,
+) -> PaFolderIngest:
     progress = IngestProgress(client, "test:", register().election_id, mapping().source)
-    return PaFolderIngest(DropFolder(folder), progress, output, mapping(), register())
+    # No worker here unless the test gives one: PA's totals are then never compared.
+    check = TotalsCheck(tallies or nothing_tallied(), output, mapping(), "declarations", wait_s=0.0)
+    return PaFolderIngest(
+        DropFolder(folder), progress, output, mapping(), register(), totals_check=check
+    )
 
 
 def _settle(ingest: PaFolderIngest) -> None:

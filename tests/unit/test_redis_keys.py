@@ -45,7 +45,7 @@ def test_every_key_name_is_distinct_and_lands_in_the_election_slot() -> None:
     ns = election_namespace(PREFIX, ELECTION)
     subscriber = keys.SubscriberKeys.of(ns, "0123456789abcdef")
     every = [ns + name for name in names]
-    every += [subscriber.cursor, subscriber.delivered, subscriber.dead]
+    every += [subscriber.cursor, subscriber.delivered, subscriber.dead, subscriber.withheld]
     assert {slot(key) for key in every} == {slot(ELECTION)}
 
 
@@ -88,7 +88,7 @@ async def test_every_script_call_routes_by_a_key_of_the_election(
     assert await dispatcher.lease.acquire()
     await dispatcher.stop()
     subscriber = Subscriber("http://example.org/hook", redis, ns, policy, None)  # type: ignore[arg-type]
-    await subscriber._move(1, "a", "")
+    await subscriber._move(1, "a", "delivered")
 
     names = {str(call[0]).upper() for call in script_calls}
     assert names == {"EVAL", "EVALSHA"}

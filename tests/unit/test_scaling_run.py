@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.bench.scaling import _topics, worker_env
+from scripts.bench.scaling import _topics, key_kind, worker_env
 from streams.pipeline.app import create_app
 from streams.settings import ENV_PREFIX, Settings, get_settings
 
@@ -20,7 +20,10 @@ def test_every_variable_given_to_a_worker_is_a_setting_and_changes_it() -> None:
     assert seen.redis_key_prefix == "scale-x:" and seen.app_id == "scale-x"
     # Every topic setting is replaced, so a run never touches the night's real topics.
     topic_fields = {name for name in Settings.model_fields if name.startswith("topic_")}
-    assert {f"topic_{field}" for field in topics} == topic_fields - {"topic_partitions"}
+    assert {f"topic_{field}" for field in topics} == topic_fields - {
+        "topic_partitions",
+        "topic_replication_factor",
+    }
 
 
 def test_each_topic_has_the_partitions_the_app_declares_it_with() -> None:
@@ -29,3 +32,18 @@ def test_each_topic_has_the_partitions_the_app_declares_it_with() -> None:
     declared = {topic.get_topic_name(): topic.partitions for topic in app.night_topics.all}
     for field, (_, partitions) in _topics("scale-x", settings).items():
         assert declared[getattr(settings, f"topic_{field}")] == partitions, field
+
+
+def test_the_memory_split_names_each_kind_of_key() -> None:
+    kinds = {
+        name: key_kind(name)
+        for name in ("seat:E14001063", "seats", "changes", "outbox", "outbox:ids", "totals")
+    }
+    assert kinds == {
+        "seat:E14001063": "seats",
+        "seats": "other",
+        "changes": "change log",
+        "outbox": "outbox",
+        "outbox:ids": "outbox",
+        "totals": "other",
+    }

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from scripts import services
 from scripts.services import (
@@ -197,3 +198,100 @@ def test_stop_and_status_when_nothing_runs(
     assert re.search(r"^redis\s+stopped\s+pid=-", out, re.M)
     assert f"ELECTION_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{settings.kafka_port}" in out
     assert f"ELECTION_REDIS_URL=redis://127.0.0.1:{settings.redis_port}/0" in out
+
+
+def test_the_cluster_has_three_nodes_on_ports_counted_from_the_base(tmp_path: Path) -> None:
+    settings = Settings(run_dir=tmp_path / "run", cluster_base_port=40100)
+    nodes = services.cluster_nodes(settings)
+    assert [(n.settings.kafka_port, n.settings.kafka_controller_port) for n in nodes] == [
+        (40101, 40111),
+        (40102, 40112),
+        (40103, 40113),
+    ]
+    assert [n.settings.redis_port for n in nodes] == [40121, 40122, 40123]
+    assert [n.sentinel_port for n in nodes] == [40131, 40132, 40133]
+    # Each node its own folder, the single node's jars shared.
+    assert len({n.paths.run for n in nodes}) == 3
+    assert {n.paths.kafka_libs for n in nodes} == {Paths.of(settings).kafka_libs}
+    found = services.cluster_settings(settings)
+    assert found == {
+        "ELECTION_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:40101,127.0.0.1:40102,127.0.0.1:40103",
+        "ELECTION_REDIS_URL": (
+            "redis+sentinel://127.0.0.1:40131,127.0.0.1:40132,127.0.0.1:40133/election/0"
+        ),
+        "ELECTION_TOPIC_REPLICATION_FACTOR": "3",
+        "ELECTION_MIN_INSYNC_REPLICAS": "2",
+    }
+    # What start --cluster prints is settings a worker reads.
+    seen = Settings(**{k.removeprefix("ELECTION_").lower(): v for k, v in found.items()})
+    assert (seen.topic_replication_factor, seen.min_insync_replicas) == (3, 2)
+
+
+def test_a_cluster_node_votes_in_a_quorum_of_three_and_keeps_three_copies(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(run_dir=tmp_path / "run", cluster_base_port=40100)
+    node = services.cluster_nodes(settings)[1]
+    text = render_properties(node.settings, tmp_path / "data", node.kafka)
+    props = dict(
+        line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == (
+        "1@127.0.0.1:40111,2@127.0.0.1:40112,3@127.0.0.1:40113"
+    )
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:40102,CONTROLLER://127.0.0.1:40112"
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "default.replication.factor",
+    ):
+        assert props[key] == "3", key
+    assert props["min.insync.replicas"] == props["transaction.state.log.min.isr"] == "2"
+
+
+def test_the_sentinels_watch_the_primary_and_call_it_down_in_seconds(tmp_path: Path) -> None:
+    settings = Settings(run_dir=tmp_path / "run", cluster_base_port=40100)
+    node = services.cluster_nodes(settings)[2]
+    conf = services.render_sentinel_config(node, 40121)
+    assert "port 40133\n" in conf and "bind 127.0.0.1\n" in conf
+    assert "sentinel monitor election 127.0.0.1 40121 2\n" in conf
+    assert "sentinel down-after-milliseconds election 2000\n" in conf
+    assert "auth-pass" not in conf
+    secured = services.cluster_nodes(
+        settings.model_copy(update={"redis_password": SecretStr('pa"ss')})
+    )[0]
+    assert 'sentinel auth-pass election "pa\\"ss"\n' in services.render_sentinel_config(
+        secured, 40121
+    )
+
+
+def test_cluster_stop_and_status_when_nothing_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(run_dir=tmp_path / "run", cluster_base_port=_free_port() - 1)
+    monkeypatch.setattr(services, "get_settings", lambda: settings)
+    node = services.cluster_nodes(settings)[0]
+    node.paths.kafka.mkdir(parents=True)
+    node.paths.kafka_pid.write_text("999999999")  # stale: no such process
+    assert services.main(["stop", "--cluster"]) == 0
+    assert not node.paths.kafka_pid.exists()
+    assert services.main(["status", "--cluster"]) == 3
+    out = capsys.readouterr().out
+    for n in (1, 2, 3):
+        assert re.search(rf"^kafka-{n}\s+stopped\s+pid=-", out, re.M)
+        assert re.search(rf"^redis-{n}\s+stopped\s+pid=-", out, re.M)
+        assert re.search(rf"^sentinel-{n}\s+stopped\s+pid=-", out, re.M)
+    assert "ELECTION_REDIS_URL=redis+sentinel://" in out
+
+
+def test_cluster_start_names_every_taken_port(
+    tmp_path: Path, listener: int, everything_installed: None
+) -> None:
+    # The listener sits where kafka-1 would listen.
+    settings = Settings(run_dir=tmp_path / "run", cluster_base_port=listener - 1)
+    problems = services.find_cluster_problems(settings, services.cluster_nodes(settings))
+    assert problems == [
+        f"port {listener} is taken by a program these scripts did not start: stop it or set "
+        "ELECTION_CLUSTER_BASE_PORT so the cluster's twelve ports are free"
+    ]

@@ -31,6 +31,7 @@ ELECTION_ID = "parl.2024-07-04"
 def state(sequence: int, lab: int = 0) -> StateOfParties:
     return StateOfParties(
         election_id=ELECTION_ID,
+        rehearsal=False,
         sequence=sequence,
         seats_declared=lab,
         total_votes=1000 * lab,

@@ -178,9 +178,10 @@ async def check_revisions(redis: Redis, prefix: str) -> None:
     assert logged.result == seat_result(right, ref, 2)
 
     # The same revision with another count: a conflict, and nothing changes. The same
-    # revision relayed by another feed is the same announcement: a duplicate.
+    # revision relayed again by the same source (another relay of the replay) is the same
+    # announcement: a duplicate.
     other_count = revised(swapped_top_two(result), 2, DeclarationKind.CORRECTION)
-    relayed = right.model_copy(update={"source": "another feed"})
+    relayed = right.model_copy(update={"source": "replay:another relay"})
     conflict, duplicate = await apply_batch(store, pending([other_count, relayed], 10))
     assert (conflict.outcome, conflict.sequence, conflict.revision) == ("conflict", None, 2)
     assert (duplicate.outcome, duplicate.sequence) == ("duplicate", None)

@@ -22,6 +22,7 @@ def rendered(state: StateOfParties) -> str:
 def test_markup_in_party_names_and_codes_renders_literally() -> None:
     state = StateOfParties(
         election_id="parl.2024-07-04",
+        rehearsal=False,
         sequence=3,
         seats_declared=326,
         total_seats=650,
@@ -42,6 +43,7 @@ def test_markup_in_party_names_and_codes_renders_literally() -> None:
 def test_a_plain_state_still_reads_as_before() -> None:
     state = StateOfParties(
         election_id="parl.2024-07-04",
+        rehearsal=False,
         sequence=1,
         seats_declared=1,
         total_votes=10,
@@ -50,3 +52,7 @@ def test_a_plain_state_still_reads_as_before() -> None:
     text = rendered(state)
     assert "State of the parties: 1/650 declared, 326 for a majority" in text
     assert "Labour (Lab)" in text
+    assert "REHEARSAL" not in text
+    # A rehearsal's state says so first, as night.sh prints it.
+    rehearsal = rendered(state.model_copy(update={"rehearsal": True}))
+    assert "REHEARSAL · State of the parties: 1/650 declared" in rehearsal

@@ -1,4 +1,4 @@
-"""Webhook delivery: answer handling, signing, retries, dead letters, dedupe."""
+"""Webhook delivery: answer handling, signing, retries, dead letters, dedupe, rehearsals."""
 
 from __future__ import annotations
 
@@ -63,10 +63,15 @@ def test_keys_live_in_the_election_namespace_under_a_hash_of_the_url() -> None:
     assert keys.cursor == f"{NS}webhooks:{sha}:cursor"
     assert keys.delivered == f"{NS}webhooks:{sha}:delivered"
     assert keys.dead == f"{NS}webhooks:{sha}:dead"
+    assert keys.withheld == f"{NS}webhooks:{sha}:withheld"
 
 
-def alert(alert_id: str) -> Output:
-    value = orjson.dumps({"alert_id": alert_id, "headline": f"alert {alert_id}", "sequence": None})
+def alert(alert_id: str, rehearsal: bool | None = False) -> Output:
+    """A queued alert of the live night, or of a rehearsal; None: one that does not say."""
+    fields = {"alert_id": alert_id, "headline": f"alert {alert_id}", "sequence": None}
+    if rehearsal is not None:
+        fields["rehearsal"] = rehearsal
+    value = orjson.dumps(fields)
     return Output(output_id=f"alert:{alert_id}", topic="alerts", key=alert_id, value=value)
 
 
@@ -75,9 +80,15 @@ def result(ons_id: str) -> Output:
 
 
 def test_the_request_names_the_alert_and_carries_its_outbox_position() -> None:
-    alert_id, body, headers = alert_request(QueuedOutput(7, alert("a1")))
+    item = QueuedOutput(7, alert("a1"))
+    alert_id, body, headers = alert_request(item, orjson.loads(item.output.value))
     assert alert_id == "a1"
-    assert orjson.loads(body) == {"alert_id": "a1", "headline": "alert a1", "sequence": 7}
+    assert orjson.loads(body) == {
+        "alert_id": "a1",
+        "headline": "alert a1",
+        "sequence": 7,
+        "rehearsal": False,
+    }
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Alert-Id"] == headers["Idempotency-Key"] == "a1"
 
@@ -280,8 +291,8 @@ async def test_the_cursor_never_moves_back() -> None:
     redis = fakeredis.FakeAsyncRedis()
     async with aiohttp.ClientSession() as client:
         subscriber = Subscriber("http://127.0.0.1:1/hook", redis, NS, FAST, client)
-        await subscriber._move(9, "", "")
-        await subscriber._move(4, "", "")
+        await subscriber._move(9)
+        await subscriber._move(4)
     assert await subscriber.cursor() == 9
 
 
@@ -311,3 +322,70 @@ async def test_a_dispatcher_without_subscribers_takes_no_lock() -> None:
     idle = Dispatcher([], redis, NS, FAST)
     await idle.tick()
     assert idle.tasks == [] and await redis.keys("*") == []
+
+
+async def rehearsal_night(redis: fakeredis.FakeAsyncRedis) -> Outbox:
+    """A rehearsal's alerts, one that does not say what it is, and a live one among them."""
+    outbox = Outbox(redis, NS)
+    await announce(outbox, 1, [result("E1"), alert("r1", rehearsal=True)])
+    await announce(outbox, 2, [alert("unsaid", rehearsal=None), alert("live")])
+    await announce(outbox, 3, [alert("r2", rehearsal=True)])
+    return outbox
+
+
+async def test_a_rehearsal_is_never_posted_to_a_subscriber_that_did_not_ask_and_is_withheld(
+    session: aiohttp.ClientSession,
+) -> None:
+    receiver = Receiver(lambda key, attempt: 204)
+    server = await serve(receiver)
+    redis = fakeredis.FakeAsyncRedis()
+    await rehearsal_night(redis)
+    subscriber = Subscriber(str(server.make_url("/hook")), redis, NS, FAST, session)
+    try:
+        # Every alert is settled, the withheld ones too: none is waited on or retried.
+        assert await subscriber.step(block_ms=10) == 4
+        assert await subscriber.step(block_ms=10) == 0
+    finally:
+        await server.close()
+    # Only the live one; an alert that does not say it is live is not taken for live.
+    assert receiver.acknowledged == ["live"]
+    assert receiver.bodies[0]["rehearsal"] is False
+    assert await redis.smembers(subscriber.keys.withheld) == {b"r1", b"unsaid", b"r2"}
+    assert await redis.smembers(subscriber.keys.delivered) == {b"live"}
+    assert await subscriber.dead_letters() == []
+    assert await subscriber.cursor() == 5
+
+
+async def test_a_subscriber_that_asked_for_rehearsals_gets_every_alert(
+    session: aiohttp.ClientSession,
+) -> None:
+    receiver = Receiver(lambda key, attempt: 204)
+    server = await serve(receiver)
+    redis = fakeredis.FakeAsyncRedis()
+    await rehearsal_night(redis)
+    url = str(server.make_url("/hook"))
+    subscriber = Subscriber(url, redis, NS, FAST, session, takes_rehearsals=True)
+    try:
+        assert await subscriber.step(block_ms=10) == 4
+    finally:
+        await server.close()
+    assert receiver.acknowledged == ["r1", "unsaid", "live", "r2"]
+    assert [body.get("rehearsal") for body in receiver.bodies] == [True, None, False, True]
+    assert await redis.smembers(subscriber.keys.withheld) == set()
+
+
+async def test_rehearsal_subscribers_are_subscribers_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[tuple[str, bool]] = []
+
+    async def wait_forever(self: Subscriber) -> None:
+        made.append((self.url, self.takes_rehearsals))
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(Subscriber, "run", wait_forever)
+    apps, desk = "http://127.0.0.1:1/apps", "http://127.0.0.1:1/desk"
+    # The desk listed twice (also among the plain URLs) is one subscriber, taking rehearsals.
+    dispatcher = Dispatcher([apps, desk], fakeredis.FakeAsyncRedis(), NS, FAST, [desk])
+    await dispatcher.tick()
+    await asyncio.sleep(0)
+    assert sorted(made) == [(apps, False), (desk, True)]
+    await dispatcher.stop()

@@ -54,6 +54,7 @@ def declaration_from_pa(
             candidates=candidates,
             tie_declared=constituency.tie_declared,
             source=mapping.source,
+            rehearsal=mapping.rehearsal,
         )
     except ValidationError as exc:
         return _invalid(exc)

@@ -27,9 +27,11 @@ class ToPublish:
 
 @dataclass(frozen=True)
 class PartyTotals:
-    """PA's state of the parties: not a declaration; our own tallies make ours."""
+    """PA's state of the parties: not a declaration (our own tallies make ours), but a check
+    on them; `revision` is its file name's number."""
 
     revision: int
+    totals: PaStateOfParties
 
 
 FileOutcome = ToPublish | PartyTotals | Refusal
@@ -54,7 +56,7 @@ def take_file(
     if mismatch is not None:
         return mismatch
     if isinstance(message, PaStateOfParties):
-        return PartyTotals(file_name.revision)
+        return PartyTotals(file_name.revision, message)
     before = taken.get(message.constituency.number)
     kind = declaration_kind(before, message)
     if isinstance(kind, Refusal):

@@ -33,6 +33,9 @@ SEAT_COLUMNS = ("pa_seat_number", "ons_id", "name")
 PARTY_COLUMNS = ("pa_party_id", "abbreviation", "ec_id", "name")
 CANDIDATE_COLUMNS = ("pa_candidate_id", "dc_person_id", "ons_id", "name")
 
+# PA's live data; every other feed (its test data, our made-up `rehearsal`) is a rehearsal's,
+# so a feed not named for the live night can never put its declarations on air.
+LIVE_FEED = "live"
 # A feed name becomes a folder name: nothing that could climb out of FEEDS_DIR.
 _FEED_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}", re.ASCII)
 
@@ -64,6 +67,11 @@ class FeedMapping:
     def source(self) -> str:
         """The declarations' `source`: PA, and which of its feeds."""
         return f"pa:{self.feed}"
+
+    @property
+    def rehearsal(self) -> bool:
+        """The declarations' `rehearsal`: all but the live feed's."""
+        return self.feed != LIVE_FEED
 
     def ons_id(self, seat_number: int) -> str | Refusal:
         found = self.ons_ids.get(seat_number)

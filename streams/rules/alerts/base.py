@@ -44,13 +44,15 @@ TYPE_ORDER = {alert_type: index for index, alert_type in enumerate(AlertType)}
 
 @dataclass(frozen=True)
 class AlertPolicy:
-    """The alert settings the detectors obey: priorities and the two thresholds."""
+    """The alert settings the detectors obey: priorities, the two thresholds, and whether
+    the alerts are a rehearsal's (the worker's mode)."""
 
     priorities: Mapping[AlertType, AlertPriority] = field(
         default_factory=lambda: DEFAULT_PRIORITIES
     )
     shock_majority_share: float = 0.40
     narrow_margin_votes: int = 100
+    rehearsal: bool = True  # as ELECTION_MODE: only a live worker's alerts say they are live
 
     def priority(self, alert_type: AlertType) -> AlertPriority:
         return self.priorities.get(alert_type, DEFAULT_PRIORITIES[alert_type])
@@ -209,6 +211,7 @@ def seat_alert(
     return Alert(
         alert_id=alert_id,
         election_id=result.election_id,
+        rehearsal=policy.rehearsal,
         type=alert_type,
         priority=policy.priority(alert_type),
         headline=text.headline,

@@ -50,6 +50,7 @@ def exit_poll_alerts(poll: ExitPoll, register: Register, policy: AlertPolicy) ->
                 poll.election_id, AlertType.EXIT_POLL, None, poll.published_at.isoformat()
             ),
             election_id=poll.election_id,
+            rehearsal=policy.rehearsal,
             type=AlertType.EXIT_POLL,
             priority=policy.priority(AlertType.EXIT_POLL),
             headline=text.headline,

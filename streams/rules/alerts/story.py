@@ -386,6 +386,7 @@ def _withdrawn(
     return Alert(
         alert_id=alert_id(withdrawn.before.alert_id, "withdrawn"),
         election_id=register.election_id,
+        rehearsal=policy.rehearsal,
         type=AlertType.RETRACTED,
         # As loud as what it withdraws, or the people told are never untold.
         priority=louder(policy.priority(AlertType.RETRACTED), policy.priority(alert_type)),

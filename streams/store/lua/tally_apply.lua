@@ -11,13 +11,22 @@
 -- offset, and the later steps of its partition are held back (else their offsets would mark
 -- the failed one as applied and its redelivery would be skipped); other partitions go on.
 --
+--
+-- Several sources may report a seat (streams.rules.sources): revisions, duplicates and
+-- jumps are judged per source, every source's latest view of the seat is kept beside it, and
+-- the seat counts the figures of the highest source in PRECEDENCE that has reported. A
+-- revision of a lower source is recorded and logged (so the publisher can tell the desk
+-- where sources disagree) but changes no number: 'outranked'.
+--
 -- KEYS (streams.store.keys): totals, offsets, changes, seats, counters, exit-poll, clocks,
 -- as-of, then the seat hash of each seat the batch declares.
 -- ARGV: FIELDS (the values per message), MAX_JUMP (how far past a seat's revision, 0 for a
--- seat not yet declared, a declaration may go), then FIELDS values per message:
+-- seat not yet declared, a declaration may go), PRECEDENCE (source names, first counts
+-- first, joined by commas), then FIELDS values per message:
 --   'd' (declaration): topic:partition, offset, revision, content hash, kind, contribution
 --       JSON, result JSON before its sequence value, result JSON after it, ONS id, event key,
---       Kafka timestamp in ms, the index in KEYS of the seat's hash
+--       Kafka timestamp in ms, the index in KEYS of the seat's hash, source name (letters,
+--       digits, - and _ only), the source's view JSON
 --   'e' (exit poll): topic:partition, offset, exit poll JSON, unused, event key, Kafka timestamp
 --   'r' (rejected): topic:partition, offset, reason, then unused
 -- The event key (streams.rules.event_time.key_text, starting with the time in ms) is the
@@ -29,6 +38,18 @@ local clocks_key, as_of_key = KEYS[7], KEYS[8]
 local FIELDS, MAX_JUMP = tonumber(ARGV[1]), tonumber(ARGV[2])
 local replies = {}
 local last_of, held = {}, {}
+-- Ranks as streams.rules.sources.source_rank: listed names by place, then the rest by name.
+local UNLISTED = 1000
+local rank_of, listed = {}, 0
+for name in string.gmatch(ARGV[3], '[^,]+') do
+  if rank_of[name] == nil then rank_of[name] = listed end
+  listed = listed + 1
+end
+local function precedes(a, b)
+  local rank_a, rank_b = rank_of[a] or UNLISTED, rank_of[b] or UNLISTED
+  if rank_a ~= rank_b then return rank_a < rank_b end
+  return a < b
+end
 
 local function count(name)
   redis.call('HINCRBY', counters_key, name, 1)
@@ -44,8 +65,9 @@ local function declaration(i, field, offset)
   local revision, content_hash, kind = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
   local head, tail, ons_id, clock = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
   local seat_key = KEYS[tonumber(ARGV[i + 12])]
+  local source, view = ARGV[i + 13], ARGV[i + 14]
   local current = redis.call('HMGET', seat_key,
-    'revision', 'content_hash', 'contribution', 'result')
+    'rev:' .. source, 'hash:' .. source, 'contribution', 'result', 'source', 'sources')
   local current_revision = tonumber(current[1] or '0')
   local name
   if current_revision > revision then name = 'superseded'
@@ -61,6 +83,37 @@ local function declaration(i, field, offset)
     count('tally:' .. name)
     if name == 'revision_jump' then return name, current_revision end
     return name, 0
+  end
+
+  -- Every source's view before this one, as one JSON object, for the change log.
+  local known = current[6] or ''
+  local others, fields, is_known = {}, {}, false
+  for other in string.gmatch(known, '[^,]+') do
+    if other == source then is_known = true end
+    others[#others + 1] = other
+    fields[#fields + 1] = 'view:' .. other
+  end
+  local views_before = '{}'
+  if #others > 0 then
+    local texts = redis.call('HMGET', seat_key, unpack(fields))
+    local parts = {}
+    for n, other in ipairs(others) do parts[n] = '"' .. other .. '":' .. texts[n] end
+    views_before = '{' .. table.concat(parts, ',') .. '}'
+  end
+  if not is_known then
+    if known == '' then known = source else known = known .. ',' .. source end
+  end
+  local counted = current[5]
+  if counted and counted ~= source and not precedes(source, counted) then
+    record(field, offset, clock)
+    redis.call('HSET', seat_key, 'rev:' .. source, revision, 'hash:' .. source, content_hash,
+      'view:' .. source, view, 'sources', known)
+    local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
+    redis.call('XADD', changes_key, seq .. '-0', 'seat', ons_id, 'source', source,
+      'view', view, 'views', views_before, 'counted', counted, 'sent', ARGV[i + 11])
+    count('validation:accepted')
+    count('tally:outranked')
+    return 'outranked', seq
   end
 
   local old_text = current[3] or '{}'
@@ -109,10 +162,12 @@ local function declaration(i, field, offset)
   if kind == 'recount' then recount = '1' end
   redis.call('HSET', seat_key, 'revision', revision, 'content_hash', content_hash, 'kind', kind,
     'contribution', new_text, 'result', result, 'recount', recount,
-    'applied_offset', field .. ':' .. ARGV[i + 2])
+    'applied_offset', field .. ':' .. ARGV[i + 2], 'source', source, 'sources', known,
+    'rev:' .. source, revision, 'hash:' .. source, content_hash, 'view:' .. source, view)
   redis.call('SADD', seats_key, ons_id)
   redis.call('XADD', changes_key, seq .. '-0', 'seat', ons_id, 'result', result,
-    'previous', previous or '', 'old', old_text, 'new', new_text, 'sent', ARGV[i + 11])
+    'previous', previous or '', 'old', old_text, 'new', new_text, 'sent', ARGV[i + 11],
+    'source', source, 'view', view, 'views', views_before)
   count('validation:accepted')
   count('tally:applied')
   return 'applied', seq
@@ -139,7 +194,7 @@ local function rejected(i, field, offset)
 end
 
 local steps = {d = declaration, e = exit_poll, r = rejected}
-for i = 3, #ARGV, FIELDS do
+for i = 4, #ARGV, FIELDS do
   local field, offset = ARGV[i + 1], tonumber(ARGV[i + 2])
   local name, seq
   if held[field] then

@@ -63,6 +63,9 @@
   };
 
   const PRIORITY_LABELS = { flash: 'Flash', high: 'High', normal: 'News', low: 'Note' };
+  // A newsroom screen: a rehearsal's alerts too (apps get live ones only), under its banner.
+  const ALERTS_PATH = '/api/alerts?rehearsal=1';
+  const EVENTS_PATH = '/api/events?rehearsal=1';
 
   // ---- pure helpers (also loaded by the Node unit test) ----
 
@@ -469,8 +472,19 @@
     return { parties: parties, lines: lines, exitPolls: exitPollLines, yTicks: yTicks, xTicks: xTicks, seatsMax: seatsMax, box: frame };
   }
 
+  /** A message is a rehearsal's unless it says false, as the worker judges: one that does
+   * not say is never taken for the live night's. */
+  function isRehearsal(message) {
+    return !!message && typeof message === 'object' && message.rehearsal !== false;
+  }
+
+  /** Whether anything the page shows came from a rehearsal: the state, a seat or an alert. */
+  function showsRehearsal(state, seats, alerts) {
+    return isRehearsal(state) || seats.some(isRehearsal) || alerts.some(isRehearsal);
+  }
+
   const helpers = {
-    partyColour, partyShortName, textColourOn, isOddRow, hexCentre, neighbours, layoutHexmap,
+    isRehearsal, showsRehearsal, partyColour, partyShortName, textColourOn, isOddRow, hexCentre, neighbours, layoutHexmap,
     formatInt, formatSigned, formatShare, formatShareChange, formatClock, electionTitle,
     resultLabel, orderParties, tableRows, isNewerSeat, compareSeats, compareAlerts, latestSeats,
     newestAlerts, projectionOf, projectionRows, projectionBasis, projectionPoint,
@@ -881,7 +895,25 @@
     });
   }
 
+  /** The REHEARSAL banner, shown while anything on the page is a rehearsal's; true when it
+   * came or went. */
+  function renderRehearsal() {
+    const shown = showsRehearsal(
+      model.state, Array.from(model.seats.values()), Array.from(model.alerts.values()));
+    const banner = $('rehearsal');
+    if (banner.hidden === !shown) return false;
+    banner.hidden = !shown;
+    document.documentElement.classList.toggle('is-rehearsal', shown);
+    $('masthead-kicker').textContent = shown ? 'Rehearsal' : 'Live results';
+    return true;
+  }
+
   function render() {
+    // First: the banner coming or going moves everything below it, the news column too.
+    if ((dirty.state || dirty.seats.size || dirty.alerts) && renderRehearsal()) {
+      dirty.alerts = true;
+      dirty.ticker = true;
+    }
     if (dirty.state) renderState();
     // Before the news column: the strip showing or going takes height from the board.
     if (dirty.projection && renderProjection()) {
@@ -971,7 +1003,7 @@
   }
 
   async function loadSnapshot() {
-    const [state, seats, alerts] = await Promise.all([getJSON('/api/state'), getJSON('/api/seats'), getJSON('/api/alerts')]);
+    const [state, seats, alerts] = await Promise.all([getJSON('/api/state'), getJSON('/api/seats'), getJSON(ALERTS_PATH)]);
     applyState(state);
     Object.keys(seats || {}).forEach((id) => applySeat(seats[id]));
     (alerts || []).forEach(applyAlert);
@@ -998,7 +1030,7 @@
   }
 
   function connect() {
-    const source = new EventSource('/api/events');
+    const source = new EventSource(EVENTS_PATH);
     view.source = source;
     Object.keys(handlers).forEach((kind) => source.addEventListener(kind, (event) => onEvent(kind, event)));
     source.addEventListener('open', () => {
