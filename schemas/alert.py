@@ -51,6 +51,13 @@ class AlertType(StrEnum):
     RECOUNT = "recount"
     AMENDED = "amended"
     RETRACTED = "retracted"
+    PROJECTION_DEPARTS_EXIT_POLL = "projection_departs_exit_poll"
+    PROJECTION_BACK_IN_LINE = "projection_back_in_line"
+
+
+# Who an alert is for: app users and the public (the alerts topic, webhooks, the event
+# streams), or the newsroom alone (the newsroom topic).
+Audience = Literal["public", "newsroom"]
 
 
 class AlertTrigger(Message):
@@ -86,5 +93,12 @@ class Alert(Message):
     )
     replaces_type: AlertType | None = Field(
         None, description="For an amended or retracted alert: the type of the alert it replaces"
+    )
+    audience: Audience = Field(
+        "public",
+        description=(
+            "public: on the alerts topic, for apps and push; newsroom: on the newsroom topic "
+            "only, never sent to app users"
+        ),
     )
     sequence: NonNegativeInt | None = Field(None, description="Position in the alerts outbox")

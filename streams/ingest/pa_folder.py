@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas.feed_refusal import FeedRefusal
-from streams.feeds.pa.intake import PartyTotals, ToPublish, intake_order, take_file
+from streams.feeds.pa.intake import (
+    PartyTotals,
+    ReadFile,
+    ToPublish,
+    event_order,
+    intake_order,
+    read_file,
+    take_read,
+)
 from streams.feeds.pa.mapping import FeedMapping
 from streams.feeds.pa.refusals import Refusal
 from streams.feeds.pa.revisions import SeatTaken
@@ -25,6 +33,10 @@ from streams.rules.validation import KEPT_PREFIX_BYTES, MAX_KEY_BYTES
 
 log = logging.getLogger(__name__)
 
+# A poll's files are read whole before any is taken (to take them in the night's order): a
+# whole night of PA files is a few megabytes, and a folder flooded with files at the size cap
+# is read this much a poll, the rest at the next.
+MAX_BYTES_PER_POLL = 128 * 1024 * 1024
 PUBLISHED = "published"
 STATE_OF_PARTIES = "state_of_parties"
 REFUSED = "refused:"  # + the reason
@@ -114,7 +126,11 @@ class PaFolderIngest:
         moved: dict[int, SeatTaken] = {}
         files: dict[str, str] = {}
         latest_totals: tuple[str, PartyTotals] | None = None
+        read: list[tuple[ReadFile, bytes, int]] = []
+        budget = MAX_BYTES_PER_POLL
         for name in sorted(self._folder.settled(self._handled), key=intake_order):
+            if budget <= 0:
+                break
             try:
                 # One byte past the cap, so a file too large is refused as such unread.
                 raw, size = self._folder.read(name, self._max_file_bytes + 1)
@@ -123,9 +139,11 @@ class PaFolderIngest:
             except OSError as exc:
                 log.warning("cannot read %r yet (%s): next poll", name, exc)
                 continue
-            outcome = take_file(
-                name, raw, seats, self._mapping, self._register, self._max_file_bytes
-            )
+            budget -= len(raw)
+            read.append((read_file(name, raw, self._max_file_bytes), raw, size))
+        for parsed, raw, size in sorted(read, key=lambda item: event_order(item[0])):
+            name = parsed.name
+            outcome = take_read(parsed, seats, self._mapping, self._register)
             if isinstance(outcome, ToPublish):
                 declaration = outcome.declaration
                 self._output.publish(

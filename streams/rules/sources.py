@@ -241,7 +241,8 @@ def _candidate(ref: ConstituencyRef, person_id: int, votes: int | None) -> Sourc
     )
 
 
-def _figures(view: SourceView, ref: ConstituencyRef) -> SourceFigures:
+def source_figures(view: SourceView, ref: ConstituencyRef) -> SourceFigures:
+    """One source's view of a seat, with the candidates' names and parties."""
     votes = view.votes or {}
     return SourceFigures(
         source=view.source,
@@ -286,7 +287,7 @@ def conflict_message(
         constituency_id=ref.ons_id,
         constituency_name=ref.name,
         on_air=counted,
-        sources=[_figures(first, ref), _figures(second, ref)],
+        sources=[source_figures(first, ref), source_figures(second, ref)],
         differences=[
             FieldDifference(
                 field=difference.field,

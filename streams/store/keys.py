@@ -17,6 +17,13 @@ def election_namespace(key_prefix: str, election_id: str) -> str:
     return f"{key_prefix}election:{{{election_id}}}:"
 
 
+def people_key(key_prefix: str) -> str:
+    """The desk's people (streams.store.desk): a hash name -> JSON of role, token digest and
+    when and by whom it was given. Outside every election's namespace: a reset or rebuild of
+    an election never locks its editors out, and one roster serves rehearsals and the night."""
+    return f"{key_prefix}desk:people"
+
+
 def namespace_pattern(namespace: str) -> str:
     """The SCAN pattern of every key in `namespace`: glob characters in it match themselves."""
     return re.sub(r"([*?\[\]\\])", r"\\\1", namespace) + "*"
@@ -59,6 +66,11 @@ REBUILD_LOCK = "state:rebuild-lock"  # lease: one rebuilder at a time across wor
 FEED = "feed:"
 FEED_FILES = ":files"
 FEED_SEATS = ":seats"
+
+# Hand corrections (streams.store.desk): + ONS id, a hash revision -> the editor's name, for
+# every revision of the seat the desk has sent or is sending, so two corrections never go
+# out under one revision.
+DESK_REVISIONS = "desk:revisions:"
 
 # Webhook delivery (streams.pipeline.webhooks).
 WEBHOOKS_LOCK = "webhooks:lock"  # lease: the one worker delivering to every subscriber

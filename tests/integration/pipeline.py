@@ -440,7 +440,12 @@ def assert_alerts_of_the_clean_night(
     ids = sorted(str(alert["alert_id"]) for alert in alerts)
     missing = sorted(set(expected_ids) - set(ids))
     extra = sorted(set(ids) - set(expected_ids))
-    assert not missing and not extra, f"lost {missing[:5]}..., unexpected {extra[:5]}..."
+    unexpected = [
+        f"{alert['alert_id']} {alert['type']} {alert['headline']!r}"
+        for alert in alerts
+        if alert["alert_id"] in extra
+    ]
+    assert not missing and not extra, f"lost {missing[:5]}..., unexpected {unexpected[:5]}..."
     assert ids == expected_ids
 
 

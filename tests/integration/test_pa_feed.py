@@ -18,7 +18,14 @@ from scripts.pa_pack import folder_sender, pa_feed
 from scripts.replay import replay
 from streams.feeds.pa.mapping import load_feed_mapping
 from tests.integration.pa_ingest import pa_ingest
-from tests.integration.pipeline import DATA_DIR, Pipeline, assert_official_result
+from tests.integration.pipeline import (
+    DATA_DIR,
+    Pipeline,
+    assert_alerts_of_the_clean_night,
+    assert_official_result,
+    assert_published_once,
+    clean_night_alert_ids,
+)
 from tests.unit.test_pa_xml import BILLION_LAUGHS
 
 HOSTILE = "General_Election_2024_result_1_9.xml"
@@ -60,6 +67,8 @@ def test_the_night_dropped_as_pa_files_ends_at_the_official_result_past_a_hostil
                 "(against ours: agreed 1)",
             )
     assert_official_result(pipeline, night)
+    # The same alerts as the night sent as JSON, each once.
+    assert_alerts_of_the_clean_night(assert_published_once(pipeline), clean_night_alert_ids())
     assert "disagrees" not in log.read_text()
     notes = [orjson.loads(value) for _, value, _ in pipeline.read("newsroom")]
     assert [n for n in notes if n.get("message_type") == "feed_check"] == []
@@ -108,6 +117,7 @@ def test_an_ingest_killed_twice_mid_night_loses_nothing_and_applies_nothing_twic
             replay(thirds[-1], drop_file, None)
             pipeline.wait_until_published(night.register)
     assert_official_result(pipeline, night)
+    assert_alerts_of_the_clean_night(assert_published_once(pipeline), clean_night_alert_ids())
     counters = pipeline.counters()
     assert counters["tally:applied"] + counters["tally:exit_poll_applied"] == 651
     # A kill between publishing and recording re-publishes that poll: counted, not applied.

@@ -112,6 +112,10 @@ def _drop(folder: Path, name: str, body: bytes) -> None:
         send(name, body)
 
 
+def _number_of(declaration: Declaration) -> int:
+    return mapping().seat_numbers[declaration.constituency_id]
+
+
 def _norfolk_number() -> int:
     return mapping().seat_numbers[norfolk().constituency_id]
 
@@ -135,6 +139,11 @@ def test_a_clean_night_is_published_once_keyed_by_ons_id_and_a_restart_adds_noth
         key == d.constituency_id.encode()
         for (key, _), d in zip(output.published, output.declarations(), strict=True)
     )
+    # In the night's own order, not PA's seat numbers: the workers' watermark relies on it.
+    times = [d.declared_at for d in output.declarations()]
+    assert times == sorted(times) and times != [
+        d.declared_at for d in sorted(output.declarations(), key=lambda d: _number_of(d))
+    ]
     assert ingest.poll().files == 0
     restarted = _ingest(tmp_path, client, output)
     _settle(restarted)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from schemas.alert import Alert, AlertPriority, AlertTrigger, AlertType
+from schemas.alert import Alert, AlertPriority, AlertTrigger, AlertType, Audience
 from schemas.results import SeatResult
 from streams.rules.alert_text import AlertText
 from streams.rules.reference import Register
@@ -36,6 +36,8 @@ DEFAULT_PRIORITIES: Mapping[AlertType, AlertPriority] = MappingProxyType(
         AlertType.AMENDED: AlertPriority.NORMAL,
         AlertType.RETRACTED: AlertPriority.NORMAL,
         AlertType.SEAT_GAIN: AlertPriority.LOW,
+        AlertType.PROJECTION_DEPARTS_EXIT_POLL: AlertPriority.HIGH,
+        AlertType.PROJECTION_BACK_IN_LINE: AlertPriority.NORMAL,
     }
 )
 # Ties within a priority are broken by this order, so a change's alerts always sort the same.
@@ -206,6 +208,7 @@ def seat_alert(
     figures: Mapping[str, int | float | str | None],
     person_id: int | None = None,
     party: str | None = None,
+    audience: Audience = "public",
 ) -> Alert:
     """An alert triggered by one seat's revision, at that revision's declaration time."""
     return Alert(
@@ -223,6 +226,7 @@ def seat_alert(
         party=party,
         triggered_by=trigger(result),
         figures=dict(figures),
+        audience=audience,
     )
 
 
