@@ -26,11 +26,36 @@ from tests.integration.pipeline import (
     assert_published_once,
     clean_night_alert_ids,
 )
-from tests.unit.test_pa_xml import BILLION_LAUGHS
+from tests.unit.test_pa_xml import BILLION_LAUGHS, EXTERNAL_ENTITY
 
 HOSTILE = "General_Election_2024_result_1_9.xml"
 # PA's last state of the parties sent again once the night is over, under a name of its own.
 RESENT = "General_Election_2024_resent_SOP_650.xml"
+
+
+def hostile_files(first: bytes) -> list[tuple[str, bytes]]:
+    """Mid-night, beside the good files: each kind of file the ingest must refuse, by name.
+    `first` is the night's first result (Houghton and Sunderland South, PA seat 295)."""
+    return [
+        (HOSTILE, BILLION_LAUGHS),
+        ("General_Election_2024_result_296_9.xml", EXTERNAL_ENTITY),
+        ("General_Election_2024_result_297_9.xml", first[: len(first) // 2]),  # cut short
+        (
+            "General_Election_2024_result_9999_1.xml",
+            first.replace(b'number="295"', b'number="9999"'),
+        ),
+        # The first result again under another name: PA re-sending a revision already taken.
+        ("Resent_result_295_1.xml", first),
+    ]
+
+
+HOSTILE_REASONS = {
+    HOSTILE: "xml_dtd_forbidden",
+    "General_Election_2024_result_296_9.xml": "xml_dtd_forbidden",
+    "General_Election_2024_result_297_9.xml": "xml_malformed",
+    "General_Election_2024_result_9999_1.xml": "pa_unknown_seat",
+    "Resent_result_295_1.xml": "pa_revision_already_ingested",
+}
 
 
 def wait_for_text(log: Path, text: str, timeout: float = 60.0) -> None:
@@ -55,7 +80,8 @@ def test_the_night_dropped_as_pa_files_ends_at_the_official_result_past_a_hostil
         with folder_sender(drop) as drop_file:
             replay(files[:half], drop_file, None)
             pipeline.wait_for_seats(100)
-            drop_file(HOSTILE, BILLION_LAUGHS)
+            for name, body in hostile_files(files[0].value):
+                drop_file(name, body)
             replay(files[half:], drop_file, None)
             pipeline.wait_until_published(night.register)
             # Every state of the parties the ingest compared agreed with our tallies, and
@@ -81,14 +107,17 @@ def test_the_night_dropped_as_pa_files_ends_at_the_official_result_past_a_hostil
         sorted(d["source"] for d in declarations if "constituency_id" in d)
         == ["pa:rehearsal"] * 650
     )
-    [(key, value, headers)] = pipeline.read("dead_letter")
-    letter = FeedRefusal.model_validate_json(value)
-    assert key == HOSTILE.encode() and headers == {"reason": b"xml_dtd_forbidden"}
-    assert (letter.file_name, letter.reason, letter.source) == (
-        HOSTILE,
-        "xml_dtd_forbidden",
-        "pa:rehearsal",
-    )
+    # Every hostile or broken file refused for its reason, the night going on past them.
+    letters = {
+        key: (FeedRefusal.model_validate_json(value), headers)
+        for key, value, headers in pipeline.read("dead_letter")
+    }
+    reasons = {key.decode(): refused.reason for key, (refused, _) in letters.items()}
+    assert reasons == HOSTILE_REASONS
+    for key, (letter, headers) in letters.items():
+        assert headers == {"reason": letter.reason.encode()}
+        assert (letter.file_name, letter.source) == (key.decode(), "pa:rehearsal")
+    letter, _ = letters[HOSTILE.encode()]
     assert "lolz" in letter.detail and base64.b64decode(letter.original_b64) == BILLION_LAUGHS
     assert "refused" in log.read_text()
 
