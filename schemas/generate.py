@@ -30,6 +30,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
 from schemas.alert import Alert
+from schemas.audit import AuditRecord
 from schemas.common import SCHEMA_VERSION
 from schemas.declaration import Declaration
 from schemas.exit_poll import ExitPoll
@@ -79,6 +80,7 @@ CONTRACTS = (
     Contract(
         "source_conflict", SourceConflict, "output", "Two sources disagree on a seat, or no longer"
     ),
+    Contract("audit", AuditRecord, "output", "One step of a state-changing action, on the record"),
 )
 
 
@@ -193,6 +195,11 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "feed_check": {
         "bindings": _key("The feed's file that was checked (its first 512 bytes)", type="string"),
     },
+    "audit": {
+        "bindings": _key(
+            "The action's id: its intended record and its outcome share it", type="string"
+        ),
+    },
     "feed_refusal": {
         "bindings": _key("The refused file's name (its first 512 bytes)", type="string"),
         "headers": {
@@ -248,17 +255,29 @@ CHANNELS: tuple[tuple[str, str, bool, tuple[str, ...], str, str], ...] = (
         "topic_alerts",
         False,
         ("alert",),
-        "Alerts for newsrooms and apps, keyed by alert id.",
+        "Alerts for newsrooms and apps (`audience` public), keyed by alert id.",
         "send",
     ),
     (
         "newsroom",
         "topic_newsroom",
         False,
-        ("source_conflict", "feed_check"),
+        ("source_conflict", "feed_check", "alert"),
         "For the newsroom only, never for app users: source conflicts opened and ended, keyed "
         "by ONS id; a feed's state of the parties that disagrees with ours (election-ingest), "
-        "keyed by the feed's file name.",
+        "keyed by the feed's file name; alerts for the newsroom alone (`audience` newsroom: "
+        "the projection departing from the exit poll and coming back), keyed by alert id.",
+        "send",
+    ),
+    (
+        "audit",
+        "topic_audit",
+        False,
+        ("audit",),
+        "Every state-changing action of the desk and the admins (reset, rebuild, tokens given "
+        "and revoked, hand corrections), keyed by action id: an `intended` record before the "
+        "action takes effect, then its outcome (`done`, `failed`); or one `refused`. Who (a "
+        "name, never a token), what, when, before and after. Kept for good.",
         "send",
     ),
 )

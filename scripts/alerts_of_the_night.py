@@ -1,4 +1,8 @@
-"""Replay the 2024 night through the alert detectors and print the alerts by type, with counts."""
+"""Replay the 2024 night through the alert detectors and print the alerts by type, with counts.
+
+The alerts topic's are `alerts_of_the_night`; the exit-poll tracking's, for the newsroom
+topic by default, are `tracking_alerts_of_the_night`, listed apart.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,13 @@ from schemas.alert import Alert, AlertPriority, AlertType
 from schemas.results import SeatResult
 from scripts.night_builder import build_night
 from streams.rules.alerts import AlertPolicy, AppliedChange, detect_change, detect_exit_poll
+from streams.rules.alerts.story import NightStory, StoryStep
+from streams.rules.alerts.tracking import BACK_IN_LINE, TRACKING
+from streams.rules.event_time import event_key
+from streams.rules.projection import declared_seat
 from streams.rules.tally import Contribution, seat_contribution, seat_result, state_of_parties
 from streams.rules.watchlist import check_against_register, load_watchlist
-from streams.settings import get_settings
+from streams.settings import Settings, get_settings
 
 
 def alerts_of_the_night(data_dir: Path, watchlist_file: Path, policy: AlertPolicy) -> list[Alert]:
@@ -45,6 +53,30 @@ def alerts_of_the_night(data_dir: Path, watchlist_file: Path, policy: AlertPolic
         )
         alerts += detect_change(change, register, watchlist, policy)
         seats[result.constituency_id], state = result, after
+    return alerts
+
+
+def tracking_alerts_of_the_night(settings: Settings) -> list[Alert]:
+    """The exit-poll tracking's alerts of the clean night: its story walked in declaration
+    order, as the publisher walks it, each moment told as it passes."""
+    night = build_night(settings.data_dir)
+    register = night.register
+    tracking = settings.exit_poll_tracking(settings.projecting(register))
+    if tracking is None:
+        return []
+    policy = settings.alert_policy()
+    story = NightStory(register, tracking=tracking)
+    story.set_exit_poll(night.exit_poll)
+    alerts: list[Alert] = []
+    for sequence, declaration in enumerate(night.declarations, start=1):
+        ref = register.constituency(declaration.constituency_id)
+        assert ref is not None
+        result = seat_result(declaration, ref, sequence)
+        key = event_key(declaration.declared_at, ref.name, ref.ons_id, declaration.revision)
+        contribution = seat_contribution(declaration, ref)
+        story.add(StoryStep.of_change(key, sequence, contribution, seat=declared_seat(result)))
+        told = story.alerts(story.tell(None), {sequence: result}, policy)
+        alerts += [a for a in told if a.type in (TRACKING, BACK_IN_LINE)]
     return alerts
 
 
@@ -81,6 +113,13 @@ def main(argv: list[str] | None = None) -> None:
     print("\nThe night" + ("" if args.all else " (without seat and shock gains)") + ":")
     for alert in shown:
         print(_line(alert))
+
+    tracked = tracking_alerts_of_the_night(settings)
+    topic = "alerts" if settings.exit_poll_tracking_audience == "public" else "newsroom"
+    print(f"\nExit-poll tracking, {len(tracked)} alerts (the {topic} topic):")
+    for alert in tracked:
+        seats = alert.figures["seats_with_figures"]
+        print(f"{_line(alert)}  ({seats} seats declared)")
 
 
 if __name__ == "__main__":

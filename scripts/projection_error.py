@@ -15,8 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from scripts.night_builder import build_night
-from streams.rules.projection import MODELS, Baseline, declared_seat, project
-from streams.rules.tally import seat_result
+from streams.rules.alerts.story import NightStory, StoryStep
+from streams.rules.alerts.tracking import Tracking
+from streams.rules.event_time import event_key
+from streams.rules.projection import MODELS, Baseline, Projecting, declared_seat, project
+from streams.rules.tally import seat_contribution, seat_result
 from streams.settings import DEFAULT_DATA_DIR
 
 CHECKPOINTS = (50, 100, 200, 400)
@@ -79,6 +82,45 @@ def cost_ms(data_dir: Path, declared: int, resamples: int, repeats: int = 20) ->
     return (time.perf_counter() - began) / repeats * 1000
 
 
+def walk_ms(data_dir: Path, tracking: bool, repeats: int = 3) -> float:
+    """The fastest of `repeats` walks of the night's story, in declaration order, as the
+    publisher walks it: with the exit-poll tracking (the default settings) or without."""
+    night = build_night(data_dir)
+    register = night.register
+    steps = []
+    for n, declaration in enumerate(night.declarations, start=1):
+        ref = register.constituencies[declaration.constituency_id]
+        key = event_key(declaration.declared_at, ref.name, ref.ons_id, declaration.revision)
+        seat = declared_seat(seat_result(declaration, ref, n))
+        steps.append(StoryStep.of_change(key, n, seat_contribution(declaration, ref), seat=seat))
+    rule = Tracking(Projecting(Baseline.of(register))) if tracking else None
+    best = float("inf")
+    for _ in range(repeats):
+        story = NightStory(register, tracking=rule)
+        story.set_exit_poll(night.exit_poll)
+        began = time.perf_counter()
+        for step in steps:
+            story.add(step)
+        best = min(best, time.perf_counter() - began)
+    return best * 1000
+
+
+def point_projections_ms(data_dir: Path) -> float:
+    """The night projected after every declaration by `project` without resamples: what
+    tracking would cost built on it."""
+    night = build_night(data_dir)
+    register = night.register
+    baseline = Baseline.of(register)
+    seats = [
+        declared_seat(seat_result(d, register.constituencies[d.constituency_id], n))
+        for n, d in enumerate(night.declarations, start=1)
+    ]
+    began = time.perf_counter()
+    for n in range(1, len(seats) + 1):
+        project(baseline, seats[:n], resamples=0)
+    return (time.perf_counter() - began) * 1000
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -93,6 +135,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"one regional projection from 300 declared seats, {resamples} resamples: {ms:.1f} ms"
         )
+    plain, tracked = walk_ms(args.data_dir, tracking=False), walk_ms(args.data_dir, tracking=True)
+    print(
+        f"the night's story walked once ({len(build_night(args.data_dir).declarations)} "
+        f"steps): {plain:.0f} ms, {tracked:.0f} ms with exit-poll tracking"
+    )
+    print(
+        f"project(resamples=0) after every declaration instead: "
+        f"{point_projections_ms(args.data_dir):.0f} ms"
+    )
 
 
 if __name__ == "__main__":

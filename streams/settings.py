@@ -17,7 +17,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from schemas.alert import Audience
 from streams.rules.alerts.base import AlertPolicy, merged_priorities
+from streams.rules.alerts.tracking import Tracking
 from streams.rules.projection import Baseline, Projecting
 from streams.rules.reference import Register
 from streams.rules.rehearsal import Mode
@@ -223,7 +225,12 @@ class Settings(BaseSettings):
     topic_alerts: str = Field("alerts", description="Output: alerts for newsrooms and apps")
     topic_newsroom: str = Field(
         "newsroom",
-        description="Output: for the newsroom only (source conflicts, feed checks), never apps",
+        description="Output: for the newsroom only (source conflicts, feed checks, newsroom "
+        "alerts), never apps",
+    )
+    topic_audit: str = Field(
+        "audit",
+        description="Output: every state-changing action (who, what, when, before and after)",
     )
     topic_partitions: int = Field(
         4, description="Partitions of the declarations and results topics"
@@ -318,7 +325,9 @@ class Settings(BaseSettings):
         description="An event stream whose write waits longer than this is closed (it resumes)",
     )
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of the admin (state-changing) endpoints; unset: disabled"
+        None,
+        description="Bearer token of a bootstrap admin (bootstrap-admin on the record), beside "
+        "the people's tokens of election-desk-tokens; unset: none",
     )
 
     # Alerts
@@ -349,6 +358,40 @@ class Settings(BaseSettings):
         le=1000,
         description="Resamples of the declared seats behind the projection's range (cost grows "
         "with it: about 4 ms a snapshot at 40)",
+    )
+    # The 2024 night's projection was still 59 seats wrong after 400 declarations
+    # (docs/projection.md): a departure of 20 seats is news the desk can act on, and at 100
+    # declarations (a sixth of the seats) the two models no longer differ by more than that.
+    exit_poll_tracking_seats: int = Field(
+        20,
+        ge=0,
+        description="The projection departs from the exit poll for a party when more than this "
+        "many seats apart (a newsroom alert); 0: no tracking",
+    )
+    exit_poll_tracking_back_within_seats: int = Field(
+        15,
+        ge=0,
+        description="A party's projection is back in line with the exit poll once within this "
+        "many seats (at most ELECTION_EXIT_POLL_TRACKING_SEATS)",
+    )
+    exit_poll_tracking_parties: list[str] = Field(
+        default_factory=list,
+        description='Parties tracked against the exit poll, as JSON: ["Lab", "Con"]; empty: '
+        "every party the poll names with at least ELECTION_EXIT_POLL_TRACKING_MIN_POLL_SEATS",
+    )
+    exit_poll_tracking_min_poll_seats: int = Field(
+        10, ge=0, description="Seats the exit poll must give a party it names to be tracked"
+    )
+    exit_poll_tracking_min_declared: int = Field(
+        100,
+        ge=1,
+        description="Declared seats with figures the projection rests on before it is held "
+        "against the exit poll",
+    )
+    exit_poll_tracking_audience: Audience = Field(
+        "newsroom",
+        description="Who the tracking alerts are for: newsroom (the newsroom topic only) or "
+        "public (the alerts topic, webhooks and event streams)",
     )
     watchlist_file: Path | None = Field(
         None, description="People of note (CSV); default data_dir/watchlist.csv"
@@ -387,6 +430,17 @@ class Settings(BaseSettings):
         description="Deprecated (goes next release): key of the old X-Signature-256 header, "
         "still sent beside the Standard Webhooks ones while set",
     )
+
+    @model_validator(mode="after")
+    def _tracking_back_within_departure(self) -> Settings:
+        """Back in line further out than departing would tell both on the same figures."""
+        seats, back = self.exit_poll_tracking_seats, self.exit_poll_tracking_back_within_seats
+        if seats and back > seats:
+            raise ValueError(
+                f"ELECTION_EXIT_POLL_TRACKING_BACK_WITHIN_SEATS ({back}) exceeds "
+                f"ELECTION_EXIT_POLL_TRACKING_SEATS ({seats})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _writable_topics(self) -> Settings:
@@ -434,6 +488,21 @@ class Settings(BaseSettings):
             model=self.projection_model,
             min_region_seats=self.projection_min_region_seats,
             resamples=self.projection_resamples,
+        )
+
+    def exit_poll_tracking(self, projecting: Projecting | None) -> Tracking | None:
+        """How the projection is held against the exit poll, or None with no projection or
+        ELECTION_EXIT_POLL_TRACKING_SEATS at 0."""
+        if projecting is None or self.exit_poll_tracking_seats == 0:
+            return None
+        return Tracking(
+            projecting=projecting,
+            departs_beyond=self.exit_poll_tracking_seats,
+            back_within=self.exit_poll_tracking_back_within_seats,
+            parties=tuple(self.exit_poll_tracking_parties),
+            min_poll_seats=self.exit_poll_tracking_min_poll_seats,
+            min_declared=self.exit_poll_tracking_min_declared,
+            audience=self.exit_poll_tracking_audience,
         )
 
     def output_topics(self) -> dict[str, str]:

@@ -126,6 +126,7 @@ def _topics(run_id: str, settings: Settings) -> dict[str, tuple[str, int]]:
         "state": (f"{run_id}-state", 1),
         "alerts": (f"{run_id}-alerts", 1),
         "newsroom": (f"{run_id}-newsroom", 1),
+        "audit": (f"{run_id}-audit", 1),
     }
 
 

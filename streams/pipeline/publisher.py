@@ -99,16 +99,23 @@ class Telling:
         self.read_upto = change.sequence
         result = change.result
         if result is None:
-            self.exit_poll = change.exit_poll or self.exit_poll
+            if change.exit_poll is not None:
+                self.exit_poll = change.exit_poll
+                self.story.set_exit_poll(change.exit_poll)
             return
-        if self.projecting is not None:
-            self.declared[result.constituency_id] = declared_seat(result)
+        # The seat as the projection reads it: for the snapshot's projection, and for the
+        # story's, which tracks it against the exit poll step by step.
+        seat = None
+        if self.projecting is not None or self.story.tracking is not None:
+            seat = declared_seat(result)
+        if self.projecting is not None and seat is not None:
+            self.declared[result.constituency_id] = seat
         self.running.apply(change.delta)
         if self.as_of is None or result.declared_at > self.as_of:
             self.as_of = result.declared_at
         bisect.insort(
             self.inbox,
-            StoryStep.of_change(change.key, change.sequence, change.delta, change.sent_ms),
+            StoryStep.of_change(change.key, change.sequence, change.delta, change.sent_ms, seat),
             key=lambda step: step.key,
         )
 
@@ -178,9 +185,11 @@ def conflict_outputs(
 
 
 def _alert_output(alert: Alert) -> Output:
+    """An alert on the alerts topic, or, for the newsroom alone, on the newsroom topic, which
+    no webhook, event stream or `/api/alerts` reads."""
     return Output(
         output_id=f"alert:{alert.alert_id}",
-        topic="alerts",
+        topic="newsroom" if alert.audience == "newsroom" else "alerts",
         key=alert.alert_id,
         value=alert.model_dump_json().encode(),
     )
@@ -295,6 +304,7 @@ class Publisher:
         self.policy = settings.alert_policy()
         self.sources = settings.source_rules()
         self.projecting = context.projecting
+        self.tracking = settings.exit_poll_tracking(self.projecting)
         self.epoch = ""
         self.on_kafka: set[int] = set()  # outbox entries past the cursor found on Kafka
         self.announced = 0  # the newest change read, as far as this publisher knows
@@ -385,7 +395,9 @@ class Publisher:
             slot_from_text(slot): told_from_text(record)
             for slot, record in (await self.outbox.moments_told()).items()
         }
-        telling = Telling(NightStory(self.register, told), projecting=self.projecting)
+        telling = Telling(
+            NightStory(self.register, told, self.tracking), projecting=self.projecting
+        )
         while telling.read_upto < cursor:
             batch = await self.store.changes(after=telling.read_upto, count=5_000)
             batch = [change for change in batch if change.sequence <= cursor]

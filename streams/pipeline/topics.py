@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 
@@ -17,6 +18,7 @@ class Topics:
     state_of_parties: faust.TopicT
     alerts: faust.TopicT
     newsroom: faust.TopicT
+    audit: faust.TopicT
 
     @property
     def all(self) -> tuple[faust.TopicT, ...]:
@@ -26,13 +28,25 @@ class Topics:
     def outputs(self) -> tuple[faust.TopicT, ...]:
         """Sent to, never consumed here: no agent subscribes to them, so Faust would not create
         them and the first send would let the broker auto-create each with its defaults."""
-        return (self.dead_letter, self.results, self.state_of_parties, self.alerts, self.newsroom)
+        return (
+            self.dead_letter,
+            self.results,
+            self.state_of_parties,
+            self.alerts,
+            self.newsroom,
+            self.audit,
+        )
 
 
 def input_config(settings: Settings) -> dict[str, str]:
     """The tallies are a function of the declarations log and are rebuilt from it when Redis
     loses them (streams/store/rebuild.py), so the input topic keeps every message of the night."""
     return {**settings.topic_config(), "retention.ms": str(settings.input_retention_ms)}
+
+
+def audit_config(settings: Settings) -> dict[str, str]:
+    """The record of who did what on the night is kept for good, as the declarations are."""
+    return {**settings.topic_config(), "retention.ms": "-1"}
 
 
 def register_topics(app: faust.App, settings: Settings) -> Topics:
@@ -56,6 +70,7 @@ def register_topics(app: faust.App, settings: Settings) -> Topics:
         state_of_parties=app.topic(settings.topic_state, partitions=1, config=copies),
         alerts=app.topic(settings.topic_alerts, partitions=1, config=copies),
         newsroom=app.topic(settings.topic_newsroom, partitions=1, config=copies),
+        audit=app.topic(settings.topic_audit, partitions=1, config=audit_config(settings)),
     )
 
     @app.task
@@ -65,3 +80,12 @@ def register_topics(app: faust.App, settings: Settings) -> Topics:
             await topic.maybe_declare()
 
     return topics
+
+
+async def send_acknowledged(
+    topic: faust.TopicT, key: bytes, value: bytes, headers: dict[str, bytes] | None = None
+) -> Any:
+    """Send one message and return its record metadata (partition, offset) once every in-sync
+    copy has it: the app's producer sends with acks=all (streams/pipeline/app.py)."""
+    delivery = await topic.send(key=key, value=value, headers=headers)
+    return await delivery

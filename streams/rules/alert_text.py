@@ -201,6 +201,39 @@ def leader_safe_text(
     )
 
 
+def exit_poll_tracking_text(
+    party: str,
+    projected: int,
+    polled: int,
+    departs: bool,
+    limit: int,
+    seats_with_figures: int,
+    total_seats: int,
+    result: SeatResult,
+    names: Mapping[str, str],
+) -> AlertText:
+    """The projection departs from the exit poll for a party (further than `limit` seats),
+    or is back in line with it (within `limit`)."""
+    name = party_name(party, names)
+    gap = projected - polled
+    apart = f"{abs(gap)} {'more' if gap > 0 else 'fewer'} than" if gap else "the same as"
+    if departs:
+        lead, verdict = "Projection departs from exit poll", f"more than {limit} seats apart"
+    else:
+        lead, verdict = "Projection back in line with exit poll", f"within {limit} seats again"
+    return AlertText(
+        headline=fit(
+            f"{lead}: {name} {projected} projected, exit poll {polled}", f"{lead}: {name}"
+        ),
+        body=(
+            f"With {seats_with_figures} of {total_seats} seats declared with figures, the "
+            f"projection gives {name} {projected} seats, {apart} the exit poll's {polled}: "
+            f"{verdict}. After {result.constituency_name}, declared at "
+            f"{clock(result.declared_at)}."
+        ),
+    )
+
+
 # --- people of note --------------------------------------------------------------------------
 
 

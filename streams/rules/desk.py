@@ -70,9 +70,11 @@ def new_token() -> str:
 
 def token_digest(token: str) -> bytes:
     """What is kept of a token and compared. SHA-256, not scrypt or PBKDF2: those slow down
-    guessing a password people chose, and a token of 256 random bits cannot be guessed; they
-    would cost tens of milliseconds of the worker's CPU on every desk request, there for the
-    taking by anyone who sends made-up tokens."""
+    guessing a password people chose, and a token of 256 random bits cannot be guessed; made
+    slow on purpose, they would spend the worker's CPU on every desk request, there for the
+    taking by anyone who sends made-up tokens. Unkeyed: a server secret would be one more to
+    hand every worker and the command, and would guard only against someone who can write
+    to Redis, who can change the tallies themselves."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 

@@ -283,6 +283,17 @@ class RunningProjection:
         self.projecting = projecting
         baseline = projecting.baseline
         count, parties = len(baseline.seats), len(baseline.parties)
+        # Where each seat's swing may come from, as columns: the nation as a whole (0), its
+        # nation (1...), its region (after the nations). Each group's sums are then one
+        # matrix product over every seat, those without figures adding zeros.
+        rows = np.arange(count)
+        self._nation = 1 + baseline.nation_of
+        self._region = 1 + baseline.nations + baseline.region_of
+        membership = np.zeros((1 + baseline.nations + baseline.regions, count))
+        membership[0] = 1.0
+        membership[self._nation, rows] = 1.0
+        membership[self._region, rows] = 1.0
+        self._membership = membership
         self._changes = np.zeros((count, parties))
         self._with_figures = np.zeros(count, dtype=bool)
         self._declared = np.zeros(count, dtype=bool)
@@ -293,8 +304,19 @@ class RunningProjection:
     def seats_with_figures(self) -> int:
         return int(self._with_figures.sum())
 
-    def put(self, seat: DeclaredSeat) -> None:
-        """The seat as it now stands, in place of what it was."""
+    def changes_of(self, seat: DeclaredSeat) -> FloatArray:
+        """The seat's change in share by party against its notional 2019 result (zeros while
+        its figures are pending or for a seat not in the baseline)."""
+        baseline = self.projecting.baseline
+        row = baseline.row_of.get(seat.ons_id)
+        if row is None or not seat.shares:
+            return np.zeros(len(baseline.parties))
+        changes: FloatArray = _changes(baseline, [row], [seat])[0]
+        return changes
+
+    def put(self, seat: DeclaredSeat, changes: FloatArray | None = None) -> None:
+        """The seat as it now stands, in place of what it was; `changes` are its
+        `changes_of`, when the caller kept them."""
         baseline = self.projecting.baseline
         row = baseline.row_of.get(seat.ons_id)
         if row is None:
@@ -306,7 +328,17 @@ class RunningProjection:
         if column < 0 and seat.winning_party is not None:
             self._won_elsewhere[row] = seat.winning_party
         self._with_figures[row] = bool(seat.shares)
-        self._changes[row] = _changes(baseline, [row], [seat])[0] if seat.shares else 0.0
+        self._changes[row] = self.changes_of(seat) if changes is None else changes
+
+    def remove(self, ons_id: str) -> None:
+        """The seat back to undeclared."""
+        row = self.projecting.baseline.row_of.get(ons_id)
+        if row is None:
+            return
+        self._declared[row] = self._with_figures[row] = False
+        self._won[row] = -1
+        self._won_elsewhere.pop(row, None)
+        self._changes[row] = 0.0
 
     def seats(self) -> dict[str, int]:
         """Each party's projected seats (parties on none left out); empty before any seat
@@ -316,21 +348,16 @@ class RunningProjection:
         figures = self._with_figures
         if not figures.any():
             return {}
-        changes = self._changes[figures]
-        undeclared = np.flatnonzero(~self._declared)
-        swing = np.repeat(changes.mean(axis=0)[None, :], len(undeclared), axis=0)
+        seats = self._membership @ figures.astype(np.float64)  # declared with figures, by group
+        means = (self._membership @ self._changes) / np.maximum(seats, 1.0)[:, None]
+        source = np.zeros(len(figures), dtype=np.int64)  # every seat: the national swing...
         if projecting.model == "regional":
-            finer = ((baseline.nation_of, baseline.nations), (baseline.region_of, baseline.regions))
-            for groups, count in finer:  # a region with enough seats overrides its nation
-                of_declared = groups[figures]
-                member = np.zeros((count, len(of_declared)))
-                member[of_declared, np.arange(len(of_declared))] = 1.0
-                seats = np.bincount(of_declared, minlength=count)
-                means = (member @ changes) / np.maximum(seats, 1)[:, None]
-                group = groups[undeclared]
-                enough = seats[group] >= projecting.min_region_seats
-                swing[enough] = means[group[enough]]
-        shares = np.maximum(baseline.notional[undeclared] + swing, 0.0)
+            # ...its nation's once enough of it has declared, its region's over that.
+            enough = projecting.min_region_seats
+            source = np.where(seats[self._nation] >= enough, self._nation, source)
+            source = np.where(seats[self._region] >= enough, self._region, source)
+        undeclared = ~self._declared
+        shares = np.maximum(baseline.notional[undeclared] + means[source[undeclared]], 0.0)
         parties = len(baseline.parties)
         won = self._won[self._won >= 0]
         totals = np.bincount(shares.argmax(axis=1), minlength=parties) + np.bincount(
@@ -393,6 +420,7 @@ __all__ = [
     "MODELS",
     "Baseline",
     "DeclaredSeat",
+    "FloatArray",
     "Model",
     "PartyProjection",
     "Projecting",

@@ -389,10 +389,13 @@ def _value_of(record: ConsumerRecord[bytes, bytes], election_id: str) -> dict[st
 
 
 def _output_id(topic: str, value: dict[str, Any]) -> str | None:
-    """The publisher's dedupe id of an output (streams.pipeline.publisher): `alert:<alert id>`,
+    """The publisher's dedupe id of an output (streams.pipeline.publisher): `alert:<alert id>`
+    (on the alerts topic, or the newsroom's for an alert for the newsroom alone),
     `result:<ons id>:<source>:<revision>`, `state:<sequence>` or `conflict...:<ons id>:<id>`;
     None for anything else on the topic."""
     if topic == "alerts" and "alert_id" in value:
+        return f"alert:{value['alert_id']}"
+    if topic == "newsroom" and value.get("message_type") == "alert":
         return f"alert:{value['alert_id']}"
     if topic == "results" and "constituency_id" in value:
         return result_output_id(value["constituency_id"], value.get("source"), value["revision"])

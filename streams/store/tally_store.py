@@ -60,6 +60,8 @@ _SPLICE_FIELDS = ["sequence", "figures_pending", "recount", "winning_party"]
 _FIELDS = list(SeatResult.model_fields)
 assert _FIELDS[_FIELDS.index("sequence") :][:4] == _SPLICE_FIELDS, "SeatResult field order"
 _SEQUENCE_PLACEHOLDER = '"sequence":0,'
+# The seat hash's field of each source's view (lua/tally_apply.lua writes it): + source name.
+VIEW = "view:"
 
 # The apply step (lua/tally_apply.lua, whose header lays out its KEYS and ARGV): the values
 # per message, and the keys before the seats' hashes in KEYS, in the script's order.
@@ -162,6 +164,14 @@ class Change:
         return event_key(
             result.declared_at, result.constituency_name, result.constituency_id, result.revision
         )
+
+
+@dataclass(frozen=True)
+class SeatSources:
+    """Every source's latest view of a seat, and the one whose figures the seat counts."""
+
+    counted: str | None
+    views: dict[str, SourceView]
 
 
 def content_hash(declaration: Declaration) -> str:
@@ -359,6 +369,19 @@ class TallyStore:
     async def seat(self, ons_id: str) -> SeatResult | None:
         raw = await self.redis.hget(self.key(SEAT + ons_id), "result")
         return SeatResult.model_validate_json(raw) if raw else None
+
+    async def seat_sources(self, ons_id: str) -> SeatSources:
+        """What each source last said of a seat, as the apply step keeps it beside the seat
+        (`view:<source>`), and whose figures count (`source`); none before any reported it."""
+        raw: Any = await self.redis.hgetall(self.key(SEAT + ons_id))
+        fields = {_text(name): value for name, value in raw.items()}
+        views = {
+            name[len(VIEW) :]: SourceView.decode(name[len(VIEW) :], orjson.loads(value))
+            for name, value in fields.items()
+            if name.startswith(VIEW)
+        }
+        counted = fields.get("source")
+        return SeatSources(_text(counted) if counted is not None else None, views)
 
     async def seats(self) -> dict[str, SeatResult]:
         """Every seat with an applied revision (a set of ids, then one pipelined read)."""

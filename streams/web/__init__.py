@@ -1,4 +1,4 @@
-"""HTTP views of the worker: API, live page, health and metrics, admin."""
+"""HTTP views of the worker: API, live page, health and metrics, admin, the newsroom desk."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from streams.pipeline.context import context_of
 from streams.settings import Settings
-from streams.web import admin, api, health, live_page, pa_api
+from streams.web import admin, api, desk, health, live_page, pa_api
 
 # Names the service and nothing else: aiohttp's default gives Python's and its own versions.
 SERVER_NAME = "election-night-streams"
@@ -19,7 +19,14 @@ CORS_MAX_AGE_S = 3600
 
 def register_views(app: faust.App) -> None:
     """Serve every view of the worker on `app`, each at its path, with the same headers."""
-    for routes in (api.ROUTES, pa_api.ROUTES, live_page.ROUTES, health.ROUTES, admin.ROUTES):
+    for routes in (
+        api.ROUTES,
+        pa_api.ROUTES,
+        live_page.ROUTES,
+        health.ROUTES,
+        admin.ROUTES,
+        desk.ROUTES,
+    ):
         for path, view in routes.items():
             app.page(path)(view)
     if isinstance(app.web, AiohttpWeb):

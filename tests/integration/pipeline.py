@@ -337,7 +337,15 @@ def named_pipeline(kafka_bootstrap: str, redis_url: str, prefix: str) -> Pipelin
     run_id = uuid.uuid4().hex[:10]
     topics = {
         name: f"test-{name.replace('_', '-')}-{run_id}"
-        for name in ("declarations", "dead_letter", "results", "state", "alerts", "newsroom")
+        for name in (
+            "declarations",
+            "dead_letter",
+            "results",
+            "state",
+            "alerts",
+            "newsroom",
+            "audit",
+        )
     }
     return Pipeline(kafka_bootstrap, redis_url, prefix, topics, f"test-{run_id}")
 
@@ -385,6 +393,7 @@ def new_pipeline(
         "state": unique_topic("state", 1),
         "alerts": unique_topic("alerts", 1),
         "newsroom": unique_topic("newsroom", 1),
+        "audit": unique_topic("audit", 1),
     }
     return Pipeline(kafka_bootstrap, redis_url, prefix, topics, f"test-{uuid.uuid4().hex[:8]}")
 

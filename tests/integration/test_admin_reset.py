@@ -1,8 +1,11 @@
-"""POST /api/admin/reset on a real Redis: with the token it resets this election, and only it."""
+"""POST /api/admin/reset on a real Redis: with the token it resets this election, and only it.
+(Its audit records are caught in memory here; tests/integration/test_desk.py follows them
+through a real worker and broker.)"""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, cast
 
 import pytest
 import redis
@@ -12,7 +15,7 @@ from streams.pipeline.app import create_app
 from streams.pipeline.context import ElectionApp
 from streams.settings import Settings
 from streams.store.keys import election_namespace
-from tests.unit.test_admin import TOKEN, call
+from tests.unit.test_admin import TOKEN, FakeTopic, call
 
 ELECTION = "parl.2024-07-04"
 
@@ -25,7 +28,12 @@ def admin_app(redis_url: str, redis_prefix: str) -> ElectionApp:
         election_id=ELECTION,
         admin_token=SecretStr(TOKEN),
     )
-    return create_app(settings)
+    app = create_app(settings)
+    app.night_topics = dataclasses.replace(
+        app.night_topics,
+        audit=FakeTopic("audit"),  # type: ignore[arg-type]
+    )
+    return app
 
 
 async def test_reset_with_the_token_removes_this_elections_keys_only(
@@ -47,6 +55,11 @@ async def test_reset_with_the_token_removes_this_elections_keys_only(
         assert b'"removed_keys":2' in response.body.replace(b" ", b"")
         assert client.exists(ours + "seat:E14001497", ours + "counters") == 0
         assert client.get(other_election + "seat:E14001497") == b"kept"
+        audit = cast(FakeTopic, admin_app.night_topics.audit).records()
+        assert [(r.stage, r.who) for r in audit] == [
+            ("intended", "bootstrap-admin"),
+            ("done", "bootstrap-admin"),
+        ]
     finally:
         client.delete(other_election + "seat:E14001497")
         client.close()

@@ -266,6 +266,8 @@ def test_the_rebuild_command_remakes_the_night_and_sends_nothing_again(
         pipeline.send(build_outgoing(DATA_DIR))
         pipeline.wait_until_published(night.register, worker_alive=alive(worker))
     alerts_before = len(pipeline.read("alerts"))
+    newsroom_before = len(pipeline.read("newsroom"))  # the exit-poll tracking's alerts
+    assert newsroom_before
     own_redis.lose()
     assert pipeline.state(night.register).seats_declared == 0
 
@@ -303,6 +305,7 @@ def test_the_rebuild_command_remakes_the_night_and_sends_nothing_again(
     alerts = [orjson.loads(value) for _, value, _ in pipeline.read("alerts")]
     assert len(alerts) == alerts_before
     assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
+    assert len(pipeline.read("newsroom")) == newsroom_before
     assert len(pipeline.read("results")) == 650
 
 
@@ -436,7 +439,7 @@ def alert_events(base_url: str, after: int, expected: int, quiet_s: float = 2.0)
 def newest_sequence_on_kafka(pipeline: Pipeline) -> int:
     return max(
         int(headers["outbox-seq"])
-        for topic in ("results", "state", "alerts")
+        for topic in ("results", "state", "alerts", "newsroom")
         for _, _, headers in pipeline.read(topic)
     )
 

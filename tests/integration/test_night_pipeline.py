@@ -8,7 +8,7 @@ from collections import Counter
 import orjson
 
 from schemas.rejection import Rejection
-from scripts.alerts_of_the_night import alerts_of_the_night
+from scripts.alerts_of_the_night import alerts_of_the_night, tracking_alerts_of_the_night
 from scripts.night_builder import Night
 from scripts.replay import build_outgoing
 from streams.settings import Settings
@@ -67,6 +67,25 @@ def test_the_clean_night_ends_at_the_official_result(pipeline: Pipeline, night: 
     policy = Settings().alert_policy()
     expected = alerts_of_the_night(DATA_DIR, DATA_DIR / "watchlist.csv", policy)
     assert sorted(alert["alert_id"] for alert in alerts) == sorted(a.alert_id for a in expected)
+    # Issue 23: the projection leaving the exit poll and coming back, on the newsroom topic
+    # alone, at the seats the night's own order gives.
+    newsroom = [orjson.loads(value) for _, value, _ in pipeline.read("newsroom")]
+    tracked = [n for n in newsroom if n.get("message_type") == "alert"]
+    assert [(a["alert_id"], a["constituency_id"]) for a in tracked] == [
+        (a.alert_id, a.constituency_id) for a in tracking_alerts_of_the_night(Settings())
+    ]
+    assert [(a["type"], a["party"], a["figures"]["seats_with_figures"]) for a in tracked] == [
+        ("projection_departs_exit_poll", "Con", 100),
+        ("projection_departs_exit_poll", "LD", 100),
+        ("projection_departs_exit_poll", "Lab", 100),
+        ("projection_departs_exit_poll", "SNP", 100),
+        ("projection_back_in_line", "SNP", 165),
+        ("projection_back_in_line", "LD", 171),
+        ("projection_back_in_line", "Lab", 558),
+        ("projection_back_in_line", "Con", 582),
+    ]
+    assert {a["audience"] for a in tracked} == {"newsroom"}
+    assert not [a for a in alerts if a["type"].startswith("projection_")]
 
 
 def test_chaos_gives_the_same_final_state_and_dead_letters_every_bad_message(
@@ -129,5 +148,9 @@ def test_a_worker_killed_mid_night_and_restarted_loses_and_repeats_nothing(
     assert_official_result(pipeline, night)
     alerts = assert_published_once(pipeline)
     assert Counter(a["type"] for a in alerts)["majority_won"] == 1
+    # The newsroom's alerts (issue 23) too: each once, across the crash.
+    newsroom = [orjson.loads(value) for _, value, _ in pipeline.read("newsroom")]
+    told = [n["alert_id"] for n in newsroom if n.get("message_type") == "alert"]
+    assert told and len(told) == len(set(told))
     # Issue 15, a worker killed mid-night and restarted on the rest: the same moments.
     assert_the_story(pipeline, night, clean=False)

@@ -117,7 +117,11 @@ async def test_only_reads_are_allowed_and_the_admin_endpoints_stay_same_origin(
         admin = await client.options("/api/admin/reset", headers=preflight("POST", "Authorization"))
         assert admin.status == 405 and ALLOW_ORIGIN not in admin.headers
         refused = await client.post("/api/admin/reset", headers={"Origin": GRAPHICS})
-        assert refused.status == 403 and ALLOW_ORIGIN not in refused.headers
+        assert refused.status == 401 and ALLOW_ORIGIN not in refused.headers
+        desk = await client.options(
+            "/api/desk/declarations", headers=preflight("POST", "Authorization")
+        )
+        assert desk.status == 405 and ALLOW_ORIGIN not in desk.headers
 
 
 async def test_a_named_origin_is_the_only_one_allowed(monkeypatch: pytest.MonkeyPatch) -> None:

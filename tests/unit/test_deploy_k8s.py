@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SETTING_NAMES = frozenset(f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields)
 WORKER_COMMAND = "python -m faust -A streams.worker worker -l info --web-host 0.0.0.0"
-TOPIC_FIELDS = ("declarations", "dead_letter", "results", "state", "alerts", "newsroom")
+TOPIC_FIELDS = ("declarations", "dead_letter", "results", "state", "alerts", "newsroom", "audit")
 
 
 def render() -> list[dict[str, Any]]:

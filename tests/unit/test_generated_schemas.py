@@ -205,6 +205,7 @@ def test_asyncapi_describes_every_topic_with_keys_and_schemas() -> None:
             "topic_state",
             "topic_alerts",
             "topic_newsroom",
+            "topic_audit",
         )
     }
 

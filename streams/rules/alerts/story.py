@@ -5,7 +5,9 @@ order in which seats declared, not about the order their messages arrived in. Th
 holds every seat change it was told, in event-time order (streams.rules.event_time), and the
 moments that order passes. A change that comes after the changes it precedes is inserted
 where it belongs and the night is walked again: a moment now passed at another seat is
-amended, one passed only now is told, one no longer passed is withdrawn.
+amended, one passed only now is told, one no longer passed is withdrawn. With an exit poll
+and the projection's settings (streams.rules.alerts.tracking), the projection departing from
+the poll for a major party, and coming back, are moments of the story too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from schemas.alert import Alert, AlertType
+from schemas.alert import Alert, AlertType, Audience
+from schemas.exit_poll import ExitPoll
 from schemas.results import SeatResult
 from streams.rules import alert_text
 from streams.rules.alerts.base import (
@@ -33,7 +36,17 @@ from streams.rules.alerts.national import (
     moment_id,
     moment_root_id,
 )
+from streams.rules.alerts.tracking import (
+    TRACKING,
+    ExitPollTracker,
+    Tracking,
+    TrackingPoint,
+    told_type,
+    tracking_alert,
+    tracking_id,
+)
 from streams.rules.event_time import EventKey, key_from_text, key_text, key_time
+from streams.rules.projection import DeclaredSeat
 from streams.rules.reference import Register
 
 # A moment's place in the story: its type and party, then which passing of that line (0 the
@@ -50,17 +63,23 @@ class StoryStep:
     seats: tuple[tuple[str, int], ...]  # party -> change in seats
     declared: int  # change in seats declared
     sent_ms: int = 0  # the Kafka timestamp of its message: how far the watermark must reach
+    seat: DeclaredSeat | None = None  # the seat after it, as the projection reads it
 
     @classmethod
     def of_change(
-        cls, key: EventKey, sequence: int, delta: Mapping[str, int], sent_ms: int = 0
+        cls,
+        key: EventKey,
+        sequence: int,
+        delta: Mapping[str, int],
+        sent_ms: int = 0,
+        seat: DeclaredSeat | None = None,
     ) -> StoryStep:
         seats = tuple(
             (name[len("party:") : -len(":seats")], change)
             for name, change in delta.items()
             if name.startswith("party:") and name.endswith(":seats")
         )
-        return cls(key, sequence, seats, delta.get("total:declared", 0), sent_ms)
+        return cls(key, sequence, seats, delta.get("total:declared", 0), sent_ms, seat)
 
     @property
     def ons_id(self) -> str:
@@ -77,6 +96,7 @@ class Moment:
     step: StoryStep
     state: SeatCount  # the nation just after the step
     passing: int  # which passing of the line this is (see Slot)
+    tracking: TrackingPoint | None = None  # the projection beside the poll, for tracking
 
     @property
     def slot(self) -> Slot:
@@ -137,8 +157,15 @@ class NightStory:
     it is read. One told and then moved by a change sent late is amended; one gone, withdrawn.
     """
 
-    def __init__(self, register: Register, told: Mapping[Slot, ToldMoment] | None = None) -> None:
+    def __init__(
+        self,
+        register: Register,
+        told: Mapping[Slot, ToldMoment] | None = None,
+        tracking: Tracking | None = None,
+    ) -> None:
         self.register = register
+        self.tracking = tracking
+        self._tracker = ExitPollTracker(tracking) if tracking is not None else None
         self.steps: list[StoryStep] = []
         self._moments: dict[Slot, Moment] = {}
         self.told: dict[Slot, ToldMoment] = dict(told or {})
@@ -165,13 +192,20 @@ class NightStory:
         self.moments  # noqa: B018  (walks what is left to walk)
         return self._now
 
+    def set_exit_poll(self, poll: ExitPoll) -> None:
+        """The exit poll the projection is tracked against: a poll read after seats walks
+        the night again, as every step after the poll's time compares with it."""
+        tracker = self._tracker
+        if tracker is None or tracker.poll == poll:
+            return
+        tracker.poll = poll
+        if self.steps:
+            self._unwalked_from = 0
+
     def add(self, step: StoryStep) -> None:
         if self._unwalked_from is None and (not self.steps or step.key >= self.steps[-1].key):
             self.steps.append(step)
-            before = self._now
-            self._apply(step)
-            for crossing in crossings(before, self._now, self.register):
-                moment = self._moment(crossing, step, self._now)
+            for moment in self._step(step):
                 self._moments[moment.slot] = moment
             return
         at = bisect.bisect_right(self.steps, step.key, key=lambda s: s.key)
@@ -240,13 +274,35 @@ class NightStory:
                 self._seats.pop(party, None)
         self._declared += step.declared
 
-    def _moment(self, crossing: Crossing, step: StoryStep, state: SeatCount) -> Moment:
+    def _step(self, step: StoryStep) -> list[Moment]:
+        """Apply a step put last in the story: the moments it passes."""
+        before = self._now
+        self._apply(step)
+        moments = [
+            self._moment(crossing, step, self._now)
+            for crossing in crossings(before, self._now, self.register)
+        ]
+        if self._tracker is not None:
+            self._tracker.take(step.ons_id, step.sequence, step.seat)
+            found, point = self._tracker.crossings(step.key)
+            moments += [self._moment(crossing, step, self._now, point) for crossing in found]
+        return moments
+
+    def _moment(
+        self,
+        crossing: Crossing,
+        step: StoryStep,
+        state: SeatCount,
+        tracking: TrackingPoint | None = None,
+    ) -> Moment:
         line = (crossing.alert_type, crossing.party)
         passing = self._passings[line]
         self._passings[line] += 1
-        return Moment(crossing, step, state, passing)
+        return Moment(crossing, step, state, passing, tracking)
 
     def _told_id(self, moment: Moment) -> str:
+        if moment.crossing.alert_type is TRACKING:
+            return tracking_id(self.register.election_id, moment.crossing, moment.passing // 2)
         return moment_id(
             self.register.election_id,
             moment.crossing,
@@ -265,6 +321,16 @@ class NightStory:
         }
         self._seats, self._declared = {}, 0
         self._passings = Counter((slot[0], slot[1]) for slot in kept)
+        if self._tracker is not None:
+            # A party passed its line an odd number of times before the step stands away.
+            self._tracker.rewind(
+                at,
+                frozenset(
+                    party
+                    for (line, party), passed in self._passings.items()
+                    if line is TRACKING and party is not None and passed % 2
+                ),
+            )
         steps = self.steps
         self.steps = []
         for step in steps[:at]:
@@ -274,10 +340,7 @@ class NightStory:
         moments = dict(kept)
         for step in steps[at:]:
             self.steps.append(step)
-            before = self._now
-            self._apply(step)
-            for crossing in crossings(before, self._now, self.register):
-                moment = self._moment(crossing, step, self._now)
+            for moment in self._step(step):
                 moments[moment.slot] = moment
         return moments
 
@@ -289,32 +352,58 @@ class NightStory:
     ) -> list[Alert]:
         """The alerts telling `diff`; `results` holds the result of every change in
         `diff.sequences_needed`."""
-        register = self.register
-        alerts = [
-            moment_alert(
-                told.moment.crossing,
-                results[told.moment.step.sequence],
-                told.moment.state,
-                register,
-                policy,
-                told.moment.passing // 2,
-            )
-            for told in diff.told
-        ]
+        alerts = [self._alert(told.moment, results, policy) for told in diff.told]
         for moved in diff.moved:
-            now = moved.now
-            told = moment_alert(
-                now.crossing,
-                results[now.step.sequence],
-                now.state,
-                register,
-                policy,
-                now.passing // 2,
-            )
-            alerts.append(_amended(told, moved))
+            told = self._alert(moved.now, results, policy)
+            alerts.append(_amended(told, moved, self._first_id(moved.now.slot)))
         for withdrawn in diff.withdrawn:
-            alerts.append(_withdrawn(withdrawn, register, self._now, policy))
+            slot = withdrawn.slot
+            alerts.append(
+                _withdrawn(
+                    withdrawn,
+                    self.register,
+                    self._now,
+                    policy,
+                    self._first_id(slot),
+                    self._audience(slot),
+                )
+            )
         return alerts
+
+    def _alert(
+        self, moment: Moment, results: Mapping[int, SeatResult], policy: AlertPolicy
+    ) -> Alert:
+        result = results[moment.step.sequence]
+        if moment.crossing.alert_type is TRACKING:
+            assert self.tracking is not None and moment.tracking is not None
+            return tracking_alert(
+                moment.crossing,
+                result,
+                moment.tracking,
+                moment.state.seats_declared,
+                self.register,
+                self.tracking,
+                policy,
+                moment.passing // 2,
+            )
+        return moment_alert(
+            moment.crossing, result, moment.state, self.register, policy, moment.passing // 2
+        )
+
+    def _first_id(self, slot: Slot) -> str:
+        """The id a moment's slot was first told under: what amending or withdrawing it
+        supersedes. A national moment's line has one (its passings back retract it); each
+        departure and return of the tracking is news of its own."""
+        alert_type, party, passing = slot
+        crossing = Crossing(alert_type, party, passing % 2 == 0)
+        if alert_type is TRACKING:
+            return tracking_id(self.register.election_id, crossing, passing // 2)
+        return moment_root_id(self.register.election_id, crossing)
+
+    def _audience(self, slot: Slot) -> Audience:
+        if slot[0] is TRACKING and self.tracking is not None:
+            return self.tracking.audience
+        return "public"
 
 
 def slot_text(slot: Slot) -> str:
@@ -346,7 +435,7 @@ def told_from_text(text: str) -> ToldMoment:
     return ToldMoment(ident, key_from_text(key))
 
 
-def _amended(told: Alert, moved: Moved) -> Alert:
+def _amended(told: Alert, moved: Moved, root: str) -> Alert:
     """The moment told again at the seat that now passes it, in place of the earlier alert."""
     before, now = moved.before.key, moved.now.step.key
     was = f"{before[1]} at {alert_text.clock(key_time(before))}"
@@ -358,7 +447,6 @@ def _amended(told: Alert, moved: Moved) -> Alert:
             f"order of the night; the seat that made it: {was} → {is_now}."
         ),
     )
-    root = moment_root_id(told.election_id, moved.now.crossing)
     return told.model_copy(
         update={
             "alert_id": moved.alert_id,
@@ -374,15 +462,24 @@ def _amended(told: Alert, moved: Moved) -> Alert:
 
 
 def _withdrawn(
-    withdrawn: Withdrawn, register: Register, state: SeatCount, policy: AlertPolicy
+    withdrawn: Withdrawn,
+    register: Register,
+    state: SeatCount,
+    policy: AlertPolicy,
+    root: str,
+    audience: Audience,
 ) -> Alert:
     """A moment that no longer happened at all, once a late change took its place."""
     alert_type, party, passing = withdrawn.slot
     crossing = Crossing(alert_type, party, passing % 2 == 0)
-    what = alert_type.value.replace("_", " ")
+    if alert_type is TRACKING:
+        replaces = told_type(crossing)
+        what = replaces.value.replace("_", " ")
+    else:
+        replaces = alert_type if crossing.holds else AlertType.RETRACTED
+        what = alert_type.value.replace("_", " ")
     if party:
         what = f"{alert_text.party_name(party, party_names(register))}: {what}"
-    root = moment_root_id(register.election_id, crossing)
     return Alert(
         alert_id=alert_id(withdrawn.before.alert_id, "withdrawn"),
         election_id=register.election_id,
@@ -399,5 +496,6 @@ def _withdrawn(
         party=party,
         figures={"seats_declared": state.seats_declared, "total_seats": state.total_seats},
         supersedes=list(dict.fromkeys([root, withdrawn.before.alert_id])),
-        replaces_type=alert_type if crossing.holds else AlertType.RETRACTED,
+        replaces_type=replaces,
+        audience=audience,
     )
