@@ -46,7 +46,9 @@ def answer(status: int, error: str, **headers: str) -> aiohttp_web.Response:
 async def caller(request: Request, context: WorkerContext, needed: Role) -> Person | Any:
     """The person whose bearer token the request carries, if their role is at least `needed`;
     else the answer to send instead. Neither the answer nor the log names the token."""
-    path = request.url.path
+    # rel_url, not url: aiohttp 3.9 builds `url` from the Host header, which newer yarl
+    # refuses when it carries a port (the lowest versions we declare fail on every request).
+    path = request.rel_url.path
     token = bearer_token(request.headers.get("Authorization", ""))
     settings = context.settings
     bootstrap = settings.admin_token.get_secret_value() if settings.admin_token else None
