@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
+from streams.rules.backoff import backoff_delay
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A broker lost while the topics are created is retried, never a crash of the worker.
+DECLARE_RETRY_FIRST_S = 0.5
+DECLARE_RETRY_MAX_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -77,9 +87,35 @@ def register_topics(app: faust.App, settings: Settings) -> Topics:
     async def declare_output_topics() -> None:
         """Create the output topics with their partitions when the worker starts (once each)."""
         for topic in topics.outputs:
-            await topic.maybe_declare()
+            await declare_until_done(topic)
 
     return topics
+
+
+async def declare_until_done(topic: faust.TopicT) -> None:
+    """Create `topic` if missing; while the broker cannot answer, wait and ask again.
+
+    An exception out of an app task crashes the whole worker, and a broker restart while the
+    worker starts is no reason to stop counting: the declarations agent rides it out anyway.
+    """
+    failures = 0
+    while True:
+        try:
+            await topic.maybe_declare()
+            return
+        except Exception as error:  # whatever the broker said, ask again
+            failures += 1
+            delay = backoff_delay(
+                failures, DECLARE_RETRY_FIRST_S, DECLARE_RETRY_MAX_S, random.random()
+            )
+            log.warning(
+                "creating topic %s failed (%s: %s); retrying in %.1fs",
+                topic.get_topic_name(),
+                type(error).__name__,
+                error,
+                delay,
+            )
+            await asyncio.sleep(delay)
 
 
 async def send_acknowledged(
