@@ -25,6 +25,11 @@ class AuditAction(StrEnum):
     TOKEN_ADD = "token_add"
     TOKEN_REVOKE = "token_revoke"
     CORRECTION = "correction"  # a seat's result entered or corrected by hand (source desk)
+    APPROVE = "approve"  # a held alert sent as it was made
+    EDIT = "edit"  # a held alert sent with its headline or body edited (`before`: as made)
+    KILL = "kill"  # a held alert never to be sent
+    AUTO_RELEASE = "auto_release"  # a held alert sent when its time on the desk ran out
+    OVERRIDE = "override"  # a seat's call held ("do not call this seat yet") or let go
 
 
 class AuditStage(StrEnum):

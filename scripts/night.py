@@ -28,6 +28,7 @@ from streams.connections import kafka_client_options, redis_from_settings
 from streams.rules.alerts.story import last_declaration_told
 from streams.rules.reference import ReferenceDataError, load_register
 from streams.settings import Settings, get_settings
+from streams.store.holds import DeskHolds
 from streams.store.outbox import Outbox
 from streams.store.tally_store import TallyStore
 
@@ -102,15 +103,21 @@ async def wait_until_published(
     store = TallyStore(redis, settings.election_id, settings.redis_key_prefix)
     register = load_register(settings.data_dir)
     outbox = Outbox(redis, store.ns)
+    holds = DeskHolds(redis, store.ns)
     deadline = time.monotonic() + timeout_s
     try:
         with console.status("waiting for the worker to tally and publish ...") as status:
             while True:
                 state = await store.state(register)
                 progress = await outbox.progress()
+                # A rehearsal's held alerts go by themselves after a while: the night is
+                # told once they have (one that waits for an editor is left on the desk).
+                held = await holds.held()
+                due = sum(1 for item in held if item.release_at is not None)
                 status.update(
                     f"tallied {state.seats_declared}/{seats} seats, "
-                    f"published {progress.published}/{progress.queued} outputs"
+                    f"published {progress.published}/{progress.queued} outputs, "
+                    f"{len(held)} alerts held on the desk"
                 )
                 # With every seat in, the last declaration is told once the watermark passes
                 # it, after the last change's outputs: the night is over only then.
@@ -122,6 +129,7 @@ async def wait_until_published(
                     and progress.announced >= state.sequence
                     and progress.published >= progress.queued > 0
                     and whole
+                    and not due
                 ):
                     break
                 if time.monotonic() > deadline:

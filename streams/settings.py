@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
 from schemas.alert import Audience
 from streams.rules.alerts.base import AlertPolicy, merged_priorities
 from streams.rules.alerts.tracking import Tracking
+from streams.rules.holds import HoldPolicy, hold_policy
 from streams.rules.projection import Baseline, Projecting
 from streams.rules.reference import Register
 from streams.rules.rehearsal import Mode
@@ -335,6 +336,19 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Priority per alert type over the defaults, as JSON: {"seat_gain": "normal"}',
     )
+    desk_alert_policy: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per alert type over the defaults (former_prime_minister_defeated and "
+        'prime_minister_result held), as JSON: {"cabinet_minister_defeated": "hold:120", '
+        '"prime_minister_result": "auto"}; hold waits on the desk for an editor, hold:<s> '
+        "goes by itself after that many seconds",
+    )
+    desk_auto_release_s: float | None = Field(
+        None,
+        ge=0,
+        description="A held alert with no time of its own goes by itself after this many "
+        "seconds; 0: never (an editor sends it); unset: 20 in a rehearsal, never live",
+    )
     alert_shock_majority_share: float = Field(
         0.40,
         ge=0,
@@ -472,6 +486,18 @@ class Settings(BaseSettings):
             narrow_margin_votes=self.alert_narrow_margin_votes,
             rehearsal=self.mode == "rehearsal",
         )
+
+    def hold_policy(self) -> HoldPolicy:
+        """Which alerts wait on the desk, and for how long (streams/rules/holds.py)."""
+        return hold_policy(
+            self.desk_alert_policy, self.desk_auto_release_s, rehearsal=self.mode == "rehearsal"
+        )
+
+    @field_validator("desk_alert_policy")
+    @classmethod
+    def _known_hold_policies(cls, value: dict[str, str]) -> dict[str, str]:
+        hold_policy(value, None, rehearsal=True)  # refused at start, not at the first alert
+        return value
 
     def source_rules(self) -> SourceRules:
         return SourceRules(

@@ -7,7 +7,7 @@ import gc
 import logging
 
 from streams.connections import faust_broker_credentials
-from streams.pipeline import declaration_agent, publisher, webhooks
+from streams.pipeline import declaration_agent, desk_decisions, publisher, webhooks
 from streams.pipeline.context import ElectionApp, WorkerContext
 from streams.pipeline.topics import register_topics
 from streams.settings import Settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> ElectionApp:
     topics = app.night_topics = register_topics(app, settings)
     declaration_agent.register(app, topics)
     publisher.register(app)
+    desk_decisions.register(app)
     webhooks.register(app)
     register_views(app)
 

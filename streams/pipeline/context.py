@@ -14,6 +14,7 @@ from streams.pipeline.topics import Topics
 from streams.rules.projection import Projecting
 from streams.rules.reference import ReferenceDataError, Register, cached_register
 from streams.settings import Settings
+from streams.store.holds import DeskHolds
 from streams.store.keys import election_namespace
 from streams.store.outbox import Outbox
 from streams.store.tally_store import TallyStore
@@ -57,6 +58,10 @@ class WorkerContext:
     @cached_property
     def outbox(self) -> Outbox:
         return Outbox(self.redis, self.namespace)
+
+    @cached_property
+    def holds(self) -> DeskHolds:
+        return DeskHolds(self.redis, self.namespace)
 
 
 class ElectionApp(faust.App):

@@ -36,6 +36,7 @@ from streams.rules.event_time import (
     PartitionStalls,
     watermark,
 )
+from streams.rules.holds import NO_HOLDS, HoldPolicy, hold_conditions
 from streams.rules.projection import (
     DeclaredSeat,
     Projecting,
@@ -57,6 +58,7 @@ from streams.store.outbox import (
     Output,
     QueuedOutput,
     conflict_output_id,
+    hold_text,
     result_output_id,
 )
 from streams.store.rebuild import REDIS_UNAVAILABLE, rebuild_now, state_present
@@ -184,14 +186,15 @@ def conflict_outputs(
     return outputs
 
 
-def _alert_output(alert: Alert) -> Output:
+def _alert_output(alert: Alert, holds: HoldPolicy) -> Output:
     """An alert on the alerts topic, or, for the newsroom alone, on the newsroom topic, which
-    no webhook, event stream or `/api/alerts` reads."""
+    no webhook, event stream or `/api/alerts` reads; with what would hold it on the desk."""
     return Output(
         output_id=f"alert:{alert.alert_id}",
         topic="newsroom" if alert.audience == "newsroom" else "alerts",
         key=alert.alert_id,
         value=alert.model_dump_json().encode(),
+        hold=hold_text(hold_conditions(alert, holds), holds.release_after_s(alert)),
     )
 
 
@@ -205,6 +208,7 @@ def tell(
     watchlist: Watchlist,
     policy: AlertPolicy,
     sources: SourceRules = DEFAULT_SOURCE_RULES,
+    holds: HoldPolicy = NO_HOLDS,
 ) -> list[tuple[int, list[Output]]]:
     """Everything a run of changes publishes at once, in the order they were logged.
 
@@ -223,7 +227,8 @@ def tell(
         telling.take(change)
         if change.exit_poll is not None:
             alerts = alert_rules.detect_exit_poll(change.exit_poll, register, policy)
-            announcements.append((change.sequence, [_alert_output(alert) for alert in alerts]))
+            outputs = [_alert_output(alert, holds) for alert in alerts]
+            announcements.append((change.sequence, outputs))
             continue
         conflicts = conflict_outputs(change, register, sources, policy.rehearsal)
         if change.result is None:
@@ -232,7 +237,7 @@ def tell(
         result: SeatResult = change.result
         baseline = baseline_of(change.previous)
         alerts = alert_rules.seat_change_alerts(result, baseline, register, watchlist, policy)
-        outputs = [result_output(change)] + [_alert_output(a) for a in in_order(alerts)]
+        outputs = [result_output(change)] + [_alert_output(a, holds) for a in in_order(alerts)]
         announcements.append((change.sequence, outputs + conflicts))
         last_seat = result
     if last_seat is not None:
@@ -261,6 +266,7 @@ async def tell_moments(
     results: Mapping[int, SeatResult],
     results_of: ResultsOf,
     policy: AlertPolicy,
+    holds: HoldPolicy = NO_HOLDS,
 ) -> tuple[list[Output], dict[str, str]]:
     """The national moments the watermark `mark` has passed, and no step still in the inbox
     comes before: their alerts, and the records of what was told for the outbox. `results`
@@ -278,7 +284,7 @@ async def tell_moments(
     records = {slot_text(t.moment.slot): told_text(story.told[t.moment.slot]) for t in diff.told}
     records |= {slot_text(m.now.slot): told_text(story.told[m.now.slot]) for m in diff.moved}
     records |= {slot_text(w.slot): "" for w in diff.withdrawn}
-    return [_alert_output(alert) for alert in alerts], records
+    return [_alert_output(alert, holds) for alert in alerts], records
 
 
 class Publisher:
@@ -302,6 +308,7 @@ class Publisher:
         self.telling: Telling | None = None  # the night as told, while this one leads
         self.watchlist = load_watchlist(settings.watchlist_path())
         self.policy = settings.alert_policy()
+        self.holds = settings.hold_policy()
         self.sources = settings.source_rules()
         self.projecting = context.projecting
         self.tracking = settings.exit_poll_tracking(self.projecting)
@@ -414,7 +421,7 @@ class Publisher:
         watermark has passed; returns what was queued."""
         changes = await self.store.changes(after=telling.read_upto, count=self.settings.batch_size)
         announcements = tell(
-            telling, changes, self.register, self.watchlist, self.policy, self.sources
+            telling, changes, self.register, self.watchlist, self.policy, self.sources, self.holds
         )
         moments: list[Output] = []
         records: dict[str, str] = {}
@@ -431,7 +438,13 @@ class Publisher:
                     break
                 changes += more
                 announcements += tell(
-                    telling, more, self.register, self.watchlist, self.policy, self.sources
+                    telling,
+                    more,
+                    self.register,
+                    self.watchlist,
+                    self.policy,
+                    self.sources,
+                    self.holds,
                 )
             # What the workers' own records allow, without asking the broker: enough to keep
             # the story in order, not to tell a moment.
@@ -440,7 +453,7 @@ class Publisher:
                 mark = await self._watermark(telling.story, read)
                 results = {c.sequence: c.result for c in changes if c.result is not None}
                 moments, records = await tell_moments(
-                    telling, mark, results, self._results_of, self.policy
+                    telling, mark, results, self._results_of, self.policy, self.holds
                 )
         self.announced = telling.read_upto
         if moments:

@@ -72,6 +72,27 @@ FEED_SEATS = ":seats"
 # out under one revision.
 DESK_REVISIONS = "desk:revisions:"
 
+# Alerts held on the desk (streams.store.holds), written by the outbox's announce step and the
+# desk's decisions (lua/outbox_announce.lua, lua/desk_decide.lua). A rebuild keeps them
+# (DESK_KEPT): they are the desk's record, not a function of the declarations log.
+DESK_HELD = "desk:held"  # hash alert id -> "<condition>\n<held ms>\n<release after ms>\n<JSON>"
+DESK_DECIDED = "desk:decided"  # hash alert id -> JSON of the decision on it, once
+DESK_SENT = "desk:sent"  # hash alert id -> the alert as the desk sent it (edited or not)
+DESK_KILLED = "desk:killed"  # set of alert ids killed: what amends them is held too
+DESK_ACTIONS = "desk:actions"  # stream of decision JSON, the latest thousand or so
+DESK_CALLS = "desk:calls-held"  # hash ONS id -> JSON of who holds its call, when, why
+DESK_VERSION = "desk:version"  # string: counts every change of the desk, for its live view
+DESK_RELEASER_LOCK = "desk:releaser-lock"  # lease: the one worker sending holds whose time ran out
+DESK_KEPT = (
+    DESK_HELD,
+    DESK_DECIDED,
+    DESK_SENT,
+    DESK_KILLED,
+    DESK_ACTIONS,
+    DESK_CALLS,
+    DESK_VERSION,
+)
+
 # Webhook delivery (streams.pipeline.webhooks).
 WEBHOOKS_LOCK = "webhooks:lock"  # lease: the one worker delivering to every subscriber
 WEBHOOK_SUBSCRIBERS = "webhooks:subscribers"  # hash subscriber id -> URL, for operators

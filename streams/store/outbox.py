@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -13,6 +13,12 @@ from redis.asyncio.client import Pipeline
 from streams.store.keys import (
     ANNOUNCED,
     ANNOUNCED_IDS,
+    DESK_CALLS,
+    DESK_DECIDED,
+    DESK_HELD,
+    DESK_KILLED,
+    DESK_SENT,
+    DESK_VERSION,
     EPOCH,
     MOMENTS,
     OUTBOX,
@@ -39,12 +45,24 @@ OUTBOX_EPOCH_HEADER = "outbox-epoch"
 
 @dataclass(frozen=True)
 class Output:
-    """One message to publish: `output_id` is its dedupe id (an alert id, or result/seat/rev)."""
+    """One message to publish: `output_id` is its dedupe id (an alert id, or result/seat/rev).
+
+    `hold`, for an alert the desk may hold, says what would hold it and for how long
+    (hold_text); the announce step puts it on the desk instead of the outbox if so."""
 
     output_id: str
     topic: str
     key: str
     value: bytes
+    hold: str = ""
+
+
+def hold_text(conditions: Sequence[str], release_after_s: float | None) -> str:
+    """An output's `hold` as the announce step reads it (lua/outbox_announce.lua)."""
+    if not conditions:
+        return ""
+    after = "" if release_after_s is None else str(round(release_after_s * 1000))
+    return after + "\n" + " ".join(conditions)
 
 
 def result_output_id(constituency_id: str, source: str | None, revision: int) -> str:
@@ -102,15 +120,31 @@ class Outbox:
         for change_seq, outputs in changes:
             args += [change_seq, len(outputs)]
             for output in outputs:
-                args += [output.output_id, output.topic, output.key, output.value]
-        keys = [self.ns + name for name in (ANNOUNCED, MOMENTS, ANNOUNCED_IDS, OUTBOX_SEQ, OUTBOX)]
-        stale, *replies = await self._announce(keys=keys, args=args)
+                args += [output.output_id, output.topic, output.key, output.value, output.hold]
+        names = (
+            ANNOUNCED,
+            MOMENTS,
+            ANNOUNCED_IDS,
+            OUTBOX_SEQ,
+            OUTBOX,
+            DESK_HELD,
+            DESK_KILLED,
+            DESK_CALLS,
+            DESK_VERSION,
+            DESK_DECIDED,
+            DESK_SENT,
+        )
+        stale, *replies = await self._announce(keys=[self.ns + name for name in names], args=args)
         if int(stale):
             return [], True
         every = [output for _, outputs in changes for output in outputs]
-        queued = [
-            QueuedOutput(int(n), output) for n, output in zip(replies, every, strict=True) if int(n)
-        ]
+        queued = []
+        for reply, output in zip(replies, every, strict=True):
+            if isinstance(reply, list):  # queued as the desk sent it: edited, say
+                sequence, value = reply
+                queued.append(QueuedOutput(int(sequence), replace(output, value=value)))
+            elif int(reply) > 0:  # not held (-1) or queued before (0)
+                queued.append(QueuedOutput(int(reply), output))
         return queued, bool(int(stale))
 
     async def announced(self) -> int:

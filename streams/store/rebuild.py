@@ -40,7 +40,7 @@ from streams.rules.backoff import backoff_delay
 from streams.rules.reference import Register
 from streams.rules.validation import FeedPosition, kafka_time, validate_message
 from streams.settings import Settings
-from streams.store.keys import OFFSETS, REBUILD_LOCK, STATE_MARKER
+from streams.store.keys import DESK_KEPT, OFFSETS, REBUILD_LOCK, STATE_MARKER
 from streams.store.lease import Lease
 from streams.store.outbox import (
     OUTBOX_EPOCH_HEADER,
@@ -512,7 +512,8 @@ async def rebuild(
     outbox = Outbox(redis, ns)
     try:
         async with lease.kept():
-            await store.reset(keep={lease.key})
+            # The desk's holds and decisions are no function of the log: kept as they are.
+            await store.reset(keep={lease.key, *(ns + name for name in DESK_KEPT)})
             await outbox.hold_announcing()
             report = await _apply_log(store, settings, register)
             report.already_sent = await _restore_sent(outbox, settings)

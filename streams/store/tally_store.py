@@ -383,6 +383,23 @@ class TallyStore:
         counted = fields.get("source")
         return SeatSources(_text(counted) if counted is not None else None, views)
 
+    async def seats_reported_by_several(self) -> list[str]:
+        """ONS ids of the seats more than one source has reported (a set, then one pipelined
+        read of each seat's `sources`): where sources can disagree."""
+        members = await self.redis.smembers(self.key(SEATS))
+        ons_ids = sorted(_text(m) for m in members)
+        if not ons_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ons_id in ons_ids:
+                pipe.hget(self.key(SEAT + ons_id), "sources")
+            raws = await pipe.execute()
+        return [
+            ons_id
+            for ons_id, raw in zip(ons_ids, raws, strict=True)
+            if raw and b"," in (raw if isinstance(raw, bytes) else raw.encode())
+        ]
+
     async def seats(self) -> dict[str, SeatResult]:
         """Every seat with an applied revision (a set of ids, then one pipelined read)."""
         members = await self.redis.smembers(self.key(SEATS))

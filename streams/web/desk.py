@@ -1,4 +1,5 @@
-"""The newsroom desk over HTTP: hand corrections of a seat, and every source's figures for it."""
+"""The newsroom desk over HTTP: held alerts and decisions on them, held calls, hand corrections
+of a seat and every source's figures for it, and the desk's live view."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
+import orjson
 from aiohttp import web as aiohttp_web
 from faust.web import Request
+from redis.exceptions import RedisError
 
 from schemas.audit import AuditAction, AuditStage, Role
 from schemas.declaration import Declaration
+from schemas.desk import DeskAction, DeskQueue
 from streams.pipeline.audit import AuditNotWritten, AuditTrail, worker_audit_trail
 from streams.pipeline.context import ElectionApp, WorkerContext, context_of
+from streams.pipeline.desk_decisions import DecisionRefused, Edits, decide
 from streams.pipeline.topics import send_acknowledged
 from streams.rules.corrections import (
     DESK,
@@ -236,7 +241,250 @@ class DeclarationsView(GuardedView):
         )
 
 
+# A desk request's body is a headline and a note or two; anything bigger is not one.
+MAX_BODY_BYTES = 16_384
+# How often a desk's live view looks for a change, and sends a keep-alive when none came.
+DESK_POLL_S = 1.0
+HEARTBEAT_S = 15.0
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object (empty body: {}), or _Refused."""
+    raw = await request.content.read(MAX_BODY_BYTES + 1)  # type: ignore[attr-defined]
+    if len(raw) > MAX_BODY_BYTES:
+        raise _Refused(413, "too_large", f"a desk request is at most {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise _Refused(400, "not_json", f"the body is not JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise _Refused(400, "not_json", "the body is not a JSON object")
+    return body
+
+
+def _text_field(body: Mapping[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise _Refused(422, "invalid", f"{name} is not text")
+
+
+def _refusal(refused: _Refused) -> Any:
+    return aiohttp_web.json_response(
+        {"error": refused.reason, "detail": refused.detail}, status=refused.status
+    )
+
+
+def _conflict_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """A seat's sources report as the desk lists it: each source's winner and votes."""
+    sources = []
+    for figures in report["sources"]:
+        winner = figures.get("winner")
+        sources.append(
+            {
+                "source": figures["source"],
+                "revision": figures["revision"],
+                "kind": figures["kind"],
+                "winner": f"{winner['name']} ({winner.get('party') or 'Ind'})" if winner else None,
+                "majority": figures.get("majority"),
+                "votes": {
+                    f"{c['name']} ({c.get('party') or 'Ind'})": c.get("votes")
+                    for c in figures.get("candidates", [])
+                },
+            }
+        )
+    return {
+        "constituency_id": report["constituency_id"],
+        "constituency_name": report["constituency_name"],
+        "counted": report["on_air"],
+        "sources": sources,
+        "differences": [d for c in report["conflicts"] for d in c["differences"]],
+    }
+
+
+async def desk_queue(context: WorkerContext) -> DeskQueue:
+    """Everything the desk shows, read now."""
+    register = context.register
+    names = {ons_id: ref.name for ons_id, ref in register.constituencies.items()}
+    state = await context.holds.state(names)
+    conflicts = []
+    for ons_id in await context.store.seats_reported_by_several():
+        ref = register.constituency(ons_id)
+        if ref is None:
+            continue
+        seat = await context.store.seat_sources(ons_id)
+        report = _report(context, ref, seat.counted, seat.views)
+        if report["conflicts"]:
+            conflicts.append(_conflict_summary(report))
+    return DeskQueue(
+        mode=context.settings.mode,
+        now=dt.datetime.now(dt.UTC),
+        version=state.version,
+        held=state.held,
+        calls_held=state.calls_held,
+        actions=state.actions,
+        conflicts=conflicts,
+    )
+
+
+class DeskQueueView(GuardedView):
+    """GET: held alerts, held calls, recent actions and source conflicts (viewers and up)."""
+
+    roles: ClassVar[Mapping[str, Role]] = {"GET": Role.VIEWER}
+
+    async def get(self, request: Request) -> Any:
+        queue = await desk_queue(context_of(self.app))
+        return aiohttp_web.Response(
+            body=queue.model_dump_json().encode(), content_type="application/json"
+        )
+
+
+class DeskEventsView(GuardedView):
+    """GET: the desk live, as server-sent events: `desk` with the whole queue whenever it
+    changes, a comment line as a keep-alive. The page reads it with fetch, which (unlike
+    EventSource) can send the Authorization header."""
+
+    roles: ClassVar[Mapping[str, Role]] = {"GET": Role.VIEWER}
+
+    async def get(self, request: Request) -> Any:
+        context = context_of(self.app)
+        response = aiohttp_web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        sent = b""
+        last_write = loop.time()
+        try:
+            while not self.app.should_stop:
+                queue = await desk_queue(context)
+                # `now` moves every time: what the desk holds is the rest.
+                body = queue.model_dump_json(exclude={"now"}).encode()
+                if body != sent:
+                    data = queue.model_dump_json().encode()
+                    await response.write(b"event: desk\ndata: " + data + b"\n\n")
+                    sent, last_write = body, loop.time()
+                elif loop.time() - last_write >= HEARTBEAT_S:
+                    await response.write(b": heartbeat\n\n")
+                    last_write = loop.time()
+                await asyncio.sleep(DESK_POLL_S)
+        except (ConnectionResetError, RedisError) as error:
+            log.info("desk events: stream ended: %s", type(error).__name__)
+        return response
+
+
+class AlertDecisionView(GuardedView):
+    """POST .../approve (body {} or {"headline", "body"}: an edit) or .../kill ({"reason"}):
+    a decision on a held alert, on the audit trail, taken once (editors and up)."""
+
+    roles: ClassVar[Mapping[str, Role]] = {"POST": Role.EDITOR}
+
+    async def post(self, request: Request, alert_id: str, verb: str) -> Any:
+        context = context_of(self.app)
+        who = current_person()
+        if verb not in ("approve", "kill"):
+            return answer(404, f"no decision {verb!r}: approve or kill")
+        try:
+            body = await _json_body(request)
+            edits = Edits(_text_field(body, "headline"), _text_field(body, "body"))
+            reason = _text_field(body, "reason")
+        except _Refused as refused:
+            return _refusal(refused)
+        if verb == "kill" and edits.any:
+            return answer(422, "a killed alert is not edited")
+        trail = worker_audit_trail(self.app)
+        try:
+            action = await decide(
+                context.holds,
+                trail,
+                who,
+                alert_id,
+                "kill" if verb == "kill" else "approve",
+                edits,
+                reason,
+            )
+        except DecisionRefused as refused:
+            return aiohttp_web.json_response(
+                {
+                    "error": refused.error,
+                    "detail": refused.detail,
+                    **(
+                        {"decision": refused.earlier.model_dump(mode="json", exclude_none=True)}
+                        if refused.earlier
+                        else {}
+                    ),
+                },
+                status=refused.status,
+            )
+        except AuditNotWritten:
+            log.exception("desk decision on %s by %s not taken", alert_id, who.name)
+            return answer(503, NOT_RECORDED)
+        return aiohttp_web.json_response(
+            {"alert_id": alert_id, "decision": action.action, "by": who.name}
+        )
+
+
+class SeatCallView(GuardedView):
+    """POST {"hold": true, "note": ...}: do not call this seat yet (its alerts wait on the
+    desk, whatever their policy); {"hold": false}: let the call go (editors and up)."""
+
+    roles: ClassVar[Mapping[str, Role]] = {"POST": Role.EDITOR}
+
+    async def post(self, request: Request, ons_id: str) -> Any:
+        context = context_of(self.app)
+        who = current_person()
+        ref = context.register.constituency(ons_id)
+        if ref is None:
+            return answer(404, f"no constituency {ons_id}")
+        try:
+            body = await _json_body(request)
+            note = _text_field(body, "note") or ""
+        except _Refused as refused:
+            return _refusal(refused)
+        hold = body.get("hold")
+        if not isinstance(hold, bool):
+            return answer(422, 'say "hold": true to hold the call, false to let it go')
+        action = DeskAction(
+            action="override",
+            by=who.name,
+            at=dt.datetime.now(dt.UTC),
+            constituency_id=ref.ons_id,
+            detail=(note or "call held") if hold else "call let go",
+        )
+        trail = worker_audit_trail(self.app)
+        try:
+            async with trail.acting(
+                AuditAction.OVERRIDE,
+                who,
+                ref.ons_id,
+                after={"call": "held" if hold else "let go", "note": note},
+            ) as done:
+                changed = await context.holds.hold_call(ref.ons_id, action, hold)
+                done.after = {
+                    "call": "held" if hold else "let go",
+                    "note": note,
+                    "changed": changed,
+                }
+        except AuditNotWritten:
+            log.exception("call override of %s by %s not taken", ref.ons_id, who.name)
+            return answer(503, NOT_RECORDED)
+        log.warning("desk: call of %s %s by %s", ref.ons_id, action.detail, who.name)
+        return aiohttp_web.json_response(
+            {"constituency_id": ref.ons_id, "hold": hold, "changed": changed}
+        )
+
+
 ROUTES: dict[str, type[GuardedView]] = {
     DESK_PREFIX + "declarations": DeclarationsView,
     DESK_PREFIX + "seats/{ons_id}/sources": SeatSourcesView,
+    DESK_PREFIX + "seats/{ons_id}/call": SeatCallView,
+    DESK_PREFIX + "queue": DeskQueueView,
+    DESK_PREFIX + "events": DeskEventsView,
+    DESK_PREFIX + "alerts/{alert_id}/{verb}": AlertDecisionView,
 }

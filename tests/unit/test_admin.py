@@ -166,7 +166,11 @@ def test_the_roles_each_route_needs(app: ElectionApp) -> None:
     assert guarded_routes(app) == [
         ("/api/admin/rebuild", "POST", Role.ADMIN),
         ("/api/admin/reset", "POST", Role.ADMIN),
+        ("/api/desk/alerts/{alert_id}/{verb}", "POST", Role.EDITOR),
         ("/api/desk/declarations", "POST", Role.EDITOR),
+        ("/api/desk/events", "GET", Role.VIEWER),
+        ("/api/desk/queue", "GET", Role.VIEWER),
+        ("/api/desk/seats/{ons_id}/call", "POST", Role.EDITOR),
         ("/api/desk/seats/{ons_id}/sources", "GET", Role.VIEWER),
     ]
 
