@@ -53,7 +53,8 @@ class AuditRecord(Message):
     action: AuditAction
     who: str = Field(
         description="The person's name, never a token: a desk token's name, bootstrap-admin "
-        "for ELECTION_ADMIN_TOKEN, or console:<user> for election-desk-tokens"
+        "for ELECTION_ADMIN_TOKEN, or console:<user> for the console commands "
+        "(election-desk-tokens, election-reset, election-rebuild)"
     )
     role: Role = Field(description="The role the person acted with")
     at: dt.datetime = Field(description="When this record was written")

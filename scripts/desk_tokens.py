@@ -13,23 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
-import getpass
 import sys
-from collections.abc import Iterator
 from typing import Any, TextIO
 
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
-
 from schemas.audit import AuditAction, Role
-from streams.connections import kafka_client_options, redis_from_settings
-from streams.pipeline.audit import WRITE_TIMEOUT_S, AuditNotWritten, AuditTrail
-from streams.pipeline.topics import audit_config
+from scripts.console_audit import console_audit, console_person, not_recorded
+from streams.connections import redis_from_settings
+from streams.pipeline.audit import AuditNotWritten
 from streams.rules.desk import (
-    CONSOLE,
     Enrolment,
     NameRefused,
     Person,
@@ -39,59 +31,6 @@ from streams.rules.desk import (
 )
 from streams.settings import Settings, get_settings
 from streams.store.desk import DeskPeople
-
-REQUEST_TIMEOUT_MS = 10_000
-
-
-def console_person() -> Person:
-    """Whoever runs this command: an operator with the keys to Redis and Kafka, so an admin."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in the environment or the password database
-        user = "unknown"
-    return Person(f"{CONSOLE}{user}", Role.ADMIN)
-
-
-@contextlib.contextmanager
-def console_audit(settings: Settings) -> Iterator[AuditTrail]:
-    """An audit trail through a producer of this process (acks=all), to the audit topic,
-    created as the worker creates it when no worker has yet."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "request_timeout_ms": REQUEST_TIMEOUT_MS,
-        **kafka_client_options(settings),
-    }
-    try:
-        admin = KafkaAdminClient(**options)
-        try:
-            admin.create_topics(
-                [
-                    NewTopic(
-                        settings.topic_audit,
-                        1,
-                        settings.topic_replication_factor,
-                        topic_configs=audit_config(settings),
-                    )
-                ]
-            )
-        except TopicAlreadyExistsError:
-            pass
-        finally:
-            admin.close()
-        producer = KafkaProducer(
-            acks="all", enable_idempotence=True, max_block_ms=REQUEST_TIMEOUT_MS, **options
-        )
-    except KafkaError as error:
-        raise AuditNotWritten(f"Kafka at {settings.kafka_bootstrap_servers}: {error!r}") from error
-
-    async def send(key: bytes, value: bytes) -> Any:
-        future = producer.send(settings.topic_audit, key=key, value=value)
-        return await asyncio.to_thread(future.get, WRITE_TIMEOUT_S)
-
-    try:
-        yield AuditTrail(send, settings.election_id, settings.mode == "rehearsal")
-    finally:
-        producer.close(timeout=REQUEST_TIMEOUT_MS / 1000)
 
 
 def on_record(enrolment: Enrolment) -> dict[str, Any]:
@@ -190,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(refused, file=sys.stderr)
         return 2
     except AuditNotWritten as error:
-        print(f"nothing changed: the audit trail could not be written ({error})", file=sys.stderr)
+        print(not_recorded(error), file=sys.stderr)
         return 1
 
 

@@ -8,6 +8,11 @@ workers' own Lua step, then records which results, snapshots and alerts are alre
 output topics so the publisher does not send them again. Run it with the workers stopped (a
 running worker rebuilds by itself when it finds the state missing). Prints the messages read
 and the seconds taken; exit 1 with a one-line reason when Kafka or Redis cannot be used.
+
+On the audit topic (ELECTION_TOPIC_AUDIT) as `console:<user>`: the intent with the seats
+tallied and the change sequence, before anything is wiped, then `done` with the messages read,
+the seconds taken and the seats and sequence rebuilt, or `failed` with why. With Kafka
+unreachable nothing is rebuilt.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ import sys
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from schemas.audit import AuditAction
+from scripts.console_audit import console_audit, console_person, not_recorded
 from streams.connections import redis_from_settings
+from streams.pipeline.audit import AuditNotWritten
 from streams.rules.reference import ReferenceDataError, load_register
 from streams.settings import Settings, get_settings
 from streams.store.rebuild import RebuildReport, rebuild
@@ -27,7 +35,8 @@ from streams.store.tally_store import TallyStore
 
 
 async def rebuild_election(settings: Settings) -> RebuildReport:
-    """Rebuild the state of `settings.election_id` under `settings.redis_key_prefix`."""
+    """Rebuild the state of `settings.election_id` under `settings.redis_key_prefix`, on the
+    audit trail as the admin endpoint's rebuild is."""
     register = load_register(settings.data_dir)
     if register.election_id != settings.election_id:
         raise ReferenceDataError(
@@ -37,9 +46,20 @@ async def rebuild_election(settings: Settings) -> RebuildReport:
     redis = redis_from_settings(settings)
     try:
         store = TallyStore(redis, settings.election_id, settings.redis_key_prefix, register)
-        return await rebuild(store, settings, register)
+        before = await store.tallied()
+        with console_audit(settings) as trail:
+            async with trail.acting(
+                AuditAction.REBUILD, console_person(), settings.election_id, before
+            ) as done:
+                report = await rebuild(store, settings, register)
+                done.after = {
+                    "messages": report.messages,
+                    "seconds": round(report.seconds, 3),
+                    **await store.tallied(),
+                }
     finally:
         await redis.aclose()
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         report = asyncio.run(rebuild_election(chosen))
+    except AuditNotWritten as error:  # a RuntimeError, so before the others
+        print(f"election-rebuild: {not_recorded(error)}", file=sys.stderr)
+        return 1
     except (RedisError, KafkaError, ReferenceDataError, RuntimeError, OSError) as error:
         print(f"election-rebuild: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -465,6 +465,11 @@ class TallyStore:
         """How many seats have an applied revision."""
         return int(await self.redis.scard(self.key(SEATS)))
 
+    async def tallied(self) -> dict[str, int]:
+        """How far the state has come, as the audit trail records it before and after a reset
+        or rebuild: seats tallied and the last change's sequence."""
+        return {"seats_tallied": await self.seats_tallied(), "sequence": await self.sequence()}
+
     async def sequence(self) -> int:
         """The sequence of the last change logged (0: none yet)."""
         last = await self.redis.hget(self.key(TOTALS), SEQUENCE)

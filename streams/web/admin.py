@@ -13,18 +13,12 @@ from schemas.audit import AuditAction, Role
 from streams.pipeline.audit import AuditNotWritten, worker_audit_trail
 from streams.pipeline.context import context_of
 from streams.store.rebuild import rebuild_now, reset_election
-from streams.store.tally_store import TallyStore
 from streams.web.guard import GuardedView, answer, current_person
 
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/api/admin/"
 NOT_RECORDED = "the audit trail could not be written, so nothing was done; try again"
-
-
-async def tallied(store: TallyStore) -> dict[str, Any]:
-    """How far the state had come, for the audit trail's before and after."""
-    return {"seats_tallied": await store.seats_tallied(), "sequence": await store.sequence()}
 
 
 class ResetView(GuardedView):
@@ -37,7 +31,7 @@ class ResetView(GuardedView):
         settings = context.settings
         who = current_person()
         trail = worker_audit_trail(self.app)
-        before = await tallied(context.store)
+        before = await context.store.tallied()
         try:
             async with trail.acting(AuditAction.RESET, who, settings.election_id, before) as done:
                 removed = await reset_election(context.store)
@@ -64,7 +58,7 @@ class RebuildView(GuardedView):
         settings = context.settings
         who = current_person()
         trail = worker_audit_trail(self.app)
-        before = await tallied(context.store)
+        before = await context.store.tallied()
         try:
             async with trail.acting(AuditAction.REBUILD, who, settings.election_id, before) as done:
                 report = await rebuild_now(context.store, settings, context.register)
@@ -74,7 +68,7 @@ class RebuildView(GuardedView):
                     else {
                         "messages": report.messages,
                         "seconds": round(report.seconds, 3),
-                        **await tallied(context.store),
+                        **await context.store.tallied(),
                     }
                 )
         except AuditNotWritten:

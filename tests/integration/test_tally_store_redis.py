@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
 
+import scripts.reset_election
 from schemas.declaration import DeclarationKind
 from scripts.reset_election import main as reset_main
+from streams.settings import Settings
 from streams.store.keys import OFFSETS, SEAT
 from streams.store.tally_store import TallyStore, TallyStoreError
 from tests.store_helpers import apply_batch
@@ -26,8 +29,17 @@ async def test_tally_store_on_real_redis(check: Check, redis_url: str, redis_pre
 
 
 def test_reset_election_script(
-    redis_url: str, redis_prefix: str, capsys: pytest.CaptureFixture[str]
+    redis_url: str,
+    redis_prefix: str,
+    kafka_bootstrap: str,
+    unique_topic: Callable[..., str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Each reset goes on the audit trail first: this test's own topic, not the broker's.
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_audit=unique_topic("audit"))
+    monkeypatch.setattr(scripts.reset_election, "get_settings", lambda: settings)
+
     async def fill() -> None:
         redis = Redis.from_url(redis_url)
         try:

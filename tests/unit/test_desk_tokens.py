@@ -4,21 +4,19 @@ each change on the audit trail first, and none without it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
 import pytest
 
 import scripts.desk_tokens
-from schemas.audit import AuditAction, AuditRecord, AuditStage, Role
+from schemas.audit import AuditAction, AuditStage, Role
 from scripts.desk_tokens import main
-from streams.pipeline.audit import AuditNotWritten, AuditTrail
 from streams.rules.desk import identify
-from streams.settings import Settings, get_settings
+from streams.settings import get_settings
 from streams.store.desk import DeskPeople
+from tests.unit.console_fixtures import OPERATOR, ConsoleAudit
 
 TOKEN_LINE = re.compile(r"^ed \(editor\): (desk_\S+)$", re.MULTILINE)
 
@@ -28,23 +26,12 @@ class Console:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.server = fakeredis.FakeServer()
-        self.audit: list[AuditRecord] = []
-        self.kafka_down = False
+        self.kafka = ConsoleAudit(monkeypatch)
+        self.audit = self.kafka.records
         monkeypatch.setattr(scripts.desk_tokens, "redis_from_settings", self.redis)
-        monkeypatch.setattr(scripts.desk_tokens, "console_audit", self.console_audit)
 
     def redis(self, settings: Any, **options: Any) -> Any:
         return fakeredis.FakeAsyncRedis(server=self.server)
-
-    @contextlib.contextmanager
-    def console_audit(self, settings: Settings) -> Iterator[AuditTrail]:
-        if self.kafka_down:
-            raise AuditNotWritten("Kafka at 127.0.0.1:19092: NoBrokersAvailable()")
-
-        async def send(key: bytes, value: bytes) -> None:
-            self.audit.append(AuditRecord.model_validate_json(value))
-
-        yield AuditTrail(send, settings.election_id, settings.mode == "rehearsal")
 
     async def people(self) -> DeskPeople:
         return DeskPeople(fakeredis.FakeAsyncRedis(server=self.server), "")
@@ -69,7 +56,7 @@ def test_a_token_is_printed_once_and_kept_only_as_a_digest(
     assert out.count(token) == 1
     [ed] = asyncio.run(_enrolled(console))
     assert identify(token, [ed]) == ed.person and ed.person.role is Role.EDITOR
-    assert ed.created_by.startswith("console:")
+    assert ed.created_by == f"console:{OPERATOR}"
     assert token not in caplog.text
     assert main(["list"]) == 0
     listed = capsys.readouterr().out
@@ -129,7 +116,7 @@ def test_a_name_the_desk_cannot_take_is_refused(
 def test_with_kafka_unreachable_nothing_changes(
     console: Console, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    console.kafka_down = True
+    console.kafka.kafka_down = True
     assert main(["add", "ed", "--role", "editor"]) == 1
     captured = capsys.readouterr()
     assert "nothing changed: the audit trail could not be written" in captured.err
