@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 import orjson
 
+from schemas.common import SCHEMA_VERSION, Party
+from schemas.declaration import DeclarationKind
+from schemas.results import CandidateResult, SeatResult
 from streams.rules.reference import ConstituencyRef
 from streams.rules.sources import (
     ConflictTurn,
@@ -112,3 +115,53 @@ def sources_report(
             for disagreement in found.values()
         ],
     }
+
+
+class ChoiceRefused(ValueError):
+    """A source's figures the desk cannot put on air as they are: the message says why."""
+
+
+def chosen_entry(
+    on_air: SeatResult, view: SourceView, parties: Mapping[str, Party]
+) -> dict[str, Any]:
+    """A hand correction putting one source's latest figures for the seat on air: its kind,
+    time, winner and votes, with the seat's ballot, names and parties as on air. The editor
+    chose between sources that disagree; the desk's correction outranks both."""
+    known = {candidate.person_id for candidate in on_air.candidates}
+    if view.votes is not None and set(view.votes) != known:
+        raise ChoiceRefused(
+            f"{view.source} names other candidates than the result on air: enter it by hand"
+        )
+    if view.winner is not None and view.winner not in known:
+        raise ChoiceRefused(f"{view.source}'s winner is not a candidate of the result on air")
+    full = view.votes is not None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "message_type": "declaration",
+        "election_id": on_air.election_id,
+        "ballot_id": on_air.ballot_id,
+        "constituency_id": on_air.constituency_id,
+        "constituency_name": on_air.constituency_name,
+        "kind": DeclarationKind.CORRECTION.value if full else view.kind,
+        "declared_at": view.declared_at.isoformat(),
+        "electorate": on_air.electorate,
+        "valid_votes": sum(view.votes.values()) if view.votes is not None else None,
+        "rejected_ballots": on_air.rejected_ballots if full else None,
+        "candidates": [
+            {
+                "person_id": candidate.person_id,
+                "name": candidate.name,
+                "party": _party(candidate, parties),
+                "votes": view.votes[candidate.person_id] if view.votes is not None else None,
+                "elected": candidate.person_id == view.winner,
+            }
+            for candidate in on_air.candidates
+        ],
+    }
+
+
+def _party(candidate: CandidateResult, parties: Mapping[str, Party]) -> dict[str, Any]:
+    registered = parties.get(candidate.party)
+    if registered is not None:
+        return registered.model_dump(mode="json")
+    return {"abbreviation": candidate.party, "name": candidate.party_name}

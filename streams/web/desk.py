@@ -23,7 +23,9 @@ from streams.pipeline.desk_decisions import DecisionRefused, Edits, decide
 from streams.pipeline.topics import send_acknowledged
 from streams.rules.corrections import (
     DESK,
+    ChoiceRefused,
     RevisionRefused,
+    chosen_entry,
     desk_declaration,
     desk_entry,
     desk_revision,
@@ -92,11 +94,14 @@ class DeclarationsView(GuardedView):
     roles: ClassVar[Mapping[str, Role]] = {"POST": Role.EDITOR}
 
     async def post(self, request: Request) -> Any:
+        return await self.correct(await request.read())
+
+    async def correct(self, raw: bytes) -> Any:
+        """Validate, claim a revision for and send one hand correction, on the record."""
         app = self.app
         context = context_of(app)
         who = current_person()
         trail = worker_audit_trail(app)
-        raw = await request.read()
         entry = desk_entry(raw, context.settings.max_message_bytes)
         try:
             declaration = self._validated(context, raw, entry, who)
@@ -239,6 +244,35 @@ class DeclarationsView(GuardedView):
             },
             status=202,
         )
+
+
+class ChooseSourceView(DeclarationsView):
+    """POST {"source": "pa"}: put that source's latest figures for the seat on air, as a hand
+    correction (editors and up): where sources disagree, the editor's choice between them."""
+
+    roles: ClassVar[Mapping[str, Role]] = {"POST": Role.EDITOR}
+
+    async def post(self, request: Request, ons_id: str) -> Any:  # type: ignore[override]
+        context = context_of(self.app)
+        ref = context.register.constituency(ons_id)
+        if ref is None:
+            return answer(404, f"no constituency {ons_id}")
+        try:
+            body = await _json_body(request)
+            source = _text_field(body, "source")
+        except _Refused as refused:
+            return _refusal(refused)
+        seat = await context.store.seat_sources(ref.ons_id)
+        view = seat.views.get(source or "")
+        on_air = await context.store.seat(ref.ons_id)
+        if view is None or on_air is None:
+            known = ", ".join(sorted(seat.views)) or "none yet"
+            return answer(404, f"no figures from {source!r} for {ref.name} (sources: {known})")
+        try:
+            entry = chosen_entry(on_air, view, context.register.parties)
+        except ChoiceRefused as refused:
+            return answer(422, str(refused))
+        return await self.correct(orjson.dumps(entry))
 
 
 # A desk request's body is a headline and a note or two; anything bigger is not one.
@@ -484,6 +518,7 @@ ROUTES: dict[str, type[GuardedView]] = {
     DESK_PREFIX + "declarations": DeclarationsView,
     DESK_PREFIX + "seats/{ons_id}/sources": SeatSourcesView,
     DESK_PREFIX + "seats/{ons_id}/call": SeatCallView,
+    DESK_PREFIX + "seats/{ons_id}/choose": ChooseSourceView,
     DESK_PREFIX + "queue": DeskQueueView,
     DESK_PREFIX + "events": DeskEventsView,
     DESK_PREFIX + "alerts/{alert_id}/{verb}": AlertDecisionView,

@@ -136,3 +136,56 @@ def test_an_editors_correction_goes_on_air_over_the_replay_and_is_on_the_record(
     every_record = b"".join(value for _, value, _ in pipeline.read("audit"))
     for token in (editor, viewer):
         assert token.encode() not in every_record and token not in worker_log
+
+
+def test_an_editor_chooses_between_disagreeing_sources_and_the_choice_goes_on_air(
+    pipeline: Pipeline,
+) -> None:
+    """PA and an agency disagree on South West Norfolk; the desk lists the conflict with both
+    values, and the editor's choice of the agency's figures goes on air as a correction."""
+    env = pipeline.env()
+    editor = give_token(env, "ed", "editor")
+    official = declaration_of(SOUTH_WEST_NORFOLK).model_copy(update={"source": "pa:rehearsal"})
+    agency = misreported(declaration_of(SOUTH_WEST_NORFOLK), "agency:wire")
+    bearer = {"Authorization": f"Bearer {editor}"}
+
+    def on_air() -> tuple[str | None, int | None]:
+        seat = pipeline.seats().get(SOUTH_WEST_NORFOLK)
+        return (seat.source, seat.majority) if seat is not None else (None, None)
+
+    with pipeline.worker() as worker, httpx.Client(base_url=worker.base_url, timeout=30) as web:
+        worker.wait_for_log("Ready", timeout=120)
+        pipeline.send([_outgoing(official), _outgoing(agency)])
+        _until("PA on air", lambda: on_air() == ("pa", 630))
+        conflicts: list[Any] = []
+
+        def listed() -> bool:
+            conflicts[:] = web.get("/api/desk/queue", headers=bearer).json()["conflicts"]
+            return bool(conflicts)
+
+        _until("the conflict on the desk", listed)
+        unknown = web.post(
+            f"/api/desk/seats/{SOUTH_WEST_NORFOLK}/choose", json={"source": "bbc"}, headers=bearer
+        )
+        chosen = web.post(
+            f"/api/desk/seats/{SOUTH_WEST_NORFOLK}/choose",
+            json={"source": "agency"},
+            headers=bearer,
+        )
+        assert unknown.status_code == 404 and "agency, pa" in unknown.json()["error"]
+        assert chosen.status_code == 202, chosen.text
+        _until("the agency's figures on air as the desk's", lambda: on_air() == ("desk", 600))
+
+    [conflict] = conflicts
+    assert (conflict["constituency_id"], conflict["counted"]) == (SOUTH_WEST_NORFOLK, "pa")
+    assert {s["source"]: s["majority"] for s in conflict["sources"]} == {"pa": 630, "agency": 600}
+    assert any(d["values"] == {"pa": 630, "agency": 600} for d in conflict["differences"])
+    [sent] = [
+        Declaration.model_validate_json(value)
+        for _, value, _ in pipeline.read("declarations")
+        if Declaration.model_validate_json(value).source == "desk:ed"
+    ]
+    assert sent.kind == "correction" and sent.declared_at == agency.declared_at
+    assert {c.person_id: c.votes for c in sent.candidates} == {
+        c.person_id: c.votes for c in agency.candidates
+    }

@@ -171,6 +171,7 @@ def test_the_roles_each_route_needs(app: ElectionApp) -> None:
         ("/api/desk/events", "GET", Role.VIEWER),
         ("/api/desk/queue", "GET", Role.VIEWER),
         ("/api/desk/seats/{ons_id}/call", "POST", Role.EDITOR),
+        ("/api/desk/seats/{ons_id}/choose", "POST", Role.EDITOR),
         ("/api/desk/seats/{ons_id}/sources", "GET", Role.VIEWER),
     ]
 

@@ -3,6 +3,7 @@ declaration, on the declarations topic as the desk's and on the audit trail."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hmac
 from collections.abc import AsyncIterator
@@ -17,10 +18,13 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from schemas.audit import AuditAction, AuditStage, Role
 from schemas.declaration import Declaration, DeclarationKind
+from schemas.results import SeatResult
 from streams.pipeline.context import ElectionApp
 from streams.rules import desk
 from streams.rules.corrections import (
+    ChoiceRefused,
     RevisionRefused,
+    chosen_entry,
     desk_declaration,
     desk_entry,
     desk_revision,
@@ -36,8 +40,11 @@ from streams.rules.desk import (
     new_token,
     token_digest,
 )
+from streams.rules.reference import Register, load_register
+from streams.rules.sources import SourceView, source_view
 from streams.store.desk import DeskPeople, DeskRevisions
 from streams.store.tally_store import PendingApply
+from tests.unit.alert_fixtures import DATA_DIR, seat_result
 from tests.unit.tally_fixtures import SOUTH_WEST_NORFOLK, TRUSS, declaration_of, misreported
 from tests.unit.test_admin import PEOPLE, TOKEN, FakeTopic, audit_of, desk_app, enrol_people
 
@@ -465,3 +472,30 @@ async def test_the_desk_sees_every_sources_figures_whose_are_on_air_and_where_th
         [],
     )
     assert anonymous.status == 401
+
+
+def _on_air_and_agency() -> tuple[SeatResult, SourceView, Register]:
+    register = load_register(DATA_DIR)
+    official = declaration_of(SOUTH_WEST_NORFOLK)
+    on_air = seat_result(official, register, 1)
+    return on_air, source_view(misreported(official, "agency:wire")), register
+
+
+def test_a_source_chosen_on_the_desk_becomes_a_correction_with_its_figures() -> None:
+    on_air, agency, register = _on_air_and_agency()
+    entry = chosen_entry(on_air, agency, register.parties)
+    declaration = Declaration.model_validate({**entry, "source": "desk:ed", "revision": 2})
+    assert declaration.kind is DeclarationKind.CORRECTION
+    assert declaration.declared_at == agency.declared_at
+    assert {c.person_id: c.votes for c in declaration.candidates} == agency.votes
+    assert declaration.valid_votes == sum((agency.votes or {}).values())
+    assert [c.person_id for c in declaration.candidates if c.elected] == [agency.winner]
+    truss = next(c for c in declaration.candidates if c.person_id == TRUSS)
+    assert truss.party.abbreviation == "Con" and truss.party.ec_id == "PP52"
+
+
+def test_a_source_naming_other_candidates_is_no_choice_the_desk_can_make() -> None:
+    on_air, agency, register = _on_air_and_agency()
+    stranger = dataclasses.replace(agency, votes={**(agency.votes or {}), 999_999: 5})
+    with pytest.raises(ChoiceRefused, match="other candidates"):
+        chosen_entry(on_air, stranger, register.parties)
