@@ -9,7 +9,7 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from streams.pipeline.context import context_of
 from streams.settings import Settings
-from streams.web import admin, api, desk, health, live_page, pa_api
+from streams.web import admin, api, desk, desk_page, health, live_page, pa_api
 
 # Names the service and nothing else: aiohttp's default gives Python's and its own versions.
 SERVER_NAME = "election-night-streams"
@@ -26,6 +26,7 @@ def register_views(app: faust.App) -> None:
         health.ROUTES,
         admin.ROUTES,
         desk.ROUTES,
+        desk_page.ROUTES,
     ):
         for path, view in routes.items():
             app.page(path)(view)
