@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 # Every idle stream gets a comment this often: well inside the 60 s after which common
 # proxies close a quiet connection.
 HEARTBEAT_S = 15.0
+# Every event stream's: never cached, and never held back by a buffering proxy (nginx).
+EVENT_STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
 SOCKET_SLACK_S = 10.0  # how much longer than a blocking read its socket waits for the answer
 # The largest outbox sequence a client may name: Redis reads stream ids as 64-bit numbers and
 # answers "Invalid stream ID" past them, and no night comes near this.
@@ -300,13 +306,7 @@ async def stream_events(
     """
     after = resume_position(request)
     peer = cast(aiohttp_web.BaseRequest, request)  # what Faust's aiohttp driver hands a view
-    response = aiohttp_web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        }
-    )
+    response = aiohttp_web.StreamResponse(headers=EVENT_STREAM_HEADERS)
     await response.prepare(request)  # type: ignore[arg-type]
     feed = per_worker(context).feed
     write_timeout = context.settings.sse_write_timeout_s

@@ -36,6 +36,7 @@ from streams.rules.reference import ConstituencyRef
 from streams.rules.validation import FeedPosition, Rejected, validate_message
 from streams.store.desk import DeskRevisions
 from streams.web.admin import NOT_RECORDED
+from streams.web.api import EVENT_STREAM_HEADERS, HEARTBEAT_S
 from streams.web.guard import GuardedView, answer, current_person
 
 log = logging.getLogger(__name__)
@@ -279,7 +280,6 @@ class ChooseSourceView(DeclarationsView):
 MAX_BODY_BYTES = 16_384
 # How often a desk's live view looks for a change, and sends a keep-alive when none came.
 DESK_POLL_S = 1.0
-HEARTBEAT_S = 15.0
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -384,13 +384,7 @@ class DeskEventsView(GuardedView):
 
     async def get(self, request: Request) -> Any:
         context = context_of(self.app)
-        response = aiohttp_web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
-        )
+        response = aiohttp_web.StreamResponse(headers=EVENT_STREAM_HEADERS)
         await response.prepare(request)  # type: ignore[arg-type]
         loop = asyncio.get_running_loop()
         sent = b""

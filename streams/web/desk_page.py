@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.web import Request, Response, View
 
-from streams.web.live_page import STATIC_DIR, page_headers
+from streams.web.live_page import serve_static
 
 PAGE_FILE = "desk.html"
 
@@ -15,36 +15,16 @@ STATIC_FILES: dict[str, str] = {
     "desk.js": "text/javascript; charset=utf-8",
     "desk.css": "text/css; charset=utf-8",
 }
-PAGE_CONTENT_TYPE = "text/html; charset=utf-8"
-
-
-def desk_file(name: str) -> tuple[bytes, str] | None:
-    """Body and content type of one of the page's files, or None if it is not one of them."""
-    content_type = PAGE_CONTENT_TYPE if name == PAGE_FILE else STATIC_FILES.get(name)
-    if content_type is None:
-        return None
-    try:
-        # Read per request, as the live page's: small files, and an edit shows on reload.
-        return (STATIC_DIR / name).read_bytes(), content_type
-    except FileNotFoundError:
-        return None
-
-
-def _serve(view: View, name: str) -> Response:
-    found = desk_file(name)
-    if found is None:
-        return view.error(404, "Not Found")
-    body, content_type = found
-    # The live page's headers: no-cache, nosniff, and for the HTML its strict
-    # Content-Security-Policy (the desk's page talks to this worker and nothing else).
-    return view.bytes(body, headers=page_headers(content_type))
+# With the live page's headers: no-cache, nosniff, and for the HTML its strict
+# Content-Security-Policy (the desk's page talks to this worker and nothing else).
+PAGE_FILES: dict[str, str] = {PAGE_FILE: "text/html; charset=utf-8", **STATIC_FILES}
 
 
 class DeskPage(View):
     """The duty editor's page: held alerts, held calls, recent actions, source conflicts."""
 
     async def get(self, request: Request) -> Response:
-        return _serve(self, PAGE_FILE)
+        return serve_static(self, PAGE_FILE, PAGE_FILES)
 
 
 class DeskPageStatic(View):
@@ -53,7 +33,7 @@ class DeskPageStatic(View):
     async def get(self, request: Request, name: str) -> Response:
         if name not in STATIC_FILES:  # the HTML has its own path; nothing else is served
             return self.error(404, "Not Found")
-        return _serve(self, name)
+        return serve_static(self, name, PAGE_FILES)
 
 
 ROUTES: dict[str, type[View]] = {

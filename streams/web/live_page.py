@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,9 +35,10 @@ _COMMON_HEADERS: dict[str, str] = {
 }
 
 
-def static_file(name: str) -> tuple[bytes, str] | None:
-    """Body and content type of one of the page's files, or None if it is not one of them."""
-    content_type = STATIC_FILES.get(name)
+def static_file(name: str, files: Mapping[str, str] = STATIC_FILES) -> tuple[bytes, str] | None:
+    """Body and content type of one of a page's `files` (name -> content type) in the static
+    folder, or None if it is not one of them."""
+    content_type = files.get(name)
     if content_type is None:
         return None
     try:
@@ -61,8 +63,9 @@ def page_headers(content_type: str) -> dict[str, str]:
     return headers
 
 
-def _serve(view: View, name: str) -> Response:
-    found = static_file(name)
+def serve_static(view: View, name: str, files: Mapping[str, str] = STATIC_FILES) -> Response:
+    """One of a page's `files`, with the pages' headers (for HTML, the strict CSP); else 404."""
+    found = static_file(name, files)
     if found is None:
         return view.error(404, "Not Found")
     body, content_type = found
@@ -73,14 +76,14 @@ class LivePage(View):
     """The live results screen."""
 
     async def get(self, request: Request) -> Response:
-        return _serve(self, "index.html")
+        return serve_static(self, "index.html")
 
 
 class LivePageStatic(View):
     """The page's script and style sheet (and nothing else)."""
 
     async def get(self, request: Request, name: str) -> Response:
-        return _serve(self, name)
+        return serve_static(self, name)
 
 
 class HexMap(View):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import http.server
 import json
 import re
 import threading
@@ -18,6 +19,7 @@ import orjson
 import pytest
 from aiohttp import web
 from playwright.sync_api import BrowserContext, ConsoleMessage, Locator, Page, Request, Route
+from standardwebhooks import Webhook
 
 from schemas.alert import Alert, AlertPriority, AlertType
 from scripts.replay import build_outgoing
@@ -30,6 +32,7 @@ from tests.integration.helpers import WorkerProcess
 from tests.integration.pipeline import Pipeline, clean_night_alert_ids
 from tests.integration.test_desk import give_token
 from tests.unit.tally_fixtures import SOUTH_WEST_NORFOLK
+from tests.unit.test_webhook_signing import new_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = ROOT / "streams" / "data" / "ge2024"
@@ -1021,12 +1024,60 @@ def held_card(page: Page, kind: AlertType, ons_id: str) -> Locator:
     return page.locator(f"[data-testid=held-alert][data-type={kind.value}][data-ons={ons_id}]")
 
 
-def test_the_desk_page_decides_held_alerts_of_a_real_night(pipeline: Pipeline, page: Page) -> None:
+class WebhookReceiver:
+    """A newsroom's webhook endpoint on its own thread: the alert ids it verified, in order."""
+
+    def __init__(self, secret: str) -> None:
+        self.hook = Webhook(secret)
+        self.received: list[str] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                alert = receiver.hook.verify(body, headers)
+                receiver.received.append(alert["alert_id"])
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[tuple[WebhookReceiver, str]]:
+    secret = new_secret()
+    receiver = WebhookReceiver(secret)
+    try:
+        yield receiver, secret
+    finally:
+        receiver.close()
+
+
+def test_the_desk_page_decides_held_alerts_of_a_real_night(
+    pipeline: Pipeline, page: Page, webhook_receiver: tuple[WebhookReceiver, str]
+) -> None:
     """A rehearsal worker holds the night's people-of-note flashes (no auto-release); through
     the page an editor holds a cabinet minister's seat's call, then approves Truss's defeat
     (on the alerts topic once), kills Sunak's result (never on it), edits Shapps's defeat (on
     it once, edited), and lets the call go; every other alert of the night goes out."""
-    env = {**pipeline.env(), "ELECTION_DESK_AUTO_RELEASE_S": "0"}
+    receiver, secret = webhook_receiver
+    env = {
+        **pipeline.env(),
+        "ELECTION_DESK_AUTO_RELEASE_S": "0",
+        # A newsroom that takes the rehearsal's alerts by webhook, as the app team would.
+        "ELECTION_WEBHOOK_REHEARSAL_URLS": orjson.dumps([receiver.url]).decode(),
+        "ELECTION_WEBHOOK_SECRETS": orjson.dumps([secret]).decode(),
+    }
     editor = give_token(env, "ed", "editor")
     worker = WorkerProcess("streams.worker:app", env, name="desk-page")
     with worker:
@@ -1127,6 +1178,17 @@ def test_the_desk_page_decides_held_alerts_of_a_real_night(pipeline: Pipeline, p
         [shapps_sent] = [a for a in alerts if a["alert_id"] == shapps_id]
         assert shapps_sent["headline"] == edited
         assert page.get_by_test_id("held-count").inner_text() == "0"
+        # The webhook receiver: what the desk sent, once; what it killed, never.
+        _until(
+            "the approved and edited alerts at the webhook receiver",
+            lambda: sent <= set(receiver.received),
+            60,
+            worker,
+        )
+        page.wait_for_timeout(2_000)  # time for a second delivery to show, were there one
+        delivered = Counter(receiver.received)
+        assert [delivered[alert_id] for alert_id in (truss_id, shapps_id, gain_id)] == [1, 1, 1]
+        assert delivered[sunak_id] == 0
         assert not [url for url in watch.urls if editor in url]
         assert watch.errors == []
         worker_log = worker.log()

@@ -18,9 +18,9 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from streams.pipeline.app import create_app
 from streams.settings import Settings
 from streams.web import desk_page
-from streams.web.desk_page import PAGE_FILE, STATIC_FILES
+from streams.web.desk_page import PAGE_FILE, PAGE_FILES, STATIC_FILES
 from streams.web.guard import GuardedView
-from streams.web.live_page import CONTENT_SECURITY_POLICY, STATIC_DIR
+from streams.web.live_page import CONTENT_SECURITY_POLICY, STATIC_DIR, static_file
 
 app = create_app(Settings())
 
@@ -81,10 +81,10 @@ async def test_anything_else_under_desk_static_is_not_found(path: str) -> None:
 
 
 def test_files_outside_the_list_are_never_read() -> None:
-    assert desk_page.desk_file("desk.js") is not None
-    assert desk_page.desk_file(PAGE_FILE) is not None
+    assert static_file("desk.js", PAGE_FILES) is not None
+    assert static_file(PAGE_FILE, PAGE_FILES) is not None
     for name in ("../desk_page.py", "app.js", "style.css", "", ".", "static/desk.js"):
-        assert desk_page.desk_file(name) is None, name
+        assert static_file(name, PAGE_FILES) is None, name
 
 
 def test_the_page_is_not_guarded_and_not_under_the_api() -> None:
