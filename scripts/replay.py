@@ -19,7 +19,6 @@ import base64
 import datetime as dt
 import logging
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +34,7 @@ from rich.table import Table
 
 from scripts.chaos import ChaosRates, Outgoing, clean_feed, inject_chaos
 from scripts.night_builder import build_night
-from scripts.pa_ftp_server import read_only_ftp
+from scripts.pa_ftp_server import STOP_CHECK_S, read_only_ftp
 from scripts.pa_pack import folder_sender, pa_feed
 from streams.connections import kafka_client_options
 from streams.feeds.pa.mapping import load_feed_mapping
@@ -410,7 +409,10 @@ def _served(folder: Path, port: int) -> Iterator[str]:
 def _until_interrupted() -> int:
     """Wait for Ctrl-C, the way to stop a pack that is served after the night is written."""
     with suppress(KeyboardInterrupt):
-        threading.Event().wait()
+        # A short wait at a time, never one without end: the kernel may hand Ctrl-C to the
+        # FTP server's thread, and Python raises it here only once this thread runs again.
+        while True:
+            time.sleep(STOP_CHECK_S)
     return 0
 
 
