@@ -211,6 +211,7 @@ class FakeDeskApi:
         api.router.add_get("/api/desk/events", self._events)
         api.router.add_post("/api/desk/alerts/{alert_id}/{verb}", self._decide)
         api.router.add_post("/api/desk/seats/{ons_id}/call", self._call)
+        api.router.add_post("/api/desk/seats/{ons_id}/choose", self._choose)
         self._runner = web.AppRunner(api)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -323,6 +324,21 @@ class FakeDeskApi:
         self.actions.insert(0, entry)
         self._changed()
         return web.json_response({"alert_id": alert_id, "decision": action, "by": who})
+
+    async def _choose(self, request: web.Request) -> web.Response:
+        who, refused = self._person(request, "editor")
+        if refused is not None:
+            return refused
+        ons_id = request.match_info["ons_id"]
+        source = (await request.json())["source"]
+        [conflict] = [c for c in self.conflicts if c["constituency_id"] == ons_id]
+        if source not in {s["source"] for s in conflict["sources"]}:
+            return web.json_response({"error": f"no figures from {source!r}"}, status=404)
+        # As the worker: the desk's correction goes on air and the sources agree again.
+        self.conflicts.remove(conflict)
+        self._changed()
+        answer = {"constituency_id": ons_id, "source": f"desk:{who}", "revision": 1}
+        return web.json_response(answer, status=202)
 
     async def _call(self, request: web.Request) -> web.Response:
         who, refused = self._person(request, "editor")
@@ -1193,3 +1209,25 @@ def test_the_desk_page_decides_held_alerts_of_a_real_night(
         assert watch.errors == []
         worker_log = worker.log()
     assert editor not in worker_log
+
+
+def test_an_editor_puts_one_sources_figures_on_air(desk: FakeDeskApi, page: Page) -> None:
+    """Where two sources disagree, a button per source sends the choice, with the token."""
+    desk.quietly(a_night)
+    watch = open_desk(page, desk.base_url)
+    conflict = page.locator(f"[data-testid=conflict][data-ons={SOUTH_WEST_NORFOLK}]")
+    conflict.wait_for()
+    buttons = conflict.get_by_test_id("choose-source")
+    assert [buttons.nth(i).get_attribute("data-source") for i in range(buttons.count())] == [
+        "pa",
+        "replay",
+    ]
+    conflict.locator("[data-testid=choose-source][data-source=replay]").click()
+    conflict.wait_for(state="detached")  # the sources agree: the conflict leaves the desk
+    [choice] = [seen for seen in desk.posts() if seen.path.endswith("/choose")]
+    assert choice.path == f"/api/desk/seats/{SOUTH_WEST_NORFOLK}/choose"
+    assert choice.body == {"source": "replay"}
+    assert choice.authorization == f"Bearer {EDITOR_TOKEN}"
+    assert page.get_by_test_id("conflicts-count").inner_text() == "0"
+    assert_token_only_in_headers(desk, watch, EDITOR_TOKEN)
+    assert watch.errors == []

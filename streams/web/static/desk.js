@@ -647,8 +647,25 @@
         row.votes.forEach((v) => tr.append(el('td', 'num', v === null ? '–' : Number(v).toLocaleString('en-GB'))));
         tbody.append(tr);
       });
+      // The editor's choice: one source's figures on air, as the desk's correction.
+      const choose = el('tr', 'conflict__choose');
+      choose.append(el('th', null, 'Choice'));
+      sources.forEach((s) => {
+        const cell = el('td', 'num');
+        const button = el('button', 'button button--quiet', 'Put ' + String(s.source || '?') + ' on air');
+        button.type = 'button';
+        button.dataset.testid = 'choose-source';
+        button.dataset.source = String(s.source || '');
+        button.addEventListener('click', () => chooseSource(String(conflict.constituency_id || ''), String(s.source || ''), item));
+        cell.append(button);
+        choose.append(cell);
+      });
+      tbody.append(choose);
       table.append(thead, tbody);
-      item.append(head, table);
+      const message = el('p', 'conflict__message');
+      message.dataset.testid = 'conflict-message';
+      message.hidden = true;
+      item.append(head, table, message);
       box.append(item);
     });
     $('conflicts-count').textContent = String(conflicts.length);
@@ -848,6 +865,32 @@
     } catch (err) {
       error.textContent = 'Could not reach the desk service: ' + err.message;
       error.hidden = false;
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
+  async function chooseSource(ons, source, item) {
+    const session = model.session;
+    const buttons = item.querySelectorAll('button');
+    buttons.forEach((b) => { b.disabled = true; });
+    const say = (text) => {
+      const now = document.querySelector('[data-testid=conflict][data-ons="' + CSS.escape(ons) + '"] [data-testid=conflict-message]')
+        || item.querySelector('[data-testid=conflict-message]');
+      now.textContent = text;
+      now.hidden = false;
+    };
+    try {
+      const result = await post('/api/desk/seats/' + encodeURIComponent(ons) + '/choose', { source: source });
+      if (session !== model.session) return;
+      if (result.status === 401 || result.status === 403) refused(result.status, result.answer, true);
+      else if (result.status >= 200 && result.status < 300) {
+        const revision = result.answer && result.answer.revision;
+        say(source + "'s figures sent as the desk's correction" + (revision ? ' (desk revision ' + revision + ')' : ''));
+        refresh();
+      } else say(errorText(result.status, result.answer));
+    } catch (err) {
+      say('Could not reach the desk service: ' + err.message);
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
     }
