@@ -18,6 +18,7 @@ import argparse
 import base64
 import datetime as dt
 import logging
+import signal
 import sys
 import time
 from collections import Counter
@@ -406,10 +407,20 @@ def _served(folder: Path, port: int) -> Iterator[str]:
         yield url
 
 
+class _Stopped(Exception):
+    """SIGTERM: stop serving, as Ctrl-C does."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped
+
+
 def _until_interrupted() -> int:
-    """Wait for Ctrl-C, the way to stop a pack that is served after the night is written."""
-    with suppress(KeyboardInterrupt):
-        # A short wait at a time, never one without end: the kernel may hand Ctrl-C to the
+    """Wait for Ctrl-C, or SIGTERM (a service manager's stop, or `kill`: a shell's background
+    job starts with Ctrl-C ignored), the ways to stop a pack served after the night is written."""
+    signal.signal(signal.SIGTERM, _stop)
+    with suppress(KeyboardInterrupt, _Stopped):
+        # A short wait at a time, never one without end: the kernel may hand the signal to the
         # FTP server's thread, and Python raises it here only once this thread runs again.
         while True:
             time.sleep(STOP_CHECK_S)

@@ -393,6 +393,8 @@ def test_election_replay_serves_the_pack_read_only_with_its_timestamp(tmp_path: 
                 client.storbinary("STOR intruder.xml", io.BytesIO(b"<x/>"))
         folder.close()
     finally:
-        replay.send_signal(signal.SIGINT)
+        # SIGTERM, as a service manager stops it: whoever runs the tests may have started
+        # them as a background job, whose children ignore Ctrl-C's SIGINT from the start.
+        replay.send_signal(signal.SIGTERM)
         assert replay.wait(timeout=30) == 0, log.read_text()
     assert not (out / "intruder.xml").exists()
