@@ -109,15 +109,13 @@ async def wait_until_published(
         with console.status("waiting for the worker to tally and publish ...") as status:
             while True:
                 state = await store.state(register)
-                progress = await outbox.progress()
                 # A rehearsal's held alerts go by themselves after a while: the night is
                 # told once they have (one that waits for an editor is left on the desk).
-                held = await holds.held()
-                due = sum(1 for item in held if item.release_at is not None)
+                progress, due = await holds.progress_with_holds()
                 status.update(
                     f"tallied {state.seats_declared}/{seats} seats, "
                     f"published {progress.published}/{progress.queued} outputs, "
-                    f"{len(held)} alerts held on the desk"
+                    f"{due} held alerts still to go by themselves"
                 )
                 # With every seat in, the last declaration is told once the watermark passes
                 # it, after the last change's outputs: the night is over only then.

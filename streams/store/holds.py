@@ -14,6 +14,7 @@ from schemas.alert import Alert
 from schemas.desk import CallHeld, DeskAction, HeldAlert
 from streams.rules.holds import REASON_TEXT, reason_of, release_at
 from streams.store.keys import (
+    ANNOUNCED,
     ANNOUNCED_IDS,
     DESK_ACTIONS,
     DESK_CALLS,
@@ -24,8 +25,10 @@ from streams.store.keys import (
     DESK_VERSION,
     OUTBOX,
     OUTBOX_SEQ,
+    PUBLISHED,
 )
 from streams.store.lua_scripts import lua_script
+from streams.store.outbox import OutboxProgress
 
 _DECIDE = lua_script("desk_decide")
 RECENT_ACTIONS = 50
@@ -94,6 +97,18 @@ class DeskHolds:
     async def one_held(self, alert_id: str) -> HeldAlert | None:
         raw = await self.redis.hget(self._key(DESK_HELD), alert_id)
         return held_alert(raw) if raw is not None else None
+
+    async def progress_with_holds(self) -> tuple[OutboxProgress, int]:
+        """The outbox's cursors and how many held alerts will go by themselves, read together:
+        a hold, a release and the outbox move in single steps, so what one read finds adds up
+        (no release is between the two)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.mget(self._key(ANNOUNCED), self._key(OUTBOX_SEQ), self._key(PUBLISHED))
+            pipe.hvals(self._key(DESK_HELD))
+            cursors, held = await pipe.execute()
+        announced, queued, published = (int(value or 0) for value in cursors)
+        due = sum(1 for raw in held if held_alert(raw).release_at is not None)
+        return OutboxProgress(announced, queued, published), due
 
     async def decision_on(self, alert_id: str) -> DeskAction | None:
         raw = await self.redis.hget(self._key(DESK_DECIDED), alert_id)

@@ -256,15 +256,13 @@ class Pipeline:
             try:
                 state = await store.state(register)
                 outbox = Outbox(redis, store.ns)
-                at = await outbox.progress()
+                # With the held alerts that go by themselves, still to come: read together.
+                at, due = await DeskHolds(redis, store.ns).progress_with_holds()
                 # With every seat in, the night is over once its last declaration is told: the
                 # moment waits for the watermark, after the last change's outputs are out.
                 whole = state.seats_declared < register.total_seats or last_declaration_told(
                     await outbox.moments_told()
                 )
-                # Held alerts that go by themselves are still to come.
-                held = await DeskHolds(redis, store.ns).held()
-                due = sum(1 for item in held if item.release_at is not None)
                 return state, at.queued, at.published, at.announced, whole, due
             finally:
                 await redis.aclose()

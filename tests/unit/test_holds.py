@@ -321,3 +321,17 @@ async def test_no_intent_on_record_means_no_decision(outbox: Outbox, holds: Desk
     with pytest.raises(AuditNotWritten):
         await decide(holds, trail(kafka), ED, "a", "approve")
     assert len(await holds.held()) == 1 and await outbox_ids(outbox) == []
+
+
+async def test_the_outbox_and_the_holds_to_go_are_read_together(
+    outbox: Outbox, holds: DeskHolds
+) -> None:
+    await outbox.announce_many([(1, [output(alert("a"), release_after_s=20)])])
+    await outbox.announce_many([(2, [output(alert("b"), release_after_s=None)])])
+    await outbox.announce_many([(3, [output(alert("g", AlertType.SEAT_GAIN))])])
+    progress, due = await holds.progress_with_holds()
+    assert (progress.announced, progress.queued, progress.published, due) == (3, 1, 0, 1)
+    [first, _] = await holds.held()
+    await release_due(holds, trail(Kafka()), first.held_at + dt.timedelta(seconds=21))
+    progress, due = await holds.progress_with_holds()
+    assert (progress.queued, due) == (2, 0)  # released and queued in one step
