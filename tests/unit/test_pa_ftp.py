@@ -396,5 +396,10 @@ def test_election_replay_serves_the_pack_read_only_with_its_timestamp(tmp_path: 
         # SIGTERM, as a service manager stops it: whoever runs the tests may have started
         # them as a background job, whose children ignore Ctrl-C's SIGINT from the start.
         replay.send_signal(signal.SIGTERM)
-        assert replay.wait(timeout=30) == 0, log.read_text()
+        try:
+            stopped = replay.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            replay.kill()  # never left behind serving, whatever this test found
+            raise AssertionError(f"not stopped by SIGTERM:\n{log.read_text()}") from None
+        assert stopped == 0, log.read_text()
     assert not (out / "intruder.xml").exists()
