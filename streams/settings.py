@@ -371,7 +371,17 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
         description="Resamples of the declared seats behind the projection's range (cost grows "
-        "with it: about 4 ms a snapshot at 40)",
+        "with it and with the seats: about 4 ms at 40 for 650 seats, 23 ms for 3,900)",
+    )
+    # The range's resamples cost 40 times the central figures: after every change of a fast
+    # night they were most of the worker's time. Counted in declaration time, so a rehearsal
+    # at full speed refreshes it at the same moments of the night as the live night did.
+    projection_range_every_s: float = Field(
+        60.0,
+        ge=0,
+        description="Declaration time between fresh ranges of the projection; snapshots in "
+        "between carry fresh central figures and the last range, widened to include them; 0: "
+        "a fresh range in every snapshot",
     )
     # The 2024 night's projection was still 59 seats wrong after 400 declarations
     # (docs/projection.md): a departure of 20 seats is news the desk can act on, and at 100
@@ -514,6 +524,7 @@ class Settings(BaseSettings):
             model=self.projection_model,
             min_region_seats=self.projection_min_region_seats,
             resamples=self.projection_resamples,
+            range_every=dt.timedelta(seconds=self.projection_range_every_s),
         )
 
     def exit_poll_tracking(self, projecting: Projecting | None) -> Tracking | None:

@@ -38,8 +38,9 @@ from streams.rules.event_time import (
 )
 from streams.rules.holds import NO_HOLDS, HoldPolicy, hold_conditions
 from streams.rules.projection import (
-    DeclaredSeat,
     Projecting,
+    Projection,
+    RunningProjection,
     declared_seat,
     seat_projection,
 )
@@ -92,8 +93,16 @@ class Telling:
     # What the projection needs, when the night is projected: each seat's latest result and
     # the exit poll it is set beside.
     projecting: Projecting | None = None
-    declared: dict[str, DeclaredSeat] = field(default_factory=dict)
     exit_poll: ExitPoll | None = None
+    # Each seat's latest result as the projection reads it, kept as arrays between snapshots.
+    projected: RunningProjection | None = field(init=False, default=None)
+    # The last projection made with its range, and the declaration time it was made at.
+    ranged: Projection | None = None
+    ranged_as_of: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.projecting is not None:
+            self.projected = RunningProjection(self.projecting)
 
     def take(self, change: Change) -> None:
         """Count a change as told: the totals, the clock and, for a seat, the inbox."""
@@ -110,8 +119,8 @@ class Telling:
         seat = None
         if self.projecting is not None or self.story.tracking is not None:
             seat = declared_seat(result)
-        if self.projecting is not None and seat is not None:
-            self.declared[result.constituency_id] = seat
+        if self.projected is not None and seat is not None:
+            self.projected.put(seat)
         self.running.apply(change.delta)
         if self.as_of is None or result.declared_at > self.as_of:
             self.as_of = result.declared_at
@@ -132,12 +141,15 @@ def snapshot_output(telling: Telling, register: Register, last_seat: SeatResult)
         # The worker takes only its own mode's declarations, so the seat's flag is its mode.
         rehearsal=last_seat.rehearsal,
     )
-    if telling.projecting is not None:
+    if telling.projected is not None and telling.projecting is not None:
         # Once per snapshot, as the snapshot itself: a run of changes read together is
-        # projected once, after its last change.
-        projection = seat_projection(
-            telling.projecting, telling.declared.values(), telling.exit_poll, telling.as_of
-        )
+        # projected once, after its last change. Its range is made afresh only once enough
+        # of the night has passed since the last (ELECTION_PROJECTION_RANGE_EVERY_S).
+        fresh = telling.projecting.range_due(telling.ranged_as_of, telling.as_of)
+        made = telling.projected.projection(range_from=None if fresh else telling.ranged)
+        if fresh and made is not None:
+            telling.ranged, telling.ranged_as_of = made, telling.as_of
+        projection = seat_projection(made, telling.exit_poll, telling.as_of)
         snapshot = snapshot.model_copy(update={"projection": projection})
     return Output(
         output_id=f"state:{telling.told}",

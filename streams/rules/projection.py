@@ -137,6 +137,20 @@ def _changes(
     return changes
 
 
+def _draws(seats: int, resamples: int, seed: int) -> FloatArray:
+    """How many times each of `seats` declared seats is drawn in each resample (resamples x
+    seats), plus a first row of ones: the declared seats as they are.
+
+    Uniform draws counted per row: the same law as a multinomial, in one pass over the draws
+    (numpy's multinomial draws category by category, the most of a 10,000-seat projection).
+    """
+    rng = np.random.default_rng(seed)
+    count = max(resamples, 1)
+    drawn = rng.integers(0, seats, size=(count, seats)) + seats * np.arange(count)[:, None]
+    counts = np.bincount(drawn.ravel(), minlength=count * seats).reshape(count, seats)
+    return np.vstack([np.ones((1, seats)), counts]).astype(np.float64)
+
+
 def _swings(
     baseline: Baseline,
     model: Model,
@@ -151,8 +165,8 @@ def _swings(
     weighting, the declared seats as they are.
 
     A resample is a weighting: how many times each declared seat was drawn. Every mean is a
-    matrix product; each seat then picks its row from one table of national, nation and
-    region means, so the big array is made once.
+    matrix product over the seats of its group; each seat then picks its row from one table
+    of national, nation and region means, so the big array is made once.
     """
     national = (weights @ changes) / weights.sum(axis=1, keepdims=True)  # weightings x parties
     tables = [national[:, None, :]]
@@ -166,15 +180,17 @@ def _swings(
             (baseline.region_of, baseline.regions, "region"),
         )
         for groups, count, level in finer:  # a region with enough seats overrides its nation
-            member = np.zeros((len(rows), count))
-            member[np.arange(len(rows)), groups[rows]] = 1.0
-            seats = weights @ member  # weightings x groups
-            by_group = (member[:, :, None] * changes[:, None, :]).reshape(len(rows), -1)
-            sums = (weights @ by_group).reshape(len(weights), count, parties)
+            of_declared = groups[rows]
+            seats = np.zeros((len(weights), count))
+            sums = np.zeros((len(weights), count, parties))
+            for group in np.unique(of_declared):
+                members = of_declared == group
+                seats[:, group] = weights[:, members].sum(axis=1)
+                sums[:, group, :] = weights[:, members] @ changes[members]
             tables.append(sums / np.maximum(seats, 1.0)[:, :, None])
-            group = groups[undeclared]
-            enough = seats[:, group] >= min_region_seats  # weightings x undeclared seats
-            source = np.where(enough, offset + group[None, :], source)
+            group_of = groups[undeclared]
+            enough = seats[:, group_of] >= min_region_seats  # weightings x undeclared seats
+            source = np.where(enough, offset + group_of[None, :], source)
             for i in np.flatnonzero(enough[0]):
                 levels[i] = level
             offset += count
@@ -183,80 +199,27 @@ def _swings(
     return swing, levels
 
 
+# The resampling's seed: the same night projects the same, told twice or by two workers.
+SEED = 20240704
+
+
 def project(
     baseline: Baseline,
     declared: Iterable[DeclaredSeat],
     model: Model = "regional",
     min_region_seats: int = 8,
     resamples: int = 100,
-    seed: int = 20240704,
+    seed: int = SEED,
 ) -> Projection | None:
     """The final seats the declared results point to; None before any seat has figures.
 
-    Deterministic for a given set of declared seats (a seeded resampling): the same night
-    told twice, or by two workers, projects the same.
+    Deterministic for a given set of declared seats (a seeded resampling of them in the
+    baseline's order): the same night told twice, or by two workers, projects the same.
     """
-    row_of = baseline.row_of
-    # In the baseline's order, so the resampling draws the same seats whatever order the
-    # declared seats came in.
-    seats = sorted(
-        (seat for seat in declared if seat.ons_id in row_of), key=lambda seat: row_of[seat.ons_id]
-    )
-    won = np.zeros(len(baseline.parties), dtype=np.int64)
-    column = baseline.column_of
-    others: dict[str, int] = {}  # declared wins of parties with no baseline to project
-    for seat in seats:
-        if seat.winning_party in column:
-            won[column[seat.winning_party]] += 1
-        elif seat.winning_party is not None:
-            others[seat.winning_party] = others.get(seat.winning_party, 0) + 1
-    with_figures = [seat for seat in seats if seat.shares]
-    if not with_figures:
-        return None
-    rows = np.array([row_of[seat.ons_id] for seat in with_figures], dtype=np.int64)
-    changes = _changes(baseline, list(rows), with_figures)
-    declared_rows = {row_of[seat.ons_id] for seat in seats}
-    undeclared = np.array(
-        [row for row in range(len(baseline.seats)) if row not in declared_rows], dtype=np.int64
-    )
-    rng = np.random.default_rng(seed)
-    # Row 0 is the declared seats themselves; the others are resamples of them, as counts of
-    # how often each seat was drawn.
-    drawn = rng.multinomial(len(rows), np.full(len(rows), 1 / len(rows)), size=max(resamples, 1))
-    weights = np.vstack([np.ones((1, len(rows))), drawn]).astype(np.float64)
-    swing, levels = _swings(baseline, model, rows, changes, weights, undeclared, min_region_seats)
-    shares = np.maximum(baseline.notional[undeclared][None, :, :] + swing, 0.0)
-    winners = shares.argmax(axis=2)  # resamples x undeclared seats
-    totals = (
-        np.stack([np.bincount(row, minlength=len(baseline.parties)) for row in winners])
-        + won[None, :]
-    )  # resamples x parties
-    central = totals[0]
-    low = np.percentile(totals[1:], 5, axis=0, method="lower")
-    high = np.percentile(totals[1:], 95, axis=0, method="higher")
-    parties = [
-        PartyProjection(
-            party=party,
-            seats=int(central[i]),
-            low=int(min(low[i], central[i])),
-            high=int(max(high[i], central[i])),
-            declared=int(won[i]),
-        )
-        for i, party in enumerate(baseline.parties)
-        if central[i] or high[i] or won[i]
-    ]
-    parties += [PartyProjection(party, n, n, n, n) for party, n in others.items()]
-    parties.sort(key=lambda p: (-p.seats, p.party))
-    counted: dict[str, int] = {}
-    for level in levels:
-        counted[level] = counted.get(level, 0) + 1
-    return Projection(
-        model=model,
-        seats_declared=len(seats),
-        seats_with_figures=len(with_figures),
-        parties=parties,
-        levels=counted if model == "regional" else {"national": len(levels)},
-    )
+    running = RunningProjection(Projecting(baseline, model, min_region_seats, resamples))
+    for seat in declared:
+        running.put(seat)
+    return running.projection(seed)
 
 
 def declared_seat(result: SeatResult) -> DeclaredSeat:
@@ -270,13 +233,10 @@ def declared_seat(result: SeatResult) -> DeclaredSeat:
 
 
 class RunningProjection:
-    """The projection's central figures (no range), kept seat by seat: what the exit-poll
-    tracking reads after every step of the night.
-
-    `project` builds every declared seat's share changes afresh from its result, which is
-    most of its cost; here each seat's are made once, when it is put in, so projecting after
-    each of the night's 650 steps costs a small part of one projection with its resamples.
-    The figures are those of `project` for the same seats (tested over the 2024 night).
+    """The projection kept seat by seat: each seat's share changes are made once, when it is
+    put in, so projecting after a change costs array arithmetic over the seats, not a walk of
+    every declared result. `seats` gives the central figures the exit-poll tracking reads after
+    every step of the night; `projection` adds the range, for each state of the parties.
     """
 
     def __init__(self, projecting: Projecting) -> None:
@@ -340,6 +300,80 @@ class RunningProjection:
         self._won_elsewhere.pop(row, None)
         self._changes[row] = 0.0
 
+    def projection(
+        self, seed: int = SEED, range_from: Projection | None = None
+    ) -> Projection | None:
+        """The projection of the seats put in, with its range; None before any has figures.
+
+        With `range_from` (an earlier projection of this night) only the central figures are
+        made afresh, the range being that one's widened to include them and kept within what
+        the seats still to declare allow: a fortieth of the cost.
+        """
+        projecting = self.projecting
+        baseline = projecting.baseline
+        rows = np.flatnonzero(self._with_figures)  # in the baseline's order, as drawn
+        if not len(rows):
+            return None
+        undeclared = np.flatnonzero(~self._declared)
+        if range_from is None:
+            weights = _draws(len(rows), projecting.resamples, seed)
+        else:
+            weights = np.ones((1, len(rows)))
+        swing, levels = _swings(
+            baseline,
+            projecting.model,
+            rows,
+            self._changes[rows],
+            weights,
+            undeclared,
+            projecting.min_region_seats,
+        )
+        shares = np.maximum(baseline.notional[undeclared][None, :, :] + swing, 0.0)
+        parties = len(baseline.parties)
+        winners = shares.argmax(axis=2) + parties * np.arange(len(weights))[:, None]
+        won = np.bincount(self._won[self._won >= 0], minlength=parties)
+        totals = (
+            np.bincount(winners.ravel(), minlength=len(weights) * parties).reshape(-1, parties)
+            + won[None, :]
+        )  # weightings x parties
+        central = totals[0]
+        if range_from is None:
+            low = np.minimum(np.percentile(totals[1:], 5, axis=0, method="lower"), central)
+            high = np.maximum(np.percentile(totals[1:], 95, axis=0, method="higher"), central)
+        else:
+            before = {p.party: (p.low, p.high) for p in range_from.parties}
+            low, high = central.copy(), central.copy()
+            for i, party in enumerate(baseline.parties):
+                if party in before:
+                    low[i] = max(won[i], min(central[i], before[party][0]))
+                    high[i] = min(won[i] + len(undeclared), max(central[i], before[party][1]))
+        projected = [
+            PartyProjection(
+                party=party,
+                seats=int(central[i]),
+                low=int(low[i]),
+                high=int(high[i]),
+                declared=int(won[i]),
+            )
+            for i, party in enumerate(baseline.parties)
+            if central[i] or high[i] or won[i]
+        ]
+        others: dict[str, int] = {}  # declared wins of parties with no baseline to project
+        for party in self._won_elsewhere.values():
+            others[party] = others.get(party, 0) + 1
+        projected += [PartyProjection(party, n, n, n, n) for party, n in others.items()]
+        projected.sort(key=lambda p: (-p.seats, p.party))
+        counted: dict[str, int] = {}
+        for level in levels:
+            counted[level] = counted.get(level, 0) + 1
+        return Projection(
+            model=projecting.model,
+            seats_declared=int(self._declared.sum()),
+            seats_with_figures=len(rows),
+            parties=projected,
+            levels=counted if projecting.model == "regional" else {"national": len(levels)},
+        )
+
     def seats(self) -> dict[str, int]:
         """Each party's projected seats (parties on none left out); empty before any seat
         has figures."""
@@ -377,22 +411,24 @@ class Projecting:
     model: Model = "regional"
     min_region_seats: int = 8
     resamples: int = 40
+    # Declaration time between fresh ranges in the state snapshots (0: every snapshot).
+    range_every: dt.timedelta = dt.timedelta(0)
+
+    def range_due(self, last: dt.datetime | None, now: dt.datetime | None) -> bool:
+        """Whether a snapshot at declaration time `now` gets a fresh range, the last one
+        having been made at `last` (None: none yet)."""
+        if last is None or now is None:
+            return True
+        return now - last >= self.range_every
+
+    def project(self, declared: Iterable[DeclaredSeat]) -> Projection | None:
+        return project(self.baseline, declared, self.model, self.min_region_seats, self.resamples)
 
 
 def seat_projection(
-    projecting: Projecting,
-    declared: Iterable[DeclaredSeat],
-    exit_poll: ExitPoll | None,
-    as_of: dt.datetime | None,
+    projection: Projection | None, exit_poll: ExitPoll | None, as_of: dt.datetime | None
 ) -> SeatProjection | None:
     """The projection as the state of the parties carries it, beside the exit poll."""
-    projection = project(
-        projecting.baseline,
-        declared,
-        model=projecting.model,
-        min_region_seats=projecting.min_region_seats,
-        resamples=projecting.resamples,
-    )
     if projection is None:
         return None
     polled = {p.party: p.seats for p in exit_poll.projections} if exit_poll else {}

@@ -114,11 +114,12 @@ class StateView(View):
             state = state.model_copy(update={"rehearsal": context.settings.mode == "rehearsal"})
             if context.projecting is not None:
                 # Made from the same seats as the state snapshot on Kafka at this sequence:
-                # the projection is a function of the declared seats, whoever computes it.
+                # its central figures are a function of the declared seats, whoever computes
+                # them (the range here is always fresh; a snapshot's may be up to
+                # ELECTION_PROJECTION_RANGE_EVERY_S of the night older).
                 seats, exit_poll = await asyncio.gather(store.seats(), store.exit_poll())
                 projection = seat_projection(
-                    context.projecting,
-                    [declared_seat(seat) for seat in seats.values()],
+                    context.projecting.project(declared_seat(seat) for seat in seats.values()),
                     exit_poll,
                     state.as_of,
                 )

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from scripts.projection_error import seats_wrong, table
-from streams.rules.projection import Baseline, DeclaredSeat, project
+from streams.rules.projection import (
+    Baseline,
+    DeclaredSeat,
+    Projecting,
+    RunningProjection,
+    project,
+)
 from streams.rules.reference import ConstituencyRef, Register, load_register
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
@@ -177,3 +183,65 @@ def test_the_error_table_counts_seats_in_the_wrong_column() -> None:
     rows = {tuple(line.split()[:2]): line.split()[-1] for line in lines[1:]}
     assert rows[("650", "uniform")] == rows[("650", "regional")] == "0"
     assert rows[("exit", "poll")] == "19"
+
+
+def _ge2024_seats(count: int) -> tuple[Baseline, list[DeclaredSeat]]:
+    register = load_register(DATA_DIR)
+    baseline = Baseline.of(register)
+    refs = sorted(register.constituencies.values(), key=lambda ref: ref.ons_id)
+    seats = []
+    for i, ref in enumerate(refs[:count]):
+        # Every third seat swings eight points from its notional winner to Labour.
+        shares = dict(ref.notional_2019_shares)
+        if i % 3 == 0 and ref.notional_2019_winner != "Lab":
+            shares[ref.notional_2019_winner] -= 0.08
+            shares["Lab"] = shares.get("Lab", 0.0) + 0.08
+        seats.append(DeclaredSeat(ref.ons_id, max(shares, key=lambda p: shares[p]), shares))
+    return baseline, seats
+
+
+def test_a_kept_range_moves_with_fresh_central_figures_and_closes_when_every_seat_is_in() -> None:
+    baseline, seats = _ge2024_seats(650)
+    projecting = Projecting(baseline, resamples=40)
+    running = RunningProjection(projecting)
+    for seat in seats[:150]:
+        running.put(seat)
+    ranged = running.projection()
+    assert ranged is not None
+    assert any(p.low < p.high for p in ranged.parties)
+    for seat in seats[150:400]:
+        running.put(seat)
+    kept = running.projection(range_from=ranged)
+    fresh = running.projection()
+    assert kept is not None and fresh is not None
+    # The central figures are those of a fresh projection; only the range is kept.
+    assert {p.party: p.seats for p in kept.parties} == {p.party: p.seats for p in fresh.parties}
+    assert kept.seats_declared == fresh.seats_declared == 400
+    undeclared = len(baseline.seats) - 400
+    for party in kept.parties:
+        assert party.declared <= party.low <= party.seats <= party.high
+        assert party.high <= party.declared + undeclared
+    for seat in seats[400:]:
+        running.put(seat)
+    final = running.projection(range_from=ranged)
+    assert final is not None
+    assert all(p.low == p.seats == p.high == p.declared for p in final.parties)
+
+
+def test_the_range_is_made_afresh_once_enough_of_the_night_has_passed() -> None:
+    baseline, _ = _ge2024_seats(1)
+    projecting = Projecting(baseline, range_every=dt.timedelta(seconds=60))
+    at = dt.datetime(2024, 7, 5, 1, 0, tzinfo=dt.UTC)
+    assert projecting.range_due(None, at)
+    assert projecting.range_due(at, None)
+    assert not projecting.range_due(at, at + dt.timedelta(seconds=59))
+    assert projecting.range_due(at, at + dt.timedelta(seconds=60))
+    assert Projecting(baseline).range_due(at, at)  # 0: every snapshot
+
+
+def test_the_projection_does_not_depend_on_the_order_seats_were_put_in() -> None:
+    baseline, seats = _ge2024_seats(300)
+    running = RunningProjection(Projecting(baseline, resamples=40))
+    for seat in reversed(seats):
+        running.put(seat)
+    assert running.projection() == project(baseline, seats, resamples=40)
