@@ -106,6 +106,24 @@ class WorkerProcess:
         time.sleep(settle_s)
         return self.log()[before:]
 
+    def publishers(self) -> list[int]:
+        """The live publisher processes this worker runs (streams.pipeline.publisher_process)."""
+        if self.process is None:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            state, parent = stat[0], int(stat[1])
+            if parent == self.process.pid and state != "Z" and b"publisher_process" in cmdline:
+                found.append(int(entry.name))
+        return found
+
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return

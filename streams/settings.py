@@ -358,6 +358,12 @@ class Settings(BaseSettings):
     alert_narrow_margin_votes: int = Field(
         100, ge=0, description="A seat won by fewer votes than this is a narrow-margin alert"
     )
+    publisher_process: bool = Field(
+        True,
+        description="Run the publisher (results, snapshots, alerts to Kafka) in a process of its "
+        "own beside each worker, on another core than the declaration agent; false: a task in "
+        "the worker",
+    )
     projection_model: Literal["regional", "uniform", "off"] = Field(
         "regional",
         description="Live projection of the final seats: regional (region, else nation, else "

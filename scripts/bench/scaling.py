@@ -59,7 +59,7 @@ class RunResult:
     tallied_s: float  # first send -> all seats tallied
     published_s: float  # first send -> every output on Kafka
     messages: int
-    worker_cpu_s: float  # CPU time of all workers during the timed part
+    worker_cpu_s: float  # CPU time of all workers and their publishers during the timed part
     machine_busy: float  # share of all cores busy (anyone's work) during the timed part
     peak_rss_mib: list[float]  # per worker, over its whole life
     redis_cpu_s: float  # CPU time of the Redis primary during the timed part (anyone's work)
@@ -259,7 +259,10 @@ def run_once(
             proc.wait_for_log("Ready", timeout=180)
         wait_for_group(settings, run_id, workers, timeout_s=120)
 
-        cpu_before = sum(_proc_cpu_s(_pid(p)) for p in procs)
+        # The workers and the publisher process each runs beside it: the publisher's work was
+        # the workers' own until it moved out.
+        pids = [pid for p in procs for pid in (_pid(p), *p.publishers())]
+        cpu_before = sum(_proc_cpu_s(pid) for pid in pids)
         redis_cpu_before = asyncio.run(_redis_cpu_s(settings))
         busy_before, total_before = _machine_jiffies()
         declarations_topic, partitions = topics["declarations"]
@@ -293,7 +296,7 @@ def run_once(
                 if proc.process is not None and proc.process.poll() is not None:
                     raise RuntimeError(f"a worker exited:\n{proc.tail()}")
             time.sleep(POLL_S)
-        cpu_after = sum(_proc_cpu_s(_pid(p)) for p in procs)
+        cpu_after = sum(_proc_cpu_s(pid) for pid in pids)
         redis_cpu_after = asyncio.run(_redis_cpu_s(settings))
         busy_after, total_after = _machine_jiffies()
         peaks = [_peak_rss_mib(_pid(p)) for p in procs]

@@ -2,9 +2,10 @@
 
     python -m scripts.bench [--seats 10000] [--revisions 10] [--candidates 6] [--rate 100]
                             [--rate-seconds 20] [--workers 1] [--partitions 4]
-                            [--no-baseline] [--no-night] [--write docs/benchmarks.md]
+                            [--no-baseline] [--no-night] [--no-rebuild]
+                            [--write docs/benchmarks.md]
 
-One command, four measurements, each on its own topics, Redis prefix and consumer group:
+One command, five measurements, each on its own topics, Redis prefix and consumer group:
 
 1. Fixed rate: `--rate` declarations per second for `--rate-seconds` (seats of their own),
    latency from the producer's timestamp to the tally visible in Redis (the seat's entry in
@@ -13,9 +14,13 @@ One command, four measurements, each on its own topics, Redis prefix and consume
 2. Saturation: `--seats` x `--revisions` declarations (`--candidates` each) sent as fast as
    the producer goes; throughput from the first produce to the last tally visible, the same
    latencies, the workers' peak memory (VmHWM) and whether every message is accounted for.
-3. Baseline: the same declarations, produced the same way, through the plain kafka-python
+   Worker CPU is the worker processes' (the declaration agent); their publisher processes'
+   CPU and memory are reported apart.
+3. Rebuild: the workers stopped, `election-rebuild` wipes the run's state and re-makes it
+   from the declarations topic; its messages per second beside the live throughput.
+4. Baseline: the same declarations, produced the same way, through the plain kafka-python
    loop of scripts/bench/baseline.py (same pydantic model, one Redis call per field).
-4. The 2024 night at --speed max through fresh workers: first message to final state (every
+5. The 2024 night at --speed max through fresh workers: first message to final state (every
    seat tallied and every output on Kafka), and last message produced to final state.
 
 The synthetic election (scripts/bench/feed.py) is written as reference files in a temporary
@@ -83,6 +88,12 @@ NIGHT_SEATS = 650
 _REVISION = re.compile(rb'"revision":(\d+)')
 
 
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a live process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 @dataclass
 class Isolated:
     """One pipeline's own topics, Redis prefix and consumer group, and its workers."""
@@ -100,7 +111,15 @@ class Isolated:
         self.app_id = f"bench-{self.run_id}"
         self.topics = {
             name: f"bench-{name.replace('_', '-')}-{self.run_id}"
-            for name in ("declarations", "dead_letter", "results", "state", "alerts")
+            for name in (
+                "declarations",
+                "dead_letter",
+                "results",
+                "state",
+                "alerts",
+                "newsroom",
+                "audit",
+            )
         }
         self.ns = election_namespace(self.prefix, self.election_id)
         self.workers: list[WorkerProcess] = []
@@ -113,7 +132,7 @@ class Isolated:
         this environment: ELECTION_TOPIC_REPLICATION_FACTOR, ELECTION_MIN_INSYNC_REPLICAS)."""
         settings = get_settings()
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
-        single = {"dead_letter", "state", "alerts"}
+        single = {"dead_letter", "state", "alerts", "newsroom", "audit"}
         try:
             admin.create_topics(
                 [
@@ -171,24 +190,26 @@ class Isolated:
                 return
             time.sleep(0.2)
 
-    def peak_memory_mib(self) -> list[float]:
-        peaks = []
+    def _pids(self, publishers: bool) -> list[int]:
+        pids = []
         for worker in self.workers:
             assert worker.process is not None
-            status = Path(f"/proc/{worker.process.pid}/status").read_text()
+            pids += worker.publishers() if publishers else [worker.process.pid]
+        return pids
+
+    def peak_memory_mib(self, publishers: bool = False) -> list[float]:
+        """Each worker's peak resident set, or each of their publisher processes'."""
+        peaks = []
+        for pid in self._pids(publishers):
+            status = Path(f"/proc/{pid}/status").read_text()
             kib = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
             peaks.append(kib / 1024)
         return peaks
 
-    def cpu_seconds(self) -> float:
-        """User and system CPU time the workers have used so far (all their threads)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0.0
-        for worker in self.workers:
-            assert worker.process is not None
-            fields = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-        return total
+    def cpu_seconds(self, publishers: bool = False) -> float:
+        """User and system CPU time the workers (or their publisher processes) have used so
+        far, all their threads."""
+        return sum(process_cpu_s(pid) for pid in self._pids(publishers))
 
     def stop_workers(self) -> None:
         for worker in self.workers:
@@ -356,9 +377,44 @@ class PipelineResult:
     outputs_done_s: float | None
     peak_mib: list[float]
     cpu_s: float
+    publisher_peak_mib: list[float]
+    publisher_cpu_s: float  # until every output was on Kafka
+    rebuild: RebuildResult | None
     consumed: int
     accounted: int
     applied: int
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    """`election-rebuild` over the run's declarations, as it printed them."""
+
+    messages: int
+    seconds: float
+    wall_s: float  # the command's whole run, start-up included
+
+
+_REBUILT = re.compile(r"from (\d+) messages of .* in ([\d.]+)s")
+
+
+def run_rebuild(run: Isolated) -> RebuildResult:
+    """The state wiped and re-made from the declarations topic by `election-rebuild`, the
+    workers stopped (as after a Redis loss with no worker running)."""
+    progress("rebuild: election-rebuild from the declarations topic")
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.rebuild"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **run.env()},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall_s = time.monotonic() - began
+    found = _REBUILT.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"election-rebuild failed ({done.returncode}): {done.stderr[-2000:]}")
+    return RebuildResult(int(found.group(1)), float(found.group(2)), wall_s)
 
 
 def _counters(run: Isolated) -> dict[str, int]:
@@ -415,6 +471,7 @@ def run_pipeline(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Pi
 
                 progress(f"saturation: {len(load_items)} declarations as fast as they go")
                 cpu_before = run.cpu_seconds()
+                publisher_cpu_before = run.cpu_seconds(publishers=True)
                 fast = _producer(bootstrap, linger_ms=5)
                 load_sent = send_feed(fast, topic, load_items, None)
                 fast.close()
@@ -427,11 +484,17 @@ def run_pipeline(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Pi
                 peak = run.peak_memory_mib()
                 done = seen.wait(lambda: outputs_done(run), args.timeout)
                 outputs_done_s = time.time() - load_sent[0] if done else None
+                publisher_cpu_s = run.cpu_seconds(publishers=True) - publisher_cpu_before
+                publisher_peak = run.peak_memory_mib(publishers=True)
                 # The last outputs' alerts may still be on their way to the observer.
                 load_keys = [(i.seat, i.revision) for i in load_items]
                 seen.wait(lambda: all(k in seen.alerts for k in load_keys), 10)
                 peak = [max(a, b) for a, b in zip(peak, run.peak_memory_mib(), strict=True)]
             counters = _counters(run)
+            rebuilt = None
+            if args.rebuild:
+                run.stop_workers()
+                rebuilt = run_rebuild(run)
         finally:
             run.cleanup()
     validated = sum(n for k, n in counters.items() if k.startswith("validation:"))
@@ -448,6 +511,9 @@ def run_pipeline(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Pi
         outputs_done_s=outputs_done_s,
         peak_mib=peak,
         cpu_s=cpu_s,
+        publisher_peak_mib=publisher_peak,
+        publisher_cpu_s=publisher_cpu_s,
+        rebuild=rebuilt,
         consumed=total,
         accounted=min(validated, tallied) if counters.get("validation:accepted") else 0,
         applied=counters.get("tally:applied", 0),
@@ -593,6 +659,10 @@ def report(
         f"{f'{baseline.peak_mib:.0f}' if baseline else '-'} | |",
         f"| worker CPU per 1,000 declarations until the last tally, s | "
         f"{pipeline.cpu_s / pipeline.declarations * 1000:.2f} | - | |",
+        f"| publisher processes: peak memory (VmHWM), MiB | "
+        f"{' + '.join(f'{m:.0f}' for m in pipeline.publisher_peak_mib) or 'none'} | - | |",
+        f"| publisher processes: CPU per 1,000 declarations until every output on Kafka, s | "
+        f"{pipeline.publisher_cpu_s / pipeline.declarations * 1000:.2f} | - | |",
         f"| messages accounted for (validation and tally counters) | "
         f"{pipeline.accounted:,} of {pipeline.consumed:,} | - | |",
         "",
@@ -603,6 +673,19 @@ def report(
         _latency_row("tally visible, at saturation", pipeline.saturation_tally),
         _latency_row("alert on the alerts topic, at saturation", pipeline.saturation_alert),
     ]
+    rebuilt = pipeline.rebuild
+    if rebuilt is not None:
+        rebuild_rate = rebuilt.messages / rebuilt.seconds
+        lines += [
+            "",
+            "| rebuild after a Redis loss (`election-rebuild`, workers stopped) | |",
+            "|---|---|",
+            f"| messages read from the declarations topic | {rebuilt.messages:,} |",
+            f"| rebuild as it printed it (wipe, re-apply, restore what is on Kafka), s | "
+            f"{rebuilt.seconds:.2f} |",
+            f"| the command's whole run (start-up, audit trail), s | {rebuilt.wall_s:.2f} |",
+            f"| messages per second | {_n(rebuild_rate)} ({rebuild_rate / rate:.1f}x live) |",
+        ]
     if night is not None:
         lines += [
             "",
@@ -626,6 +709,12 @@ def report(
         ratio = rate / base_rate
         lines.append(
             f"| >= 5x the baseline | {ratio:.1f}x | {'met' if ratio >= 5 else 'not met'} |"
+        )
+    if rebuilt is not None:
+        ratio = rebuilt.messages / rebuilt.seconds / rate
+        lines.append(
+            f"| rebuild >= 5x one worker's live throughput | {ratio:.1f}x | "
+            f"{'met' if ratio >= 5 and pipeline.workers == 1 else 'not met'} |"
         )
     p99 = pipeline.rate_alert.p99
     complete = pipeline.rate_alert.count == pipeline.rate_alert.of
@@ -655,6 +744,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=settings.topic_partitions)
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
     parser.add_argument("--no-night", dest="night", action="store_false")
+    parser.add_argument("--no-rebuild", dest="rebuild", action="store_false")
     parser.add_argument("--timeout", type=float, default=600.0, help="longest wait per phase, s")
     parser.add_argument("--baseline-timeout", type=float, default=1800.0)
     add_run_arguments(parser, settings.kafka_bootstrap_servers, settings.redis_url)

@@ -7,7 +7,13 @@ import gc
 import logging
 
 from streams.connections import faust_broker_credentials
-from streams.pipeline import declaration_agent, desk_decisions, publisher, webhooks
+from streams.pipeline import (
+    declaration_agent,
+    desk_decisions,
+    publisher,
+    publisher_process,
+    webhooks,
+)
 from streams.pipeline.context import ElectionApp, WorkerContext
 from streams.pipeline.topics import register_topics
 from streams.settings import Settings
@@ -65,7 +71,10 @@ def create_app(settings: Settings) -> ElectionApp:
     )
     topics = app.night_topics = register_topics(app, settings)
     declaration_agent.register(app, topics)
-    publisher.register(app)
+    if settings.publisher_process:
+        publisher_process.register(app)
+    else:
+        publisher.register(app)
     desk_decisions.register(app)
     webhooks.register(app)
     register_views(app)

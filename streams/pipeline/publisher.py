@@ -373,22 +373,26 @@ class Publisher:
             self.stand_down()
 
     async def _start_clients(self) -> None:
+        # Kept only once started: a client whose start failed (no broker yet) never runs its
+        # metadata task, and a later call waiting on its metadata would wait for ever.
         if self.producer is None:
-            self.producer = AIOKafkaProducer(
+            producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 **kafka_client_options(self.settings),
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=1,  # alerts go out within a millisecond or two of the tally
             )
-            await self.producer.start()
+            await _started(producer)
+            self.producer = producer
         if self.consumer is None:
-            self.consumer = AIOKafkaConsumer(
+            consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 **kafka_client_options(self.settings),
                 enable_auto_commit=False,
             )
-            await self.consumer.start()
+            await _started(consumer)
+            self.consumer = consumer
 
     async def stop(self) -> None:
         self.stand_down()  # ends the timer's follow loop before the clients go
@@ -612,7 +616,7 @@ class Publisher:
             enable_auto_commit=False,
             isolation_level="read_committed",
         )
-        await consumer.start()
+        await _started(consumer)
         try:
             partitions_of = {topic: await self._partitions(topic) for topic in self.topics.values()}
             present: set[int] = set()
@@ -638,6 +642,15 @@ class Publisher:
             )
         finally:
             await consumer.stop()
+
+
+async def _started(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    """Start a Kafka client, or stop what its failed start left open and raise."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
 
 
 class OutboxLostWrites(RuntimeError):

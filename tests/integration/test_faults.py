@@ -461,3 +461,52 @@ def assert_history_served(pipeline: Pipeline, worker: WorkerProcess) -> None:
     for after in (0, on_kafka[len(on_kafka) // 3][0], on_kafka[-2][0]):
         missed = [alert_id for seq, _, alert_id in on_kafka if seq > after]
         assert alert_events(worker.base_url, after, len(missed)) == missed, f"after {after}"
+
+
+def wait_for_children(worker: WorkerProcess, count: int, timeout: float = 30.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while len(children := worker.publishers()) != count:
+        assert time.monotonic() < deadline, f"{len(children)} publisher processes, not {count}"
+        time.sleep(0.1)
+    return children
+
+
+def test_a_publisher_process_killed_mid_night_is_replaced_and_dies_with_its_worker(
+    pipeline: Pipeline, night: Night, expected_alert_ids: list[str]
+) -> None:
+    replay = PacedReplay(pipeline, build_outgoing(DATA_DIR), chunk=20, pause_s=1.0)
+    worker = pipeline.worker("publisher-kill").start()
+    try:
+        worker.wait_for_log("Ready", timeout=120)
+        [first] = wait_for_children(worker, 1)
+        replay.start()
+        pipeline.wait_for_seats(150, worker_alive=alive(worker))
+        pipeline.wait_for_outbox_backlog(timeout=3.0)
+        os.kill(first, 9)
+        killed_at = pipeline.progress()
+        replay.finish()
+        pipeline.wait_until_published(night.register, worker_alive=alive(worker))
+        [second] = wait_for_children(worker, 1)
+        # A kill -9 of the worker takes its publisher with it, as when they were one process.
+        worker.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{second}").exists() and (
+            Path(f"/proc/{second}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        ):
+            assert time.monotonic() < deadline, "the publisher outlived its worker"
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    print(
+        f"publisher {first} killed at {killed_at.seats} seats, {killed_at.outbox_backlog} "
+        f"outputs queued but not marked on Kafka; publisher {second} finished the night"
+    )
+    assert second != first
+    assert f"the publisher process {first} ended with exit code -9; starting another" in (
+        worker.log()
+    )
+    assert_official_result(pipeline, night)
+    alerts = assert_published_once(pipeline)
+    assert_alerts_of_the_clean_night(alerts, expected_alert_ids)
+    results = pipeline.read("results")
+    assert sorted(Counter(key for key, _, _ in results).values()) == [1] * 650
