@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from schemas.declaration import Declaration, DeclarationKind
-from schemas.results import CandidateResult, SeatResult, StateOfParties
+from schemas.results import SeatResult, StateOfParties
 from streams.rules.alerts.base import PartySeatCount, SeatCount
 from streams.rules.alerts.national import unbeatable_party
 from streams.rules.reference import ConstituencyRef, Register
@@ -47,24 +47,24 @@ def seat_contribution(
         return dict(previous_contribution or {})
     winner = winning_party(declaration)
     assert winner is not None  # the schema guarantees one elected candidate
-    counters: Contribution = defaultdict(int)
-    counters[f"party:{winner}:seats"] += 1
-    counters["total:declared"] += 1
+    # Every key below is set once (parties are distinct within each group), so plain
+    # assignment adds up as a counter would, without a defaultdict's lookups per key.
+    counters: Contribution = {f"party:{winner}:seats": 1, "total:declared": 1}
     if winner != ref.notional_2019_winner:
-        counters[f"party:{winner}:gains"] += 1
-        counters[f"party:{ref.notional_2019_winner}:losses"] += 1
+        counters[f"party:{winner}:gains"] = 1
+        counters[f"party:{ref.notional_2019_winner}:losses"] = 1
     if declaration.has_full_figures:
         valid = declaration.valid_votes or 0
-        counters["total:with_figures"] += 1
-        counters["total:votes"] += valid
-        counters["total:electorate"] += declaration.electorate or 0
-        counters["total:rejected"] += declaration.rejected_ballots or 0
+        counters["total:with_figures"] = 1
+        counters["total:votes"] = valid
+        counters["total:electorate"] = declaration.electorate or 0
+        counters["total:rejected"] = declaration.rejected_ballots or 0
         for party, votes in _party_votes(declaration).items():
-            counters[f"party:{party}:votes"] += votes
+            counters[f"party:{party}:votes"] = votes
         # Notional 2019 votes on this seat's 2024 turnout, so the national share change in
         # declared seats stays a sum that subtract-old/add-new keeps exact.
         for party, share in ref.notional_2019_shares.items():
-            counters[f"party:{party}:n19"] += round(share * valid)
+            counters[f"party:{party}:n19"] = round(share * valid)
     return {key: value for key, value in counters.items() if value}
 
 
@@ -117,7 +117,10 @@ def seat_result(
     full = declaration.has_full_figures
     valid = declaration.valid_votes or 0
     shares_19 = ref.notional_2019_shares
-    candidates = []
+    # Plain dicts and one validation of the whole result, as in state_of_parties: this runs
+    # for every declaration, and a CandidateResult built on its own per candidate, then
+    # checked again inside the SeatResult, cost more than the rest of the step's arithmetic.
+    candidates: list[dict[str, Any]] = []
     # Most votes first; among equals (a tie, or a rush with no votes) the elected one first.
     for candidate in sorted(
         declaration.candidates,
@@ -131,16 +134,16 @@ def seat_result(
             else None
         )
         candidates.append(
-            CandidateResult(
-                person_id=candidate.person_id,
-                name=candidate.name,
-                party=abbreviation,
-                party_name=candidate.party.name,
-                votes=candidate.votes if full else None,
-                share=share,
-                share_change=change,
-                elected=candidate.elected,
-            )
+            {
+                "person_id": candidate.person_id,
+                "name": candidate.name,
+                "party": abbreviation,
+                "party_name": candidate.party.name,
+                "votes": candidate.votes if full else None,
+                "share": share,
+                "share_change": change,
+                "elected": candidate.elected,
+            }
         )
     elected = candidates[0]  # the sort puts the elected candidate first among equals
     majority = majority_share = turnout = swing = None
@@ -148,37 +151,39 @@ def seat_result(
     if full:
         runner_up = candidates[1] if len(candidates) >= 2 else None
         # An unopposed winner's majority is every valid vote.
-        majority = (elected.votes or 0) - (runner_up.votes or 0 if runner_up else 0)
+        majority = (elected["votes"] or 0) - (runner_up["votes"] or 0 if runner_up else 0)
         majority_share = majority / valid if valid else None
         if runner_up is not None:
-            swing, swing_from = _swing(party, runner_up.party, candidates, shares_19)
+            swing, swing_from = _swing(party, runner_up["party"], candidates, shares_19)
         if declaration.electorate:
             turnout = valid / declaration.electorate
-    return SeatResult(
-        **common,
-        figures_pending=not full,
-        recount=recount,
-        winning_party=party,
-        winner=elected,
-        tie=declaration.tie_declared,
-        gain=party != ref.notional_2019_winner,
-        result_label=result_label(party, ref.notional_2019_winner),
-        electorate=declaration.electorate if full else None,
-        valid_votes=declaration.valid_votes if full else None,
-        rejected_ballots=declaration.rejected_ballots if full else None,
-        turnout=turnout,
-        majority=majority,
-        majority_share=majority_share,
-        swing=swing,
-        swing_from=swing_from,
-        candidates=candidates,
+    return SeatResult.model_validate(
+        {
+            **common,
+            "figures_pending": not full,
+            "recount": recount,
+            "winning_party": party,
+            "winner": elected,
+            "tie": declaration.tie_declared,
+            "gain": party != ref.notional_2019_winner,
+            "result_label": result_label(party, ref.notional_2019_winner),
+            "electorate": declaration.electorate if full else None,
+            "valid_votes": declaration.valid_votes if full else None,
+            "rejected_ballots": declaration.rejected_ballots if full else None,
+            "turnout": turnout,
+            "majority": majority,
+            "majority_share": majority_share,
+            "swing": swing,
+            "swing_from": swing_from,
+            "candidates": candidates,
+        }
     )
 
 
 def _swing(
     winner: str,
     runner_up: str,
-    candidates: list[CandidateResult],
+    candidates: list[dict[str, Any]],
     shares_19: Mapping[str, float],
 ) -> tuple[float | None, str | None]:
     """Butler swing, in points, from the runner-up's party to the winner's, vs notional 2019.
@@ -190,7 +195,7 @@ def _swing(
         return None, None
     share_24: dict[str, float] = defaultdict(float)
     for candidate in candidates:
-        share_24[candidate.party] += candidate.share or 0.0
+        share_24[candidate["party"]] += candidate["share"] or 0.0
     change_winner = share_24[winner] - shares_19[winner]
     change_runner_up = share_24[runner_up] - shares_19[runner_up]
     return round((change_winner - change_runner_up) / 2 * 100, 2), runner_up

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from streams.rules.validation import (
     FeedPosition,
     NightWindow,
     Rejected,
+    _parse,
+    _parse_general,
+    _Reject,
     kafka_time,
     validate_message,
 )
@@ -361,3 +365,76 @@ def test_a_declaration_keyed_by_another_seat_is_refused(
         assert verdict.rejection.reason is RejectionReason.KEY_MISMATCH
         assert "E14001497" in verdict.rejection.detail
         assert "\x1b" not in verdict.rejection.detail
+
+
+@pytest.mark.parametrize(
+    ("field", "reason"),
+    [
+        ("schema_version", RejectionReason.UNSUPPORTED_SCHEMA_VERSION),
+        ("message_type", RejectionReason.SCHEMA_VIOLATION),
+    ],
+)
+def test_a_declaration_must_say_its_version_and_type_though_the_model_defaults_them(
+    register: Register, field: str, reason: RejectionReason
+) -> None:
+    payload = south_west_norfolk(register)
+    del payload[field]
+    verdict = verdict_for(payload, register)
+    assert isinstance(verdict, Rejected)
+    assert verdict.rejection.reason is reason
+    assert "None" in verdict.rejection.detail
+
+
+def _edge_case(register: Register, change: str) -> bytes:
+    payload = south_west_norfolk(register)
+    first = payload["candidates"][0]
+    if change == "no_schema_version":
+        del payload["schema_version"]
+    elif change == "no_message_type":
+        del payload["message_type"]
+    elif change == "exit_poll_type":
+        payload["message_type"] = "exit_poll"
+    elif change == "other_election":
+        payload["election_id"] = "parl.2029-05-03"
+    elif change.startswith("person_id="):
+        first["person_id"] = int(change.split("=")[1])
+    elif change == "name_in_capitals":
+        first["name"] = first["name"].upper()
+    elif change == "person_id_as_float":
+        first["person_id"] = float(first["person_id"])
+    # The standard library writes integers of any size, as a careless producer might.
+    raw = json.dumps(payload).encode()
+    if change == "duplicate_key":
+        raw = raw.replace(b'"revision": 1', b'"revision": 7, "revision": 1')
+    return raw
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "as_sent",
+        "no_schema_version",
+        "no_message_type",
+        "exit_poll_type",
+        "other_election",
+        f"person_id={2**64 - 1}",  # the largest integer orjson reads exactly
+        f"person_id={2**64}",  # orjson reads a float, pydantic's JSON reader an integer
+        f"person_id={10**30}",
+        "person_id_as_float",
+        "name_in_capitals",
+        "duplicate_key",
+    ],
+)
+def test_a_declaration_read_straight_from_its_bytes_is_judged_as_the_general_path_judges_it(
+    register: Register, change: str
+) -> None:
+    raw = _edge_case(register, change)
+
+    def outcome(parse: Any) -> tuple[Any, ...]:
+        try:
+            message = parse(raw, register)
+        except _Reject as rejected:
+            return rejected.reason, rejected.detail
+        return message, message.model_fields_set
+
+    assert outcome(_parse) == outcome(_parse_general)
