@@ -270,6 +270,12 @@ class Settings(BaseSettings):
     )
     redis_key_prefix: str = Field("", description="Extra Redis key prefix (tests isolate with it)")
     batch_size: int = Field(200, description="Most declarations applied in one Redis round trip")
+    announce_max_changes: int = Field(
+        1_000,
+        ge=1,
+        description="Most changes the publisher reads to catch up in one announcement (one "
+        "Lua script, which holds Redis while it runs); a longer backlog is told over several",
+    )
     consumer_max_fetch_bytes: int = Field(
         2 * 1024 * 1024,
         ge=1024 * 1024,

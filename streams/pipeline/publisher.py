@@ -88,6 +88,9 @@ class Telling:
     # walk the night again from there; these go in once no partition can come before them.
     inbox: list[StoryStep] = field(default_factory=list)
     read_upto: int = 0  # the last change read from the log and told
+    # How far the partitions were applied, and the log's last change then, while the changes
+    # up to it are still being read: the story takes them in before any moment is told.
+    catching_up: tuple[dict[int, PartitionProgress], int] | None = None
     told: int = 0  # how many changes were told: the snapshots' sequence
     as_of: dt.datetime | None = None  # the latest declaration time told
     # What the projection needs, when the night is projected: each seat's latest result and
@@ -444,13 +447,21 @@ class Publisher:
         if telling.inbox or telling.story.pending:
             # How far the partitions were applied first, then the log up to that point: a
             # change applied in between must not be missing from the story the watermark
-            # lets through.
-            read, last = await self.store.partitions_read(self.settings.topic_declarations)
-            while telling.read_upto < last:
+            # lets through. Behind a backlog that point is read over several ticks, at most
+            # ELECTION_ANNOUNCE_MAX_CHANGES a tick: announced in one script, a backlog of tens of
+            # thousands of changes held Redis for seconds (every tally and view waited).
+            most = self.settings.announce_max_changes
+            if telling.catching_up is None:
+                telling.catching_up = await self.store.partitions_read(
+                    self.settings.topic_declarations
+                )
+            read, last = telling.catching_up
+            while telling.read_upto < last and len(changes) < most:
                 more = await self.store.changes(
                     after=telling.read_upto, count=self.settings.batch_size
                 )
                 if not more:
+                    last = telling.read_upto
                     break
                 changes += more
                 announcements += tell(
@@ -462,15 +473,17 @@ class Publisher:
                     self.sources,
                     self.holds,
                 )
-            # What the workers' own records allow, without asking the broker: enough to keep
-            # the story in order, not to tell a moment.
-            into_story(telling, watermark(read.values()))
-            if telling.story.pending:
-                mark = await self._watermark(telling.story, read)
-                results = {c.sequence: c.result for c in changes if c.result is not None}
-                moments, records = await tell_moments(
-                    telling, mark, results, self._results_of, self.policy, self.holds
-                )
+            if telling.read_upto >= last:
+                telling.catching_up = None
+                # What the workers' own records allow, without asking the broker: enough to
+                # keep the story in order, not to tell a moment.
+                into_story(telling, watermark(read.values()))
+                if telling.story.pending:
+                    mark = await self._watermark(telling.story, read)
+                    results = {c.sequence: c.result for c in changes if c.result is not None}
+                    moments, records = await tell_moments(
+                        telling, mark, results, self._results_of, self.policy, self.holds
+                    )
         self.announced = telling.read_upto
         if moments:
             if announcements:

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from scripts.night_builder import Night
 from scripts.replay import build_outgoing
+from scripts.worker_process import WorkerProcess
 from tests.integration.pipeline import DATA_DIR, Pipeline, assert_official_result
 from tests.integration.story import (
     LONDON,
@@ -52,17 +55,23 @@ def test_under_chaos_11_the_moments_follow_declaration_time(
     assert_the_story(pipeline, night, clean=False)
 
 
+@pytest.mark.parametrize("announce_max_changes", [None, 25], ids=["default", "25-a-tick"])
 def test_a_worker_starting_on_a_backlog_tells_the_moments_by_declaration_time(
-    pipeline: Pipeline, night: Night
+    pipeline: Pipeline, night: Night, announce_max_changes: int | None
 ) -> None:
     # The night up to 06:00 is on the topic before any worker runs (read late, but produced
-    # in time order: nothing in it is truly late, so nothing may be amended either).
+    # in time order: nothing in it is truly late, so nothing may be amended either). With 25
+    # changes a tick, the publisher reads the backlog over many announcements, and tells the
+    # moments only once it has read up to where the partitions were: the same story.
     feed = build_outgoing(DATA_DIR)
     backlog = [item for item in feed if item.at <= BACKLOG_UNTIL]
     rest = [item for item in feed if item.at > BACKLOG_UNTIL]
     assert PRESTON in {item.key for item in backlog} and rest
     pipeline.send(backlog)
-    with pipeline.worker() as worker:
+    env = pipeline.env()
+    if announce_max_changes is not None:
+        env["ELECTION_ANNOUNCE_MAX_CHANGES"] = str(announce_max_changes)
+    with WorkerProcess("streams.worker:app", env, name="backlog") as worker:
         worker.wait_for_log("Ready", timeout=120)
         pipeline.send(rest)
         pipeline.wait_until_published(night.register)
