@@ -31,6 +31,7 @@ Model = Literal["uniform", "regional"]
 MODELS: tuple[Model, ...] = ("uniform", "regional")
 # What an undeclared seat's projection rested on, under the regional model.
 Level = Literal["region", "nation", "national"]
+LEVELS: tuple[Level, ...] = ("national", "nation", "region")
 
 # A party's notional 2019 share must reach this in some seat for it to be projected at all.
 CONTENDER_SHARE = 0.05
@@ -159,10 +160,10 @@ def _swings(
     weights: FloatArray,
     undeclared: IntArray,
     min_region_seats: int,
-) -> tuple[FloatArray, list[Level]]:
+) -> tuple[FloatArray, IntArray]:
     """The swing applied to each undeclared seat under each weighting of the declared seats
     (weightings x seats x parties), and the level each seat's swing came from in the first
-    weighting, the declared seats as they are.
+    weighting, the declared seats as they are (an index in LEVELS).
 
     A resample is a weighting: how many times each declared seat was drawn. Every mean is a
     matrix product over the seats of its group; each seat then picks its row from one table
@@ -171,13 +172,13 @@ def _swings(
     national = (weights @ changes) / weights.sum(axis=1, keepdims=True)  # weightings x parties
     tables = [national[:, None, :]]
     source = np.zeros((len(weights), len(undeclared)), dtype=np.int64)  # row in the table
-    levels: list[Level] = ["national"] * len(undeclared)
+    levels = np.zeros(len(undeclared), dtype=np.int64)  # index in LEVELS, first weighting
     if model == "regional":
         parties = changes.shape[1]
         offset = 1
-        finer: tuple[tuple[IntArray, int, Level], ...] = (
-            (baseline.nation_of, baseline.nations, "nation"),
-            (baseline.region_of, baseline.regions, "region"),
+        finer: tuple[tuple[IntArray, int, int], ...] = (
+            (baseline.nation_of, baseline.nations, LEVELS.index("nation")),
+            (baseline.region_of, baseline.regions, LEVELS.index("region")),
         )
         for groups, count, level in finer:  # a region with enough seats overrides its nation
             of_declared = groups[rows]
@@ -191,8 +192,7 @@ def _swings(
             group_of = groups[undeclared]
             enough = seats[:, group_of] >= min_region_seats  # weightings x undeclared seats
             source = np.where(enough, offset + group_of[None, :], source)
-            for i in np.flatnonzero(enough[0]):
-                levels[i] = level
+            levels[enough[0]] = level
             offset += count
     table = np.concatenate(tables, axis=1)  # weightings x (1 + nations + regions) x parties
     swing: FloatArray = table[np.arange(len(weights))[:, None], source]
@@ -363,9 +363,11 @@ class RunningProjection:
             others[party] = others.get(party, 0) + 1
         projected += [PartyProjection(party, n, n, n, n) for party, n in others.items()]
         projected.sort(key=lambda p: (-p.seats, p.party))
-        counted: dict[str, int] = {}
-        for level in levels:
-            counted[level] = counted.get(level, 0) + 1
+        # Each level's seats, in the order the seats first use them (as the snapshot shows them).
+        found, first = np.unique(levels, return_index=True)
+        counts = np.bincount(levels, minlength=len(LEVELS))
+        in_order = sorted(zip(first, found, strict=True))
+        counted = {LEVELS[level]: int(counts[level]) for _, level in in_order}
         return Projection(
             model=projecting.model,
             seats_declared=int(self._declared.sum()),
