@@ -554,6 +554,17 @@ class Settings(BaseSettings):
             audience=self.exit_poll_tracking_audience,
         )
 
+    @classmethod
+    def topic_kinds(cls) -> tuple[str, ...]:
+        """Every topic a worker reads or writes, by the name of its setting after `topic_`
+        (`declarations`, `dead_letter`, ...): what a run on topics of its own must name."""
+        settings_not_topics = {"topic_partitions", "topic_replication_factor"}
+        return tuple(
+            name.removeprefix("topic_")
+            for name in cls.model_fields
+            if name.startswith("topic_") and name not in settings_not_topics
+        )
+
     def output_topics(self) -> dict[str, str]:
         """The Kafka topic of each kind of output the outbox queues (results, state, alerts)."""
         return {

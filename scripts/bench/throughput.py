@@ -71,7 +71,7 @@ from scripts.bench.report import (
 from scripts.replay import build_outgoing, kafka_sender, replay
 from scripts.worker_process import PROJECT_ROOT, WorkerProcess
 from streams.rules.tally import SEQUENCE
-from streams.settings import get_settings
+from streams.settings import Settings, get_settings
 from streams.store.keys import (
     ANNOUNCED,
     CHANGES,
@@ -110,16 +110,7 @@ class Isolated:
         self.prefix = f"bench-{self.run_id}:"
         self.app_id = f"bench-{self.run_id}"
         self.topics = {
-            name: f"bench-{name.replace('_', '-')}-{self.run_id}"
-            for name in (
-                "declarations",
-                "dead_letter",
-                "results",
-                "state",
-                "alerts",
-                "newsroom",
-                "audit",
-            )
+            name: f"bench-{name.replace('_', '-')}-{self.run_id}" for name in Settings.topic_kinds()
         }
         self.ns = election_namespace(self.prefix, self.election_id)
         self.workers: list[WorkerProcess] = []

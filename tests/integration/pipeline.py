@@ -341,18 +341,7 @@ def named_pipeline(kafka_bootstrap: str, redis_url: str, prefix: str) -> Pipelin
     """A pipeline with unique topic names, left for the worker and the replay to create
     (on a broker of the test's own, where `unique_topic` cannot reach)."""
     run_id = uuid.uuid4().hex[:10]
-    topics = {
-        name: f"test-{name.replace('_', '-')}-{run_id}"
-        for name in (
-            "declarations",
-            "dead_letter",
-            "results",
-            "state",
-            "alerts",
-            "newsroom",
-            "audit",
-        )
-    }
+    topics = {name: f"test-{name.replace('_', '-')}-{run_id}" for name in Settings.topic_kinds()}
     return Pipeline(kafka_bootstrap, redis_url, prefix, topics, f"test-{run_id}")
 
 

@@ -125,3 +125,12 @@ def test_names_that_are_not_settings_are_left_alone(clean_env: pytest.MonkeyPatc
     # election_id: neither may be taken for a setting called require_services or id.
     clean_env.setenv("ELECTION_REQUIRE_SERVICES", "1")
     assert Settings().election_id == "parl.2024-07-04"
+
+
+def test_every_topic_setting_is_a_topic_kind_and_nothing_else() -> None:
+    kinds = Settings.topic_kinds()
+    settings = Settings()
+    assert set(settings.output_topics()) < set(kinds)
+    assert {"declarations", "dead_letter", "audit"} < set(kinds)
+    # Each names a topic (a string setting), not how topics are made.
+    assert all(isinstance(getattr(settings, f"topic_{kind}"), str) for kind in kinds)
