@@ -3,7 +3,6 @@ timers and views registered on it (nothing is built at import)."""
 
 from __future__ import annotations
 
-import gc
 import logging
 
 from streams.connections import faust_broker_credentials
@@ -14,7 +13,7 @@ from streams.pipeline import (
     publisher_process,
     webhooks,
 )
-from streams.pipeline.context import ElectionApp, WorkerContext
+from streams.pipeline.context import ElectionApp, WorkerContext, settle_the_heap
 from streams.pipeline.topics import register_topics
 from streams.settings import Settings
 from streams.web import register_views
@@ -80,16 +79,9 @@ def create_app(settings: Settings) -> ElectionApp:
     register_views(app)
 
     @app.task
-    async def settle_the_heap() -> None:
-        """Load the reference data, then exempt everything alive from garbage collection.
-
-        A worker holds hundreds of thousands of long-lived objects (300,000 with the register
-        of a 10,000-seat election), and a full collection walks them all: a pause of about
-        100 ms in the middle of the night's traffic. Frozen, they are never walked again.
-        """
+    async def load_then_settle_the_heap() -> None:
         register = app.context.register
         log.info("reference data of %s: %d seats", register.election_id, register.total_seats)
-        gc.collect()
-        gc.freeze()
+        settle_the_heap()
 
     return app

@@ -144,12 +144,13 @@ def snapshot_output(telling: Telling, register: Register, last_seat: SeatResult)
         # The worker takes only its own mode's declarations, so the seat's flag is its mode.
         rehearsal=last_seat.rehearsal,
     )
-    if telling.projected is not None and telling.projecting is not None:
+    projected = telling.projected
+    if projected is not None:
         # Once per snapshot, as the snapshot itself: a run of changes read together is
         # projected once, after its last change. Its range is made afresh only once enough
         # of the night has passed since the last (ELECTION_PROJECTION_RANGE_EVERY_S).
-        fresh = telling.projecting.range_due(telling.ranged_as_of, telling.as_of)
-        made = telling.projected.projection(range_from=None if fresh else telling.ranged)
+        fresh = projected.projecting.range_due(telling.ranged_as_of, telling.as_of)
+        made = projected.projection(range_from=None if fresh else telling.ranged)
         if fresh and made is not None:
             telling.ranged, telling.ranged_as_of = made, telling.as_of
         projection = seat_projection(made, telling.exit_poll, telling.as_of)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import gc
 import logging
 import os
 import signal
 import sys
 from typing import Any
 
-from streams.pipeline.context import ElectionApp, WorkerContext
+from streams.pipeline.context import ElectionApp, WorkerContext, settle_the_heap
 from streams.pipeline.publisher import TICK_S, Publisher, follow
 from streams.settings import Settings, get_settings
 
@@ -97,10 +96,7 @@ def _end_with_parent() -> None:
 async def publish(settings: Settings, parent: int) -> None:
     """Lead or stand by as the election's publisher until stopped or the worker is gone."""
     publisher = Publisher(WorkerContext(settings))
-    # As in the worker: the reference data lives all night, and a full collection walking it
-    # would pause the alerts (streams.pipeline.app.settle_the_heap).
-    gc.collect()
-    gc.freeze()
+    settle_the_heap()  # the register and watchlist, loaded by the line above
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
