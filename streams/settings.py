@@ -392,8 +392,9 @@ class Settings(BaseSettings):
         60.0,
         ge=0,
         description="Declaration time between fresh ranges of the projection; snapshots in "
-        "between carry fresh central figures and the last range, widened to include them; 0: "
-        "a fresh range in every snapshot",
+        "between carry fresh central figures and the last range, widened to include them (a "
+        "range after the first is made on a thread and taken in halfway to the next); 0: a "
+        "fresh range in every snapshot",
     )
     # The 2024 night's projection was still 59 seats wrong after 400 declarations
     # (docs/projection.md): a departure of 20 seats is news the desk can act on, and at 100

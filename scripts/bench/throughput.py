@@ -452,6 +452,10 @@ def run_pipeline(args: argparse.Namespace, bootstrap: str, redis_url: str) -> Pi
                 send_feed(quick, topic, warm_items, None)
                 if not seen.wait(lambda: len(seen.tallied) >= warmup, 120):
                     raise RuntimeError(f"warm-up not tallied: {len(seen.tallied)}/{warmup}")
+                # Warm means the publisher too: its process takes a few seconds to load the
+                # register, and the fixed rate would otherwise start behind a backlog.
+                if not seen.wait(lambda: outputs_done(run), 120):
+                    raise RuntimeError("warm-up outputs not all on Kafka after 120 s")
                 run.settle()
 
                 progress(f"fixed rate: {fixed} declarations at {args.rate:g}/s")

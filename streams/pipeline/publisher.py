@@ -6,8 +6,10 @@ import asyncio
 import bisect
 import datetime as dt
 import logging
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,9 +101,11 @@ class Telling:
     exit_poll: ExitPoll | None = None
     # Each seat's latest result as the projection reads it, kept as arrays between snapshots.
     projected: RunningProjection | None = field(init=False, default=None)
-    # The last projection made with its range, and the declaration time it was made at.
+    # The last projection made with its range, and the declaration time it was asked at.
     ranged: Projection | None = None
     ranged_as_of: dt.datetime | None = None
+    # A fresh range being made on a thread of its own (range_apart), asked at ranged_as_of.
+    ranging: Future[Projection | None] | None = None
 
     def __post_init__(self) -> None:
         if self.projecting is not None:
@@ -147,12 +151,8 @@ def snapshot_output(telling: Telling, register: Register, last_seat: SeatResult)
     projected = telling.projected
     if projected is not None:
         # Once per snapshot, as the snapshot itself: a run of changes read together is
-        # projected once, after its last change. Its range is made afresh only once enough
-        # of the night has passed since the last (ELECTION_PROJECTION_RANGE_EVERY_S).
-        fresh = projected.projecting.range_due(telling.ranged_as_of, telling.as_of)
-        made = projected.projection(range_from=None if fresh else telling.ranged)
-        if fresh and made is not None:
-            telling.ranged, telling.ranged_as_of = made, telling.as_of
+        # projected once, after its last change.
+        made = projection_now(telling, projected)
         projection = seat_projection(made, telling.exit_poll, telling.as_of)
         snapshot = snapshot.model_copy(update={"projection": projection})
     return Output(
@@ -161,6 +161,45 @@ def snapshot_output(telling: Telling, register: Register, last_seat: SeatResult)
         key=register.election_id,
         value=snapshot.model_dump_json().encode(),
     )
+
+
+def projection_now(telling: Telling, projected: RunningProjection) -> Projection | None:
+    """The projection for the snapshot after the changes told: fresh central figures, and a
+    range made afresh once enough of the night has passed since the last
+    (ELECTION_PROJECTION_RANGE_EVERY_S).
+
+    The first range is made here; later ones on a thread of their own (at 10,000 seats one
+    takes tens of milliseconds, which every alert behind it would wait for), taken in halfway
+    to the next. Until then each snapshot carries the last range, widened to include its
+    central figures.
+    """
+    projecting, now = projected.projecting, telling.as_of
+    if telling.ranging is not None and projecting.range_ready(telling.ranged_as_of, now):
+        telling.ranged = telling.ranging.result() or telling.ranged
+        telling.ranging = None
+    if telling.ranging is None and projecting.range_due(telling.ranged_as_of, now):
+        if telling.ranged is None or not projecting.range_every:
+            made = projected.projection()
+            if made is not None:
+                telling.ranged, telling.ranged_as_of = made, now
+            return made
+        telling.ranging, telling.ranged_as_of = range_apart(projected.copy()), now
+    return projected.projection(range_from=telling.ranged)
+
+
+def range_apart(seats: RunningProjection) -> Future[Projection | None]:
+    """The projection of `seats` with a fresh range, made on a thread of its own: numpy lets
+    go of the interpreter while it works, so the publisher goes on telling meanwhile."""
+    made: Future[Projection | None] = Future()
+
+    def make() -> None:
+        try:
+            made.set_result(seats.projection())
+        except BaseException as error:  # handed to whoever takes the range in
+            made.set_exception(error)
+
+    threading.Thread(target=make, name="projection-range", daemon=True).start()
+    return made
 
 
 def result_output(change: Change) -> Output:

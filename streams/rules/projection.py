@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 from collections.abc import Iterable, Mapping, Sequence
@@ -140,7 +141,7 @@ def _changes(
 
 def _draws(seats: int, resamples: int, seed: int) -> FloatArray:
     """How many times each of `seats` declared seats is drawn in each resample (resamples x
-    seats), plus a first row of ones: the declared seats as they are.
+    seats).
 
     Uniform draws counted per row: the same law as a multinomial, in one pass over the draws
     (numpy's multinomial draws category by category, the most of a 10,000-seat projection).
@@ -149,7 +150,7 @@ def _draws(seats: int, resamples: int, seed: int) -> FloatArray:
     count = max(resamples, 1)
     drawn = rng.integers(0, seats, size=(count, seats)) + seats * np.arange(count)[:, None]
     counts = np.bincount(drawn.ravel(), minlength=count * seats).reshape(count, seats)
-    return np.vstack([np.ones((1, seats)), counts]).astype(np.float64)
+    return counts.astype(np.float64)
 
 
 def _swings(
@@ -160,10 +161,9 @@ def _swings(
     weights: FloatArray,
     undeclared: IntArray,
     min_region_seats: int,
-) -> tuple[FloatArray, IntArray]:
+) -> FloatArray:
     """The swing applied to each undeclared seat under each weighting of the declared seats
-    (weightings x seats x parties), and the level each seat's swing came from in the first
-    weighting, the declared seats as they are (an index in LEVELS).
+    (weightings x seats x parties).
 
     A resample is a weighting: how many times each declared seat was drawn. Every mean is a
     matrix product over the seats of its group; each seat then picks its row from one table
@@ -172,15 +172,14 @@ def _swings(
     national = (weights @ changes) / weights.sum(axis=1, keepdims=True)  # weightings x parties
     tables = [national[:, None, :]]
     source = np.zeros((len(weights), len(undeclared)), dtype=np.int64)  # row in the table
-    levels = np.zeros(len(undeclared), dtype=np.int64)  # index in LEVELS, first weighting
     if model == "regional":
         parties = changes.shape[1]
         offset = 1
-        finer: tuple[tuple[IntArray, int, int], ...] = (
-            (baseline.nation_of, baseline.nations, LEVELS.index("nation")),
-            (baseline.region_of, baseline.regions, LEVELS.index("region")),
+        finer: tuple[tuple[IntArray, int], ...] = (
+            (baseline.nation_of, baseline.nations),
+            (baseline.region_of, baseline.regions),
         )
-        for groups, count, level in finer:  # a region with enough seats overrides its nation
+        for groups, count in finer:  # a region with enough seats overrides its nation
             of_declared = groups[rows]
             seats = np.zeros((len(weights), count))
             sums = np.zeros((len(weights), count, parties))
@@ -192,11 +191,10 @@ def _swings(
             group_of = groups[undeclared]
             enough = seats[:, group_of] >= min_region_seats  # weightings x undeclared seats
             source = np.where(enough, offset + group_of[None, :], source)
-            levels[enough[0]] = level
             offset += count
     table = np.concatenate(tables, axis=1)  # weightings x (1 + nations + regions) x parties
     swing: FloatArray = table[np.arange(len(weights))[:, None], source]
-    return swing, levels
+    return swing
 
 
 # The resampling's seed: the same night projects the same, told twice or by two workers.
@@ -259,6 +257,9 @@ class RunningProjection:
         self._declared = np.zeros(count, dtype=bool)
         self._won = np.full(count, -1, dtype=np.int64)  # the winner's column; -1: none
         self._won_elsewhere: dict[int, str] = {}  # row -> a winner with no baseline column
+        # The central figures of the seats as they stand, kept until a seat is put in or taken
+        # out: the exit-poll tracking and the snapshot both ask after the same step.
+        self._central: tuple[IntArray, IntArray] | None = None
 
     @property
     def seats_with_figures(self) -> int:
@@ -281,6 +282,7 @@ class RunningProjection:
         row = baseline.row_of.get(seat.ons_id)
         if row is None:
             return
+        self._central = None
         self._declared[row] = True
         column = baseline.column_of.get(seat.winning_party or "", -1)
         self._won[row] = column
@@ -290,11 +292,19 @@ class RunningProjection:
         self._with_figures[row] = bool(seat.shares)
         self._changes[row] = self.changes_of(seat) if changes is None else changes
 
+    def copy(self) -> RunningProjection:
+        """The seats as they stand now, kept apart from what is put in later: for a projection
+        made on another thread."""
+        # Everything but the settings and the seats' groups, which never change.
+        shared = {id(self.projecting): self.projecting, id(self._membership): self._membership}
+        return copy.deepcopy(self, shared)
+
     def remove(self, ons_id: str) -> None:
         """The seat back to undeclared."""
         row = self.projecting.baseline.row_of.get(ons_id)
         if row is None:
             return
+        self._central = None
         self._declared[row] = self._with_figures[row] = False
         self._won[row] = -1
         self._won_elsewhere.pop(row, None)
@@ -315,31 +325,28 @@ class RunningProjection:
         if not len(rows):
             return None
         undeclared = np.flatnonzero(~self._declared)
+        parties = len(baseline.parties)
+        central, levels = self._central_figures()
+        won = np.bincount(self._won[self._won >= 0], minlength=parties)
         if range_from is None:
             weights = _draws(len(rows), projecting.resamples, seed)
-        else:
-            weights = np.ones((1, len(rows)))
-        swing, levels = _swings(
-            baseline,
-            projecting.model,
-            rows,
-            self._changes[rows],
-            weights,
-            undeclared,
-            projecting.min_region_seats,
-        )
-        shares = np.maximum(baseline.notional[undeclared][None, :, :] + swing, 0.0)
-        parties = len(baseline.parties)
-        winners = shares.argmax(axis=2) + parties * np.arange(len(weights))[:, None]
-        won = np.bincount(self._won[self._won >= 0], minlength=parties)
-        totals = (
-            np.bincount(winners.ravel(), minlength=len(weights) * parties).reshape(-1, parties)
-            + won[None, :]
-        )  # weightings x parties
-        central = totals[0]
-        if range_from is None:
-            low = np.minimum(np.percentile(totals[1:], 5, axis=0, method="lower"), central)
-            high = np.maximum(np.percentile(totals[1:], 95, axis=0, method="higher"), central)
+            swing = _swings(
+                baseline,
+                projecting.model,
+                rows,
+                self._changes[rows],
+                weights,
+                undeclared,
+                projecting.min_region_seats,
+            )
+            shares = np.maximum(baseline.notional[undeclared][None, :, :] + swing, 0.0)
+            winners = shares.argmax(axis=2) + parties * np.arange(len(weights))[:, None]
+            totals = (
+                np.bincount(winners.ravel(), minlength=len(weights) * parties).reshape(-1, parties)
+                + won[None, :]
+            )  # resamples x parties
+            low = np.minimum(np.percentile(totals, 5, axis=0, method="lower"), central)
+            high = np.maximum(np.percentile(totals, 95, axis=0, method="higher"), central)
         else:
             before = {p.party: (p.low, p.high) for p in range_from.parties}
             low, high = central.copy(), central.copy()
@@ -379,30 +386,42 @@ class RunningProjection:
     def seats(self) -> dict[str, int]:
         """Each party's projected seats (parties on none left out); empty before any seat
         has figures."""
-        projecting = self.projecting
-        baseline = projecting.baseline
-        figures = self._with_figures
-        if not figures.any():
+        if not self._with_figures.any():
             return {}
-        seats = self._membership @ figures.astype(np.float64)  # declared with figures, by group
-        means = (self._membership @ self._changes) / np.maximum(seats, 1.0)[:, None]
-        source = np.zeros(len(figures), dtype=np.int64)  # every seat: the national swing...
-        if projecting.model == "regional":
-            # ...its nation's once enough of it has declared, its region's over that.
-            enough = projecting.min_region_seats
-            source = np.where(seats[self._nation] >= enough, self._nation, source)
-            source = np.where(seats[self._region] >= enough, self._region, source)
-        undeclared = ~self._declared
-        shares = np.maximum(baseline.notional[undeclared] + means[source[undeclared]], 0.0)
-        parties = len(baseline.parties)
-        won = self._won[self._won >= 0]
-        totals = np.bincount(shares.argmax(axis=1), minlength=parties) + np.bincount(
-            won, minlength=parties
-        )
-        projected = {party: int(totals[i]) for i, party in enumerate(baseline.parties) if totals[i]}
+        totals, _ = self._central_figures()
+        parties = self.projecting.baseline.parties
+        projected = {party: int(totals[i]) for i, party in enumerate(parties) if totals[i]}
         for party in self._won_elsewhere.values():
             projected[party] = projected.get(party, 0) + 1
         return projected
+
+    def _central_figures(self) -> tuple[IntArray, IntArray]:
+        """Each party's central seats, declared wins included, and the level each undeclared
+        seat's swing came from (an index in LEVELS, in the baseline's order)."""
+        if self._central is not None:
+            return self._central
+        projecting = self.projecting
+        baseline = projecting.baseline
+        figures = self._with_figures
+        seats = self._membership @ figures.astype(np.float64)  # declared with figures, by group
+        means = (self._membership @ self._changes) / np.maximum(seats, 1.0)[:, None]
+        source = np.zeros(len(figures), dtype=np.int64)  # every seat: the national swing...
+        levels = np.zeros(len(figures), dtype=np.int64)
+        if projecting.model == "regional":
+            # ...its nation's once enough of it has declared, its region's over that.
+            enough = projecting.min_region_seats
+            for groups, level in ((self._nation, "nation"), (self._region, "region")):
+                taken = seats[groups] >= enough
+                source = np.where(taken, groups, source)
+                levels[taken] = LEVELS.index(level)
+        undeclared = ~self._declared
+        shares = np.maximum(baseline.notional[undeclared] + means[source[undeclared]], 0.0)
+        parties = len(baseline.parties)
+        totals = np.bincount(shares.argmax(axis=1), minlength=parties) + np.bincount(
+            self._won[self._won >= 0], minlength=parties
+        )
+        self._central = (totals, levels[undeclared])
+        return self._central
 
 
 @dataclass(frozen=True)
@@ -422,6 +441,14 @@ class Projecting:
         if last is None or now is None:
             return True
         return now - last >= self.range_every
+
+    def range_ready(self, asked: dt.datetime | None, now: dt.datetime | None) -> bool:
+        """Whether a fresh range asked for at declaration time `asked`, and made apart, is
+        taken in by a snapshot at `now`: halfway to the next, so the same run of changes gets
+        the same range however long the making took."""
+        if asked is None or now is None:
+            return True
+        return now - asked >= self.range_every / 2
 
     def project(self, declared: Iterable[DeclaredSeat]) -> Projection | None:
         return project(self.baseline, declared, self.model, self.min_region_seats, self.resamples)
