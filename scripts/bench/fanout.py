@@ -178,6 +178,7 @@ class StreamResult:
     delivery_s: float  # from the night's first published entry to the last client done
     closed_by_worker: int
     worker_cpu_s: float  # from the clients connecting to the last client done
+    publisher_cpu_s: float  # the worker's publisher process, the same span
     client_cpu_s: float  # this process (clients and reference reader), the same span
     outbox_entries: int
     complete_in_order: int
@@ -211,6 +212,7 @@ async def run_streams(args: argparse.Namespace, run: Isolated) -> StreamResult:
     pid = worker.process.pid
     rss_before = vm_rss_mib(pid)
     worker_cpu_before = run.cpu_seconds()
+    publisher_cpu_before = run.cpu_seconds(publishers=True)
     own_cpu_before = _own_cpu_seconds()
     reference = Reference(run, pid)
     reference.start()
@@ -267,6 +269,7 @@ async def run_streams(args: argparse.Namespace, run: Isolated) -> StreamResult:
         for task in pending:
             task.cancel()
         worker_cpu = run.cpu_seconds() - worker_cpu_before
+        publisher_cpu = run.cpu_seconds(publishers=True) - publisher_cpu_before
         own_cpu = _own_cpu_seconds() - own_cpu_before
         last_read = max((c.times[-1] for c in clients if c.times), default=time.time())
         delivery_s = last_read - min(reference.published_at.values(), default=last_read)
@@ -299,6 +302,7 @@ async def run_streams(args: argparse.Namespace, run: Isolated) -> StreamResult:
         delivery_s=delivery_s,
         closed_by_worker=worker.log().count("event stream: closed the client"),
         worker_cpu_s=worker_cpu,
+        publisher_cpu_s=publisher_cpu,
         client_cpu_s=own_cpu,
         outbox_entries=len(expected),
         complete_in_order=complete,
@@ -378,8 +382,9 @@ def report(stream: StreamResult, http: list[HttpResult], fd_limit: int) -> str:
         f"| bytes received (all clients) | {stream.received_bytes / 1e6:,.0f} MB |",
         f"| first entry published to the last client's last read | {stream.delivery_s:.2f} s "
         f"({stream.received_bytes / 1e6 / max(stream.delivery_s, 1e-9):,.0f} MB/s) |",
-        f"| CPU from the clients connecting to the last one done: worker / load client "
-        f"| {stream.worker_cpu_s:.1f} s / {stream.client_cpu_s:.1f} s |",
+        "| CPU from the clients connecting to the last one done: worker / its publisher "
+        f"process / load client | {stream.worker_cpu_s:.1f} s / {stream.publisher_cpu_s:.1f} s "
+        f"/ {stream.client_cpu_s:.1f} s |",
         f"| streams dropped (then resumed with Last-Event-ID) | {stream.drops:,} |",
         f"| of which closed by the worker as too slow (its log) | {stream.closed_by_worker:,} |",
         "",
