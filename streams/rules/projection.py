@@ -296,8 +296,8 @@ class RunningProjection:
         """The seats as they stand now, kept apart from what is put in later: for a projection
         made on another thread."""
         # Everything but the settings and the seats' groups, which never change.
-        shared = {id(self.projecting): self.projecting, id(self._membership): self._membership}
-        return copy.deepcopy(self, shared)
+        fixed = (self.projecting, self._membership, self._nation, self._region)
+        return copy.deepcopy(self, {id(kept): kept for kept in fixed})
 
     def remove(self, ons_id: str) -> None:
         """The seat back to undeclared."""
