@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from schemas.audit import AuditAction
 from scripts.console_audit import console_audit, console_person, not_recorded
+from streams.collector import settle_the_heap
 from streams.connections import redis_from_settings
 from streams.pipeline.audit import AuditNotWritten
 from streams.rules.reference import ReferenceDataError, load_register
@@ -43,6 +44,7 @@ async def rebuild_election(settings: Settings) -> RebuildReport:
             f"--election is {settings.election_id} but {settings.data_dir} holds "
             f"{register.election_id}"
         )
+    settle_the_heap(settings.gc_young_threshold)
     redis = redis_from_settings(settings)
     try:
         store = TallyStore(redis, settings.election_id, settings.redis_key_prefix, register)

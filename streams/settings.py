@@ -370,6 +370,15 @@ class Settings(BaseSettings):
         "own beside each worker, on another core than the declaration agent; false: a task in "
         "the worker",
     )
+    # Python collects its youngest objects every 700 allocations by default, and each pass
+    # that promotes them brings the full pass over the whole heap nearer: a worker holding
+    # batches of validated declarations spent more time there than validating them.
+    gc_young_threshold: int = Field(
+        10_000,
+        ge=0,
+        description="Allocations between passes of Python's collector over the youngest "
+        "objects in the worker, publisher and rebuild processes; 0: Python's own (700)",
+    )
     projection_model: Literal["regional", "uniform", "off"] = Field(
         "regional",
         description="Live projection of the final seats: regional (region, else nation, else "

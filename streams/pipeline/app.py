@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from streams.collector import settle_the_heap
 from streams.connections import faust_broker_credentials
 from streams.pipeline import (
     declaration_agent,
@@ -13,7 +14,7 @@ from streams.pipeline import (
     publisher_process,
     webhooks,
 )
-from streams.pipeline.context import ElectionApp, WorkerContext, settle_the_heap
+from streams.pipeline.context import ElectionApp, WorkerContext
 from streams.pipeline.topics import register_topics
 from streams.settings import Settings
 from streams.web import register_views
@@ -82,6 +83,6 @@ def create_app(settings: Settings) -> ElectionApp:
     async def load_then_settle_the_heap() -> None:
         register = app.context.register
         log.info("reference data of %s: %d seats", register.election_id, register.total_seats)
-        settle_the_heap()
+        settle_the_heap(settings.gc_young_threshold)
 
     return app

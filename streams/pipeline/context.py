@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from functools import cached_property
 from typing import Any
 
@@ -63,17 +62,6 @@ class WorkerContext:
     @cached_property
     def holds(self) -> DeskHolds:
         return DeskHolds(self.redis, self.namespace)
-
-
-def settle_the_heap() -> None:
-    """Exempt everything alive from garbage collection, once the reference data is loaded.
-
-    A worker holds hundreds of thousands of long-lived objects (300,000 with the register of
-    a 10,000-seat election), and a full collection walks them all: a pause of about 100 ms in
-    the middle of the night's traffic. Frozen, they are never walked again.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 class ElectionApp(faust.App):

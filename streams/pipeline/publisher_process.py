@@ -16,7 +16,8 @@ import signal
 import sys
 from typing import Any
 
-from streams.pipeline.context import ElectionApp, WorkerContext, settle_the_heap
+from streams.collector import settle_the_heap
+from streams.pipeline.context import ElectionApp, WorkerContext
 from streams.pipeline.publisher import TICK_S, Publisher, follow
 from streams.settings import Settings, get_settings
 
@@ -96,7 +97,7 @@ def _end_with_parent() -> None:
 async def publish(settings: Settings, parent: int) -> None:
     """Lead or stand by as the election's publisher until stopped or the worker is gone."""
     publisher = Publisher(WorkerContext(settings))
-    settle_the_heap()  # the register and watchlist, loaded by the line above
+    settle_the_heap(settings.gc_young_threshold)  # the register and watchlist, loaded above
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -38,7 +38,7 @@ from redis.asyncio import Redis
 from streams.connections import kafka_client_options
 from streams.rules.backoff import backoff_delay
 from streams.rules.reference import Register
-from streams.rules.validation import FeedPosition, kafka_time, validate_message
+from streams.rules.validation import FeedPosition, NightWindow, kafka_time, validate_message
 from streams.settings import Settings
 from streams.store.keys import DESK_KEPT, OFFSETS, REBUILD_LOCK, STATE_MARKER
 from streams.store.lease import Lease
@@ -51,7 +51,7 @@ from streams.store.outbox import (
     conflict_output_id,
     result_output_id,
 )
-from streams.store.tally_store import PendingStep, TallyStore, step_of
+from streams.store.tally_store import PendingStep, StepOutcome, TallyStore, step_of
 
 log = logging.getLogger(__name__)
 
@@ -342,38 +342,75 @@ async def read_log(
         await consumer.stop()
 
 
+# Validating a run yields to the event loop this often, so the run Redis is applying goes on
+# reaching it (a run's script is about a megabyte, more than one write of the socket takes).
+YIELD_EVERY = 50
+
+
+async def _steps_of(
+    records: list[ConsumerRecord[bytes, bytes]],
+    settings: Settings,
+    register: Register,
+    window: NightWindow,
+) -> list[PendingStep]:
+    """What each record asks of the store, validated as the worker that first read it did."""
+    steps: list[PendingStep] = []
+    for at, record in enumerate(records, start=1):
+        where = (record.topic, record.partition, record.offset)
+        key = record.key if isinstance(record.key, bytes) else None
+        # Each record's own timestamp, as the worker that first read it used: a declaration
+        # sent ahead of its time then is refused again now, however long ago it was sent.
+        sent_at = kafka_time(record.timestamp / 1000)
+        # Rejected messages were dead-lettered when first consumed: only counted again.
+        position = FeedPosition(*where, key, sent_at)
+        verdict = validate_message(
+            record.value or b"",
+            position,
+            register,
+            window=window,
+            max_bytes=settings.max_message_bytes,
+            mode=settings.mode,
+        )
+        steps.append(step_of(verdict, position))
+        if at % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+    return steps
+
+
 async def _apply_log(store: TallyStore, settings: Settings, register: Register) -> RebuildReport:
+    """Re-apply the declarations log, each run validated while Redis applies the one before:
+    one run in flight at a time, so every partition's steps still reach Redis in order."""
     report = RebuildReport()
     window = settings.night_window()
-    async for partitions, records in read_log(settings, settings.topic_declarations):
-        report.partitions = partitions
-        steps: list[PendingStep] = []
-        for record in records:
-            report.messages += 1
-            where = (record.topic, record.partition, record.offset)
-            key = record.key if isinstance(record.key, bytes) else None
-            # Each record's own timestamp, as the worker that first read it used: a declaration
-            # sent ahead of its time then is refused again now, however long ago it was sent.
-            sent_at = kafka_time(record.timestamp / 1000)
-            # Rejected messages were dead-lettered when first consumed: only counted again.
-            position = FeedPosition(*where, key, sent_at)
-            verdict = validate_message(
-                record.value or b"",
-                position,
-                register,
-                window=window,
-                max_bytes=settings.max_message_bytes,
-                mode=settings.mode,
-            )
-            steps.append(step_of(verdict, position))
-        outcomes = await store.apply_steps(
-            steps,
-            register,
-            max_revision_jump=settings.max_revision_jump,
-            source_precedence=settings.source_precedence,
-        )
+    applying: asyncio.Task[list[StepOutcome]] | None = None
+
+    def count(outcomes: list[StepOutcome]) -> None:
         for outcome in outcomes:
             report.outcomes[outcome.outcome] += 1
+
+    try:
+        async for partitions, records in read_log(settings, settings.topic_declarations):
+            report.partitions = partitions
+            report.messages += len(records)
+            steps = await _steps_of(records, settings, register, window)
+            if applying is not None:
+                count(await applying)
+            applying = asyncio.create_task(
+                store.apply_steps(
+                    steps,
+                    register,
+                    max_revision_jump=settings.max_revision_jump,
+                    source_precedence=settings.source_precedence,
+                )
+            )
+        if applying is not None:
+            count(await applying)
+    finally:
+        if applying is not None and not applying.done():
+            # Reading or validating failed: the rebuild fails, and its next attempt wipes
+            # whatever this run managed to apply.
+            applying.cancel()
+            await asyncio.gather(applying, return_exceptions=True)
     return report
 
 
@@ -408,16 +445,35 @@ def _output_id(topic: str, value: dict[str, Any]) -> str | None:
     return None
 
 
-def output_ids_on_kafka(
-    topic: str, records: list[ConsumerRecord[bytes, bytes]], election_id: str
-) -> list[str]:
-    """The publisher's output ids of the messages already on one output topic.
+@dataclass(frozen=True)
+class SentOutput:
+    """An output found on Kafka, with the outbox epoch and sequence it was published under."""
 
-    Snapshots are `state:<sequence>`: a rebuilt change log numbers its changes anew, so every
-    sequence up to the highest on Kafka counts as sent and only snapshots beyond it are
-    published.
+    epoch: str
+    sent_at_ms: int
+    queued: QueuedOutput
+
+
+@dataclass(frozen=True)
+class OutputsOnKafka:
+    """What one output topic already holds of this election, each record read once.
+
+    `ids` are the publisher's output ids, never to be queued again. Snapshots are
+    `state:<sequence>`: a rebuilt change log numbers its changes anew, so every sequence up to
+    the highest on Kafka counts as sent and only snapshots beyond it are published. `sent` are
+    the outputs that name their outbox sequence, for the outbox's history.
     """
+
+    ids: list[str]
+    sent: list[SentOutput]
+
+
+def outputs_on_kafka(
+    topic: str, records: list[ConsumerRecord[bytes, bytes]], election_id: str
+) -> OutputsOnKafka:
+    """This election's outputs already on one output topic."""
     ids: list[str] = []
+    sent: list[SentOutput] = []
     highest_state = 0
     for record in records:
         value = _value_of(record, election_id)
@@ -428,41 +484,21 @@ def output_ids_on_kafka(
             highest_state = max(highest_state, int(value.get("sequence", 0)))
         else:
             ids.append(output_id)
-    ids += [f"state:{n}" for n in range(1, highest_state + 1)]
-    return ids
-
-
-@dataclass(frozen=True)
-class SentOutput:
-    """An output found on Kafka, with the outbox epoch and sequence it was published under."""
-
-    epoch: str
-    sent_at_ms: int
-    queued: QueuedOutput
-
-
-def outputs_on_kafka(
-    topic: str, records: list[ConsumerRecord[bytes, bytes]], election_id: str
-) -> list[SentOutput]:
-    """This election's outputs on one output topic that name their outbox sequence."""
-    found: list[SentOutput] = []
-    for record in records:
-        value = _value_of(record, election_id)
-        output_id = _output_id(topic, value) if value is not None else None
         headers = {name: raw.decode(errors="replace") for name, raw in record.headers or ()}
         sequence = headers.get(OUTBOX_SEQ_HEADER, "")
-        if output_id is None or not sequence.isdigit() or int(sequence) < 1:
+        if not sequence.isdigit() or int(sequence) < 1:
             continue
         key = record.key.decode(errors="replace") if isinstance(record.key, bytes) else ""
         output = Output(output_id, topic, key, record.value or b"")
-        found.append(
+        sent.append(
             SentOutput(
                 headers.get(OUTBOX_EPOCH_HEADER, ""),
                 record.timestamp,
                 QueuedOutput(int(sequence), output),
             )
         )
-    return found
+    ids += [f"state:{n}" for n in range(1, highest_state + 1)]
+    return OutputsOnKafka(ids, sent)
 
 
 def history_to_restore(found: list[SentOutput]) -> tuple[str, list[QueuedOutput]]:
@@ -490,10 +526,10 @@ async def _restore_sent(outbox: Outbox, settings: Settings) -> Counter[str]:
         records: list[ConsumerRecord[bytes, bytes]] = []
         async for _, run in read_log(settings, topic):
             records += run
-        ids = output_ids_on_kafka(name, records, settings.election_id)
-        sent[name] = len(ids)
-        await outbox.count_as_sent(ids)
-        found += outputs_on_kafka(name, records, settings.election_id)
+        on_kafka = outputs_on_kafka(name, records, settings.election_id)
+        sent[name] = len(on_kafka.ids)
+        await outbox.count_as_sent(on_kafka.ids)
+        found += on_kafka.sent
     await outbox.restore(*history_to_restore(found))
     return sent
 
@@ -515,8 +551,19 @@ async def rebuild(
             # The desk's holds and decisions are no function of the log: kept as they are.
             await store.reset(keep={lease.key, *(ns + name for name in DESK_KEPT)})
             await outbox.hold_announcing()
-            report = await _apply_log(store, settings, register)
-            report.already_sent = await _restore_sent(outbox, settings)
+            # The tallies come from the declarations and the outbox from the output topics: the
+            # two are made side by side, each one's waits on Kafka and Redis the other's turn.
+            # If one fails, the other is stopped and the first error is the rebuild's.
+            applying = asyncio.create_task(_apply_log(store, settings, register))
+            restoring = asyncio.create_task(_restore_sent(outbox, settings))
+            try:
+                await asyncio.gather(applying, restoring)
+            finally:
+                for task in (applying, restoring):
+                    task.cancel()
+                await asyncio.gather(applying, restoring, return_exceptions=True)
+            report = applying.result()
+            report.already_sent = restoring.result()
             report.seconds = time.monotonic() - began
             async with redis.pipeline(transaction=True) as pipe:
                 outbox.resume_announcing(pipe)
@@ -539,13 +586,13 @@ async def rebuild(
 
 
 __all__ = [
+    "OutputsOnKafka",
     "RebuildError",
     "RebuildReport",
     "ensure_state",
     "group_has_committed",
     "history_to_restore",
     "mark_state",
-    "output_ids_on_kafka",
     "outputs_on_kafka",
     "read_log",
     "rebuild",

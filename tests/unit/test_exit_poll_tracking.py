@@ -46,7 +46,7 @@ from streams.rules.tally import seat_contribution, seat_result
 from streams.rules.watchlist import Watchlist, load_watchlist
 from streams.settings import Settings
 from streams.store.outbox import Outbox, Output
-from streams.store.rebuild import output_ids_on_kafka
+from streams.store.rebuild import outputs_on_kafka
 from streams.store.tally_store import Change
 from streams.web.live_feed import LiveFeed
 from tests.store_helpers import announce
@@ -641,8 +641,11 @@ async def test_newsroom_alerts_reach_no_webhook_event_stream_or_alerts_list(
 def test_a_rebuild_counts_the_newsroom_alerts_on_kafka_as_sent() -> None:
     alert = {"election_id": ELECTION, "message_type": "alert", "alert_id": "t1"}
     feed_check = {"election_id": ELECTION, "message_type": "feed_check"}
-    on_kafka = [SimpleNamespace(value=orjson.dumps(v)) for v in (alert, feed_check)]
-    assert output_ids_on_kafka("newsroom", on_kafka, ELECTION) == ["alert:t1"]
+    on_kafka = [
+        SimpleNamespace(value=orjson.dumps(v), key=None, headers=(), timestamp=0)
+        for v in (alert, feed_check)
+    ]
+    assert outputs_on_kafka("newsroom", on_kafka, ELECTION).ids == ["alert:t1"]
 
 
 def test_the_settings_of_the_tracking() -> None:

@@ -22,7 +22,6 @@ from streams.store.rebuild import (
     consumed_before,
     ensure_state,
     history_to_restore,
-    output_ids_on_kafka,
     outputs_on_kafka,
 )
 from streams.store.tally_store import Change
@@ -32,7 +31,12 @@ ELECTION = "parl.2024-07-04"
 
 
 def records(*values: Any) -> list[Any]:
-    return [SimpleNamespace(value=v if isinstance(v, bytes) else orjson.dumps(v)) for v in values]
+    return [
+        SimpleNamespace(
+            value=v if isinstance(v, bytes) else orjson.dumps(v), key=None, headers=(), timestamp=0
+        )
+        for v in values
+    ]
 
 
 def test_alerts_and_results_of_this_election_only_and_every_snapshot_up_to_the_newest() -> None:
@@ -42,16 +46,16 @@ def test_alerts_and_results_of_this_election_only_and_every_snapshot_up_to_the_n
         b"not json",
         {"election_id": ELECTION, "alert_id": "a2"},
     )
-    assert output_ids_on_kafka("alerts", alerts, ELECTION) == ["alert:a1", "alert:a2"]
+    assert outputs_on_kafka("alerts", alerts, ELECTION).ids == ["alert:a1", "alert:a2"]
     results = records({"election_id": ELECTION, "constituency_id": "E1", "revision": 2})
-    assert output_ids_on_kafka("results", results, ELECTION) == ["result:E1:2"]
+    assert outputs_on_kafka("results", results, ELECTION).ids == ["result:E1:2"]
     # A rebuilt change log numbers its changes anew: every sequence up to the newest counts.
     states = records(
         {"election_id": ELECTION, "message_type": "state_of_parties", "sequence": 3},
         {"election_id": ELECTION, "message_type": "state_of_parties", "sequence": 2},
     )
-    assert output_ids_on_kafka("state", states, ELECTION) == ["state:1", "state:2", "state:3"]
-    assert output_ids_on_kafka("state", [], ELECTION) == []
+    assert outputs_on_kafka("state", states, ELECTION).ids == ["state:1", "state:2", "state:3"]
+    assert outputs_on_kafka("state", [], ELECTION).ids == []
 
 
 async def _none(sequences: set[int]) -> dict[int, Any]:
@@ -79,7 +83,7 @@ async def test_the_ids_read_off_kafka_are_the_ones_the_publisher_dedupes_by() ->
     found = []
     for topic in ("results", "state", "alerts"):
         on_kafka = records(*(o.value for o in outputs if o.topic == topic))
-        found += output_ids_on_kafka(topic, on_kafka, ELECTION)
+        found += outputs_on_kafka(topic, on_kafka, ELECTION).ids
     assert sorted(found) == sorted(output.output_id for output in outputs)
 
 
@@ -151,7 +155,7 @@ def test_the_history_restored_is_the_latest_epoch_once_each_in_sequence_order() 
             sent("alerts", {**alert, "election_id": "other"}, "3", "night", at=23),
         ],
         ELECTION,
-    )
+    ).sent
     found += outputs_on_kafka(
         "state",
         [
@@ -164,7 +168,7 @@ def test_the_history_restored_is_the_latest_epoch_once_each_in_sequence_order() 
             )
         ],
         ELECTION,
-    )
+    ).sent
     epoch, history = history_to_restore(found)
     assert epoch == "night"
     assert [(q.sequence, q.output.output_id, q.output.topic) for q in history] == [

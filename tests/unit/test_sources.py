@@ -29,7 +29,7 @@ from streams.rules.tally import seat_result
 from streams.rules.watchlist import load_watchlist
 from streams.settings import Settings
 from streams.store.outbox import Output
-from streams.store.rebuild import output_ids_on_kafka
+from streams.store.rebuild import outputs_on_kafka
 from streams.store.tally_store import Change, PendingApply, TallyStore
 from tests.unit.tally_fixtures import (
     DATA_DIR,
@@ -49,7 +49,7 @@ RULES = SourceRules()
 
 def records(*values: bytes) -> list[Any]:
     """Values as Kafka records, as a rebuild reads them off an output topic."""
-    return [SimpleNamespace(value=value) for value in values]
+    return [SimpleNamespace(value=value, key=None, headers=(), timestamp=0) for value in values]
 
 
 def _from(declaration: Declaration, source: str, revision: int = 1) -> Declaration:
@@ -212,7 +212,7 @@ async def test_a_night_through_the_publisher_tells_one_conflict_and_its_end(
     # The snapshots count every change, so the state's sequence is the change log's.
     assert telling.told == len(changes) == 3
     # A rebuild finds these outputs on Kafka by the ids the publisher dedupes by.
-    found = output_ids_on_kafka("newsroom", records(*(o.value for o in newsroom)), ELECTION)
+    found = outputs_on_kafka("newsroom", records(*(o.value for o in newsroom)), ELECTION).ids
     assert found == [o.output_id for o in newsroom]
     assert len(set(found)) == 2
 
@@ -226,5 +226,7 @@ def test_results_of_two_sources_have_ids_of_their_own() -> None:
         seat = seat_result(_from(result, source), ref, 1)
         output: Output = result_output(Change(1, seat, None, {}))
         ids.add(output.output_id)
-        assert output_ids_on_kafka("results", records(output.value), ELECTION) == [output.output_id]
+        assert outputs_on_kafka("results", records(output.value), ELECTION).ids == [
+            output.output_id
+        ]
     assert ids == {f"result:{SOUTH_WEST_NORFOLK}:replay:1", f"result:{SOUTH_WEST_NORFOLK}:pa:1"}
