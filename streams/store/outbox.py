@@ -33,6 +33,7 @@ from streams.store.lua_scripts import lua_script
 # the published cursor's forward-only move.
 _ANNOUNCE = lua_script("outbox_announce")
 _MARK_PUBLISHED = lua_script("outbox_mark_published")
+_RESTORE = lua_script("outbox_restore")
 # The announce step skips every change at or below the cursor: parked here, it queues nothing.
 HOLD_ANNOUNCED = 2**62
 # Output ids are recorded as sent this many at a time, so no one command is unbounded.
@@ -103,6 +104,7 @@ class Outbox:
         self.redis = redis
         self.ns = namespace
         self._announce = redis.register_script(_ANNOUNCE.source)
+        self._restore = redis.register_script(_RESTORE.source)
 
     async def announce_many(
         self,
@@ -189,29 +191,21 @@ class Outbox:
         after a rebuild emptied the outbox: the history screens and apps read, and the ids
         their clients resume from, are the ones they saw before.
 
-        `entries` in ascending sequence. The cursors come first, in the same transaction as
-        the first entries: no publisher ever finds a restored entry past its published
-        cursor and sends it again.
+        `entries` in ascending sequence, put back a thousand to a script
+        (lua/outbox_restore.lua). The cursors come first, in the same script as the first
+        entries: no publisher ever finds a restored entry past its published cursor and sends
+        it again.
         """
         if not entries:
             return
         newest = entries[-1].sequence
+        keys = [self.ns + OUTBOX, self.ns + EPOCH, self.ns + OUTBOX_SEQ, self.ns + PUBLISHED]
         for at in range(0, len(entries), _SENT_IDS_PER_CALL):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                if at == 0:
-                    pipe.set(self.ns + EPOCH, epoch)
-                    pipe.set(self.ns + OUTBOX_SEQ, newest)
-                    pipe.set(self.ns + PUBLISHED, newest)
-                for item in entries[at : at + _SENT_IDS_PER_CALL]:
-                    output = item.output
-                    fields = {
-                        "output_id": output.output_id,
-                        "topic": output.topic,
-                        "key": output.key,
-                        "value": output.value,
-                    }
-                    pipe.xadd(self.ns + OUTBOX, fields, id=f"{item.sequence}-0")  # type: ignore[arg-type]
-                await pipe.execute()
+            args: list[Any] = [int(at == 0), epoch, newest]
+            for item in entries[at : at + _SENT_IDS_PER_CALL]:
+                output = item.output
+                args += [item.sequence, output.output_id, output.topic, output.key, output.value]
+            await self._restore(keys=keys, args=args)
 
     async def read(self, after: int, count: int = 500) -> list[QueuedOutput]:
         entries: Any = await self.redis.xrange(self.ns + OUTBOX, min=f"({after}-0", count=count)

@@ -378,8 +378,9 @@ async def _steps_of(
 
 
 async def _apply_log(store: TallyStore, settings: Settings, register: Register) -> RebuildReport:
-    """Re-apply the declarations log, each run validated while Redis applies the one before:
-    one run in flight at a time, so every partition's steps still reach Redis in order."""
+    """Re-apply the declarations log, each run validated and made into the apply script's
+    arguments while Redis applies the run before: one run in flight at a time, so every
+    partition's steps still reach Redis in order."""
     report = RebuildReport()
     window = settings.night_window()
     applying: asyncio.Task[list[StepOutcome]] | None = None
@@ -392,17 +393,15 @@ async def _apply_log(store: TallyStore, settings: Settings, register: Register) 
         async for partitions, records in read_log(settings, settings.topic_declarations):
             report.partitions = partitions
             report.messages += len(records)
-            steps = await _steps_of(records, settings, register, window)
+            prepared = store.prepare_steps(
+                await _steps_of(records, settings, register, window),
+                register,
+                max_revision_jump=settings.max_revision_jump,
+                source_precedence=settings.source_precedence,
+            )
             if applying is not None:
                 count(await applying)
-            applying = asyncio.create_task(
-                store.apply_steps(
-                    steps,
-                    register,
-                    max_revision_jump=settings.max_revision_jump,
-                    source_precedence=settings.source_precedence,
-                )
-            )
+            applying = asyncio.create_task(store.apply_prepared(prepared))
         if applying is not None:
             count(await applying)
     finally:

@@ -117,6 +117,15 @@ def step_of(verdict: Verdict, position: FeedPosition) -> PendingStep:
 
 
 @dataclass(frozen=True)
+class PreparedSteps:
+    """A batch of steps as the apply script takes them (TallyStore.prepare_steps)."""
+
+    count: int
+    keys: list[str]
+    args: list[Any]
+
+
+@dataclass(frozen=True)
 class StepOutcome:
     # applied | outranked | duplicate | superseded | conflict | revision_jump |
     # exit_poll_applied | exit_poll_duplicate | rejected | redelivered
@@ -307,18 +316,43 @@ class TallyStore:
         `source_precedence` that has reported it, and a lower source's revision is kept and
         logged but changes no number: `outranked`.
         """
+        prepared = self.prepare_steps(
+            items,
+            register,
+            max_revision_jump=max_revision_jump,
+            source_precedence=source_precedence,
+        )
+        return await self.apply_prepared(prepared)
+
+    def prepare_steps(
+        self,
+        items: Sequence[PendingStep],
+        register: Register | None = None,
+        *,
+        max_revision_jump: int = DEFAULT_MAX_REVISION_JUMP,
+        source_precedence: Sequence[str] = DEFAULT_SOURCE_PRECEDENCE,
+    ) -> PreparedSteps:
+        """apply_steps' work before its round trip (the script's keys and arguments), for a
+        caller that prepares the next batch while Redis applies the last (the rebuild)."""
         if max_revision_jump < 1:
             raise ValueError(f"max_revision_jump must be at least 1, not {max_revision_jump}")
         if not items:
-            return []
+            return PreparedSteps(0, [], [])
         chosen = self._register(register)
         args: list[Any] = [_FIELDS_PER_STEP, max_revision_jump, precedence_text(source_precedence)]
         keys = {self.key(name): at for at, name in enumerate(_APPLY_KEYS, start=1)}
         for item in items:
             args += self._step_args(item, chosen, keys)
+        return PreparedSteps(len(items), list(keys), args)
+
+    async def apply_prepared(self, prepared: PreparedSteps) -> list[StepOutcome]:
+        """apply_steps' round trip, for steps made by prepare_steps."""
+        if not prepared.count:
+            return []
+        keys = prepared.keys
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.script_load(_APPLY.source)
-            pipe.evalsha(_APPLY.sha, len(keys), *keys, *args)
+            pipe.evalsha(_APPLY.sha, len(keys), *keys, *prepared.args)
             _, replies = await pipe.execute()
         # Pairs of (outcome, sequence), ("revision_jump", the seat's revision), or ("error",
         # why) for a step that failed.
@@ -327,7 +361,7 @@ class TallyStore:
         ]
         errors = [_text(detail) for name, detail in pairs if name == "error"]
         if errors:
-            raise TallyStoreError(f"{len(errors)} of {len(items)} steps failed: {errors[0]}")
+            raise TallyStoreError(f"{len(errors)} of {prepared.count} steps failed: {errors[0]}")
         return [
             StepOutcome(name, None, int(detail))
             if name == "revision_jump"
@@ -539,6 +573,7 @@ __all__ = [
     "PendingExitPoll",
     "PendingRejection",
     "PendingStep",
+    "PreparedSteps",
     "StepOutcome",
     "TallyStore",
     "TallyStoreError",

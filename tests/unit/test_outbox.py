@@ -97,6 +97,18 @@ async def test_a_restored_history_keeps_its_sequences_epoch_and_cursors(outbox: 
     assert [q.sequence for q in await outbox.read(after=9)] == [10]
 
 
+async def test_a_history_longer_than_one_script_is_restored_whole_in_order(
+    outbox: Outbox,
+) -> None:
+    restored = [QueuedOutput(n, alert(f"alert:{n}")) for n in range(2, 5004, 2)]
+    await outbox.restore("", restored)  # an epoch the outputs did not name still sets cursors
+    read: list[QueuedOutput] = []
+    while batch := await outbox.read(after=read[-1].sequence if read else 0, count=1000):
+        read += batch
+    assert read == restored
+    assert await outbox.progress() == OutboxProgress(announced=0, queued=5002, published=5002)
+
+
 async def test_restoring_nothing_leaves_the_outbox_as_it_was(outbox: Outbox) -> None:
     await outbox.restore("", [])
     assert await outbox.progress() == OutboxProgress(announced=0, queued=0, published=0)
