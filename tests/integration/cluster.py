@@ -39,7 +39,10 @@ def free_base_port() -> int:
     in use by someone's `election-services start --cluster`)."""
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(30_000, 60_000, 100)
+        # Below Linux's ephemeral ports (32768 up): there, a client's outgoing connection can
+        # take a port between this check and a node binding it (CI: "kafka-2 ... Address
+        # already in use" on 127.0.0.1:32812).
+        base = rng.randrange(20_000, 32_700 - PORTS_PER_CLUSTER, 100)
         if not any(port_in_use(base + offset) for offset in range(1, PORTS_PER_CLUSTER)):
             return base
     raise AssertionError("no free range of ports for the test's cluster")
