@@ -392,7 +392,7 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
         description="Resamples of the declared seats behind the projection's range (cost grows "
-        "with it and with the seats: about 4 ms at 40 for 650 seats, 23 ms for 3,900)",
+        "with it and with the seats: about 4 ms at 40 for 650 seats, 57 ms for 30,000)",
     )
     # The range's resamples cost 40 times the central figures: after every change of a fast
     # night they were most of the worker's time. Counted in declaration time, so a rehearsal

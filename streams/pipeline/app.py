@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from streams.blas import one_blas_thread
 from streams.collector import settle_the_heap
 from streams.connections import faust_broker_credentials
 from streams.pipeline import (
@@ -84,5 +85,6 @@ def create_app(settings: Settings) -> ElectionApp:
         register = app.context.register
         log.info("reference data of %s: %d seats", register.election_id, register.total_seats)
         settle_the_heap(settings.gc_young_threshold)
+        one_blas_thread()
 
     return app

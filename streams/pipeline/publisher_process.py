@@ -16,6 +16,7 @@ import signal
 import sys
 from typing import Any
 
+from streams.blas import one_blas_thread
 from streams.collector import settle_the_heap
 from streams.pipeline.context import ElectionApp, WorkerContext
 from streams.pipeline.publisher import TICK_S, Publisher, follow
@@ -98,6 +99,7 @@ async def publish(settings: Settings, parent: int) -> None:
     """Lead or stand by as the election's publisher until stopped or the worker is gone."""
     publisher = Publisher(WorkerContext(settings))
     settle_the_heap(settings.gc_young_threshold)  # the register and watchlist, loaded above
+    one_blas_thread()
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -161,13 +161,14 @@ def _swings(
     weights: FloatArray,
     undeclared: IntArray,
     min_region_seats: int,
-) -> FloatArray:
-    """The swing applied to each undeclared seat under each weighting of the declared seats
-    (weightings x seats x parties).
+) -> tuple[FloatArray, IntArray]:
+    """The swings each undeclared seat may take under each weighting of the declared seats:
+    a table of national, nation and region means (weightings x groups x parties), and the row
+    of it each seat takes (weightings x seats).
 
     A resample is a weighting: how many times each declared seat was drawn. Every mean is a
-    matrix product over the seats of its group; each seat then picks its row from one table
-    of national, nation and region means, so the big array is made once.
+    matrix product over the seats of its group. The seats' swings are not spread out here:
+    at 30,000 seats and 40 resamples that array alone was 110 MB, made again for every range.
     """
     national = (weights @ changes) / weights.sum(axis=1, keepdims=True)  # weightings x parties
     tables = [national[:, None, :]]
@@ -192,9 +193,26 @@ def _swings(
             enough = seats[:, group_of] >= min_region_seats  # weightings x undeclared seats
             source = np.where(enough, offset + group_of[None, :], source)
             offset += count
-    table = np.concatenate(tables, axis=1)  # weightings x (1 + nations + regions) x parties
-    swing: FloatArray = table[np.arange(len(weights))[:, None], source]
-    return swing
+    table: FloatArray = np.concatenate(tables, axis=1)  # weightings x groups x parties
+    return table, source
+
+
+# Weightings whose seats' shares are made at once: the shares of a few weightings of every
+# seat stay within a few megabytes, where all of them at once took hundreds.
+WEIGHTINGS_AT_ONCE = 4
+
+
+def _winners(notional: FloatArray, table: FloatArray, source: IntArray) -> IntArray:
+    """Each undeclared seat's winning column under each weighting (weightings x seats): the
+    party with the highest notional share plus its swing, shares floored at zero."""
+    winners = np.empty(source.shape, dtype=np.int64)
+    for start in range(0, len(source), WEIGHTINGS_AT_ONCE):
+        stop = min(start + WEIGHTINGS_AT_ONCE, len(source))
+        at = np.arange(start, stop)[:, None]
+        shares = notional[None, :, :] + table[at, source[start:stop]]
+        np.maximum(shares, 0.0, out=shares)
+        winners[start:stop] = shares.argmax(axis=2)
+    return winners
 
 
 # The resampling's seed: the same night projects the same, told twice or by two workers.
@@ -330,7 +348,7 @@ class RunningProjection:
         won = np.bincount(self._won[self._won >= 0], minlength=parties)
         if range_from is None:
             weights = _draws(len(rows), projecting.resamples, seed)
-            swing = _swings(
+            table, source = _swings(
                 baseline,
                 projecting.model,
                 rows,
@@ -339,8 +357,8 @@ class RunningProjection:
                 undeclared,
                 projecting.min_region_seats,
             )
-            shares = np.maximum(baseline.notional[undeclared][None, :, :] + swing, 0.0)
-            winners = shares.argmax(axis=2) + parties * np.arange(len(weights))[:, None]
+            winners = _winners(baseline.notional[undeclared], table, source)
+            winners += parties * np.arange(len(weights))[:, None]
             totals = (
                 np.bincount(winners.ravel(), minlength=len(weights) * parties).reshape(-1, parties)
                 + won[None, :]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scripts.projection_error import seats_wrong, table
+from streams.rules import projection as projection_rules
 from streams.rules.projection import (
     Baseline,
     DeclaredSeat,
@@ -245,3 +247,36 @@ def test_the_projection_does_not_depend_on_the_order_seats_were_put_in() -> None
     for seat in reversed(seats):
         running.put(seat)
     assert running.projection() == project(baseline, seats, resamples=40)
+
+
+@pytest.mark.parametrize("at_once", [1, 3, 40])
+def test_the_range_is_the_same_however_many_weightings_are_made_at_once(
+    at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 resamples of the 2024 register, made 1, 3 (not a divisor of 40) and all at a time:
+    # the seats' shares are made in pieces to hold memory down, never to change the answer.
+    register = load_register(DATA_DIR)
+    baseline = Baseline.of(register)
+    refs = list(register.constituencies.values())
+    results = [
+        DeclaredSeat(
+            ref.ons_id,
+            "Lab",
+            {"Lab": ref.notional_2019_shares.get("Lab", 0.0) + 0.1 * (i % 3), "Con": 0.2},
+        )
+        for i, ref in enumerate(refs[:200])
+    ]
+    whole = project(baseline, results, resamples=40)
+    monkeypatch.setattr(projection_rules, "WEIGHTINGS_AT_ONCE", at_once)
+    assert project(baseline, results, resamples=40) == whole
+
+
+def test_a_seat_whose_every_share_falls_below_zero_goes_to_the_first_column() -> None:
+    # Shares are floored at zero before the winner is picked: a seat every party's swing
+    # takes below zero has no winner by its shares, and goes to the first column, as before.
+    notional = np.array([[0.10, 0.20], [0.60, 0.05]])
+    table = np.array([[[-0.5, -0.3]]])  # one weighting, one group: every seat takes it
+    source = np.zeros((1, 2), dtype=np.int64)
+    assert projection_rules._winners(notional, table, source).tolist() == [[0, 0]]
+    table = np.array([[[-0.5, -0.1]]])
+    assert projection_rules._winners(notional, table, source).tolist() == [[1, 0]]
