@@ -427,6 +427,13 @@ def start_redis(settings: Settings, paths: Paths, replica_of: int | None = None)
             "everysec",
             "--save",
             "900 1 300 100 60 10000",
+            # Compacting the append-only file forks Redis and writes everything it holds. At
+            # Redis's 64 MB a benchmark's load (a change log and outbox of hundreds of MB) had it
+            # compact every four seconds on the cores the workers use: the alert p99 at 1,000 a
+            # second was 0.7 to 2.2 s, and 0.2 to 0.4 s with this (docs/benchmarks.md, 27
+            # November, evening). A night's file never comes near it.
+            "--auto-aof-rewrite-min-size",
+            "1gb",
             *replication,
         ],
         "redis-server",
