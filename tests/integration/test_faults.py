@@ -98,7 +98,10 @@ def test_five_kill_9s_at_seeded_points_of_the_night_lose_and_repeat_nothing(
     steps = [rng.randint(20, 90) for _ in range(KILLS)]
     kills: list[Progress] = []
     back_in: list[float] = []  # seconds from a kill to the restarted worker's Ready
-    replay = PacedReplay(pipeline, build_outgoing(DATA_DIR), chunk=20, pause_s=1.0)
+    # Ten seats a second: each restarted worker takes about 10 s to be ready, and the seats
+    # sent meanwhile are its catch-up. At twenty a second five catch-ups reached the end of
+    # the night, and the fifth kill found every seat tallied.
+    replay = PacedReplay(pipeline, build_outgoing(DATA_DIR), chunk=10, pause_s=1.0)
     worker = pipeline.worker("kill-0").start()
     try:
         worker.wait_for_log("Ready", timeout=120)
