@@ -7,13 +7,16 @@ only once they are the same at two polls in a row. Only regular files are read; 
 link or folder dropped in is passed over, so nothing outside the folder is ever opened.
 
 `FeedFolder` is what the ingest asks of any folder of the feed's files: this one, or PA's
-folder on an FTP server (ftp_folder.py).
+folder on an FTP server (ftp_folder.py). Each also tells when its files were last written, as
+far as it knows: a listing is not a snapshot (a file renamed in while the folder is read can
+be missed while a later one is seen), so the ingest checks PA's totals only when the folder's
+own times put them after everything it took and before everything still to take.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -44,6 +47,11 @@ class FeedFolder(Protocol):
         now, FolderUnreachable when no file can."""
         ...
 
+    def written_at(self) -> Mapping[str, int | None]:
+        """Each file of the last look that will be taken once settled, with when it was last
+        written (nanoseconds since the epoch), None when the folder does not say."""
+        ...
+
 
 class DropFolder:
     def __init__(self, path: Path) -> None:
@@ -67,6 +75,10 @@ class DropFolder:
         settled = [name for name, look in now.items() if self._last_look.get(name) == look]
         self._last_look = now
         return settled
+
+    def written_at(self) -> Mapping[str, int | None]:
+        """Each file of the last look with its modification time (a rename keeps it)."""
+        return {name: mtime_ns for name, (_, mtime_ns) in self._last_look.items()}
 
     def read(self, name: str, limit: int) -> tuple[bytes, int]:
         """The file's first `limit` bytes and its whole size; OSError when it cannot be read."""

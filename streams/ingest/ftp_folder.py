@@ -6,7 +6,9 @@ quiet night costs one small download a poll. The folder is listed again, changed
 while a file seen is not handled yet: a file is taken once its size and modification time
 are the same at two listings in a row, as in the drop folder, and hidden names and the
 temporary names of uploads in progress are never taken. MLSD gives both facts in one
-listing; a server without it is listed with NLST and asked each new file's SIZE.
+listing; a server without it is listed with NLST and asked each new file's SIZE (and then
+the folder cannot tell when a file was written, so PA's totals are checked only in a poll
+that took nothing else and left nothing waiting).
 
 A connection lost, refused or timed out is one line in the log; the next attempt waits
 its turn on the retry schedule (streams/rules/backoff.py) and nothing seen is forgotten
@@ -15,11 +17,12 @@ meanwhile. The URL's user name and password are never logged.
 
 from __future__ import annotations
 
+import calendar
 import ftplib
 import logging
 import random
 import time
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
@@ -44,6 +47,8 @@ NOT_IMPLEMENTED = ("500", "502", "504")
 # Latin-1 maps every byte to one character: names and paths cross ftplib as the bytes the
 # server sent, so a name that is not UTF-8 is still taken (as the drop folder takes it).
 WIRE_ENCODING = "latin-1"
+# RFC 3659's time-val: YYYYMMDDHHMMSS in UTC, then optionally a fraction of a second.
+MODIFY_DIGITS = 14
 
 
 class FtpUrlError(ValueError):
@@ -97,6 +102,25 @@ def _from_wire(wire: str) -> str:
 
 def _being_written(name: str) -> bool:
     return name.endswith(TEMPORARY_SUFFIXES)
+
+
+def modify_ns(fact: str | None) -> int | None:
+    """MLSD's `modify` fact in nanoseconds since the epoch; None when absent or malformed."""
+    if fact is None:
+        return None
+    whole, _, fraction = fact.partition(".")
+    if (
+        len(whole) != MODIFY_DIGITS
+        or not whole.isdigit()
+        or not (fraction.isdigit() or not fraction)
+    ):
+        return None
+    try:
+        at = time.strptime(whole, "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+    nanoseconds = int(fraction[:9].ljust(9, "0")) if fraction else 0
+    return calendar.timegm(at) * 1_000_000_000 + nanoseconds
 
 
 @dataclass(frozen=True)
@@ -169,6 +193,14 @@ class FtpFolder:
             raise FolderUnreachable(f"lost {self.location.public}") from None
         listed = self._last_look.get(name, _Look(None, None)).size
         return raw, max(listed or 0, len(raw))
+
+    def written_at(self) -> Mapping[str, int | None]:
+        """Each file of the last listing but uploads in progress, with MLSD's `modify`."""
+        return {
+            name: modify_ns(look.modified)
+            for name, look in self._last_look.items()
+            if not _being_written(name)
+        }
 
     def close(self) -> None:
         if self._ftp is not None:

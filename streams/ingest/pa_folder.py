@@ -7,11 +7,12 @@ import datetime as dt
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas.feed_refusal import FeedRefusal
+from streams.feeds.pa.cross_check import NotCompared
 from streams.feeds.pa.intake import (
     PartyTotals,
     ReadFile,
@@ -92,6 +93,38 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def out_of_place(
+    state: str,
+    written_at: Mapping[str, int | None],
+    taken: Collection[str],
+    taken_until: int,
+    waiting: Collection[str],
+) -> str | None:
+    """Why PA's state of the parties `state` is not at the moment of the declarations taken,
+    or None when it is: it must have been written after every declaration taken (`taken` in
+    this poll, up to `taken_until` before it) and before every file still `waiting`. A folder
+    listing can miss a file renamed in while it is read and see a later one, so a poll can
+    take a seat written after the state and leave one written before it; the count of seats
+    alone would then agree and the parties not. A time the folder does not give, or the same
+    time (file times are coarse), cannot say which came first, so it is not compared."""
+    at = written_at.get(state)
+    if at is None:
+        if taken or waiting:
+            return "the folder does not say when its files were written"
+        return None
+    if taken_until >= at:
+        return "a declaration taken in an earlier poll was written after it"
+    for name in sorted(taken):
+        when = written_at.get(name)
+        if when is None or when >= at:
+            return f"{name} was taken with it and may have been written after it"
+    for name in sorted(waiting):
+        when = written_at.get(name)
+        if when is None or when <= at:
+            return f"{name} may have been written before it and is still to take"
+    return None
+
+
 class PaFolderIngest:
     """Takes a PA folder (dropped into, or on FTP) into the declarations topic, a poll at a time."""
 
@@ -117,6 +150,8 @@ class PaFolderIngest:
         self._clock = clock
         self._handled = progress.handled_files()
         self._seats = progress.seats_taken()
+        # When the latest declaration this process took was written (the folder's time).
+        self._declarations_until = -1
 
     def poll(self) -> PollReport:
         """Take every settled file not handled yet; OutputNotAcknowledged or a Redis error
@@ -184,8 +219,18 @@ class PaFolderIngest:
         self._progress.record(files, moved)
         self._seats = seats
         self._handled.update(files)
+        written_at = self._folder.written_at()
+        published = [name for name, outcome in files.items() if outcome == PUBLISHED]
         if latest_totals is not None:
             name, totals = latest_totals
-            verdict = self._totals_check.check(name, totals.revision, totals.totals)
-            report.checked[verdict.outcome] += 1
+            waiting = [other for other in written_at if other not in self._handled]
+            why_not = out_of_place(name, written_at, published, self._declarations_until, waiting)
+            if why_not is None:
+                verdict = self._totals_check.check(name, totals.revision, totals.totals)
+                report.checked[verdict.outcome] += 1
+            else:
+                log.info("%s not compared: %s", name, why_not)
+                report.checked[NotCompared.outcome] += 1
+        for name in published:
+            self._declarations_until = max(self._declarations_until, written_at.get(name) or -1)
         return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from streams.feeds.pa.messages import PaPartyTotal, PaStateOfParties
 from streams.feeds.pa.xml_reader import read_message
 from streams.feeds.pa.xml_writer import state_of_parties_xml
 from streams.ingest.kafka_output import OutputNotAcknowledged
+from streams.ingest.pa_folder import out_of_place
 from streams.ingest.totals_check import TotalsCheck
 from streams.store.tally_reader import BlockingTallyReader
 from streams.store.tally_store import PendingApply, TallyStore
@@ -263,14 +265,33 @@ def test_a_newsroom_kafka_refuses_or_a_redis_that_fails_never_fails_the_poll(
 # ---- in the ingest ----
 
 
-def _drop_first(folder: Path, seats: int) -> None:
+# File times a millisecond apart: the file system's own clock is too coarse to order files
+# written back to back, and the ingest then rightly compares nothing.
+WRITTEN_FROM_NS = 1_720_000_000 * 1_000_000_000
+WRITTEN_EVERY_NS = 1_000_000
+
+
+def _first_files(seats: int) -> list[tuple[str, bytes]]:
     """The rehearsal pack's first files: each seat, then PA's totals after it."""
     feed = clean_feed(night())[: 1 + seats]  # the exit poll (no PA file), then the seats
     files = pa_feed(feed, mapping(), register())
     assert [f.label == STATE_OF_PARTIES for f in files] == [False, True] * seats
+    return [(item.key, item.value) for item in files]
+
+
+def _drop(folder: Path, files: list[tuple[str, bytes]], order: list[int] | None = None) -> None:
+    """`files` into the folder (those at `order` only, if given), each stamped with its place
+    in the night's writing order."""
     with folder_sender(folder) as send:
-        for item in files:
-            send(item.key, item.value)
+        for place in range(len(files)) if order is None else order:
+            name, body = files[place]
+            send(name, body)
+            at = WRITTEN_FROM_NS + place * WRITTEN_EVERY_NS
+            os.utime(folder / name, ns=(at, at))
+
+
+def _drop_first(folder: Path, seats: int) -> None:
+    _drop(folder, _first_files(seats))
 
 
 def test_the_ingest_checks_only_the_latest_state_of_a_poll_once_its_seats_are_applied(
@@ -300,6 +321,55 @@ def test_the_ingest_tells_the_newsroom_when_pa_and_we_disagree(tmp_path: Path) -
     [(key, note)] = output.notes
     assert key == b"General_Election_2024_SOP_3.xml" and note.feed_revision == 3
     assert note.differences
+
+
+def test_a_poll_that_took_a_seat_written_after_its_state_and_missed_one_before_compares_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A listing made while PA renames files in can miss seat 3 and see its state of the
+    parties and seat 4 after it: the seat counts then agree and the parties need not."""
+    files = _first_files(4)  # seat 1, SOP_1, ..., seat 4, SOP_4: places 0 to 7
+    seat_3, sop_3, seat_4, sop_4 = 4, 5, 6, 7
+    _drop(tmp_path, files, [0, 1, 2, 3, sop_3, seat_4])
+    output = FakeOutput()
+    # Seats 1, 2 and 4 applied: three seats, as SOP_3 says, but not its three.
+    tallies = StubTallies([({0: 2}, state_after(4).model_copy(update={"seats_declared": 3}))])
+    ingest = _ingest(tmp_path, fakeredis.FakeRedis(), output, tallies)
+    assert ingest.poll().files == 0  # the first look
+    _drop(tmp_path, files, [seat_3])  # written before SOP_3, seen only now
+    caplog.set_level(logging.INFO, logger="streams.ingest.pa_folder")
+    report = ingest.poll()
+    assert (report.published, report.states_of_parties) == (3, 3)
+    assert report.checked == {"not_compared": 1} and tallies.reads == 0
+    assert files[seat_4][0] + " was taken with it" in caplog.text
+    assert output.notes == []
+    # Seat 3 is taken at the next poll; SOP_4, written after everything, is compared.
+    assert ingest.poll().published == 1
+    _drop(tmp_path, files, [sop_4])
+    tallies.answers = [({0: 3}, state_after(4))]
+    ingest.poll()
+    report = ingest.poll()
+    assert report.checked == {"agreed": 1} and output.notes == []
+
+
+def test_a_state_is_compared_only_if_written_after_each_seat_taken_and_before_each_waiting() -> (
+    None
+):
+    at = {"sop": 10, "early": 5, "late": 15, "tied": 10, "unknown": None}
+    assert out_of_place("sop", at, ["early"], -1, ["late"]) is None
+    assert out_of_place("sop", at, [], 9, []) is None
+    assert out_of_place("sop", at, [], 10, []) is not None  # an earlier poll's seat, as late
+    assert out_of_place("sop", at, ["late"], -1, []) is not None
+    assert out_of_place("sop", at, ["tied"], -1, []) is not None
+    assert out_of_place("sop", at, ["unknown"], -1, []) is not None
+    assert out_of_place("sop", at, [], -1, ["early"]) is not None
+    assert out_of_place("sop", at, [], -1, ["tied"]) is not None
+    assert out_of_place("sop", at, [], -1, ["unknown"]) is not None
+    # A folder that gives no times: only a state taken alone, nothing waiting, is compared.
+    at["sop"] = None
+    assert out_of_place("sop", at, [], 20, []) is None
+    assert out_of_place("sop", at, ["early"], -1, []) is not None
+    assert out_of_place("sop", at, [], -1, ["late"]) is not None
 
 
 # ---- our tallies read without an event loop ----

@@ -35,6 +35,7 @@ from streams.ingest.ftp_folder import (
     TIMESTAMP,
     FtpFolder,
     FtpUrlError,
+    modify_ns,
     parse_ftp_url,
 )
 from streams.ingest.pa_folder import PaFolderIngest
@@ -403,3 +404,35 @@ def test_election_replay_serves_the_pack_read_only_with_its_timestamp(tmp_path: 
             raise AssertionError(f"not stopped by SIGTERM:\n{log.read_text()}") from None
         assert stopped == 0, log.read_text()
     assert not (out / "intruder.xml").exists()
+
+
+def test_the_folder_tells_when_each_file_was_written_from_mlsd_and_not_of_uploads(
+    server: Server,
+) -> None:
+    server.folder.mkdir(parents=True, exist_ok=True)
+    written = {"General_Election_2024_SOP_1.xml": 1_720_143_312, "upload.xml.part": 1_720_143_400}
+    for name, at in written.items():
+        (server.folder / name).write_bytes(b"<x/>")
+        os.utime(server.folder / name, (at, at))
+    folder = _folder(server)
+    folder.settled(set())
+    assert folder.written_at() == {"General_Election_2024_SOP_1.xml": 1_720_143_312 * 10**9}
+
+
+@pytest.mark.parametrize(
+    ("fact", "ns"),
+    [
+        ("20240705013512", 1_720_143_312 * 10**9),
+        ("20240705013512.25", 1_720_143_312_250_000_000),
+        ("20240705013512.1234567891", 1_720_143_312_123_456_789),
+        (None, None),
+        ("2024070501351", None),
+        ("20241305013512", None),
+        ("20240705013512.x", None),
+        ("2024-07-05T01:35", None),
+    ],
+)
+def test_mlsd_modify_is_read_as_nanoseconds_and_anything_else_as_unknown(
+    fact: str | None, ns: int | None
+) -> None:
+    assert modify_ns(fact) == ns
