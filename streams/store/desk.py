@@ -11,10 +11,7 @@ from redis.asyncio import Redis
 from schemas.audit import Role
 from streams.rules.desk import Enrolment, Person
 from streams.store.keys import DESK_REVISIONS, people_key
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+from streams.store.replies import text
 
 
 def _encode(enrolment: Enrolment) -> bytes:
@@ -49,7 +46,7 @@ class DeskPeople:
         """Everyone with a token, by name: one read, small (a newsroom's staff)."""
         raw: Any = await self.redis.hgetall(self.key)
         return sorted(
-            (_decode(_text(name), value) for name, value in raw.items()),
+            (_decode(text(name), value) for name, value in raw.items()),
             key=lambda enrolment: enrolment.person.name,
         )
 
@@ -79,7 +76,7 @@ class DeskRevisions:
     async def highest_claimed(self, ons_id: str) -> int:
         """The highest revision of the seat a correction took (0: none)."""
         taken: Any = await self.redis.hkeys(self._key(ons_id))
-        return max((int(_text(revision)) for revision in taken), default=0)
+        return max((int(text(revision)) for revision in taken), default=0)
 
     async def claim(self, ons_id: str, revision: int, name: str) -> bool:
         """Take `revision` of the seat for `name`'s correction; False when another took it."""

@@ -29,13 +29,10 @@ from streams.store.keys import (
 )
 from streams.store.lua_scripts import lua_script
 from streams.store.outbox import OutboxProgress
+from streams.store.replies import text
 
 _DECIDE = lua_script("desk_decide")
 RECENT_ACTIONS = 50
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _at_ms(ms: int) -> dt.datetime:
@@ -45,7 +42,7 @@ def _at_ms(ms: int) -> dt.datetime:
 def held_alert(raw: bytes | str) -> HeldAlert:
     """A held hash value, "<condition>\\n<held ms>\\n<release after ms>\\n<alert JSON>", as
     the announce step writes it (lua/outbox_announce.lua)."""
-    condition, held_ms, after_ms, alert_json = _text(raw).split("\n", 3)
+    condition, held_ms, after_ms, alert_json = text(raw).split("\n", 3)
     reason = reason_of(condition)
     held_at = _at_ms(int(held_ms))
     after_s = int(after_ms) / 1000 if after_ms else None
@@ -128,7 +125,7 @@ class DeskHolds:
             held=sorted((held_alert(value) for value in held.values()), key=_held_order),
             calls_held=sorted(
                 (
-                    _call_held(_text(ons_id), names.get(_text(ons_id), _text(ons_id)), value)
+                    _call_held(text(ons_id), names.get(text(ons_id), text(ons_id)), value)
                     for ons_id, value in calls.items()
                 ),
                 key=lambda call: call.at,

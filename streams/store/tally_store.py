@@ -53,6 +53,7 @@ from streams.store.keys import (
     namespace_pattern,
 )
 from streams.store.lua_scripts import lua_script
+from streams.store.replies import text
 
 # The stored result JSON is spliced, never decoded, by Lua: Redis's cjson would round
 # floats to 14 digits and turn an empty list into {}. The splice relies on this order.
@@ -192,10 +193,6 @@ def content_hash(declaration: Declaration) -> str:
     """
     announced = declaration.model_dump_json(exclude={"source"})
     return hashlib.sha256(announced.encode()).hexdigest()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _split_result(result: SeatResult) -> tuple[str, str]:
@@ -357,9 +354,9 @@ class TallyStore:
         # Pairs of (outcome, sequence), ("revision_jump", the seat's revision), or ("error",
         # why) for a step that failed.
         pairs = [
-            (_text(name), detail) for name, detail in zip(replies[0::2], replies[1::2], strict=True)
+            (text(name), detail) for name, detail in zip(replies[0::2], replies[1::2], strict=True)
         ]
-        errors = [_text(detail) for name, detail in pairs if name == "error"]
+        errors = [text(detail) for name, detail in pairs if name == "error"]
         if errors:
             raise TallyStoreError(f"{len(errors)} of {prepared.count} steps failed: {errors[0]}")
         return [
@@ -376,7 +373,7 @@ class TallyStore:
     async def totals(self) -> dict[str, int]:
         """The flat counters, with meta:sequence."""
         raw = await self.redis.hgetall(self.key(TOTALS))
-        return {_text(k): int(v) for k, v in raw.items()}
+        return {text(k): int(v) for k, v in raw.items()}
 
     async def state(self, register: Register | None = None) -> StateOfParties:
         """The state of the parties now, from one consistent read (MULTI) of totals and log."""
@@ -387,7 +384,7 @@ class TallyStore:
             pipe.xrevrange(self.key(CHANGES), count=16)
             pipe.get(self.key(AS_OF))
             raw, latest, as_of_ms = await pipe.execute()
-        totals = {_text(k): int(v) for k, v in raw.items()}
+        totals = {text(k): int(v) for k, v in raw.items()}
         sequence = totals.pop(SEQUENCE, 0)
         # As of the latest declaration time applied, not the last applied: a correction
         # dated earlier never moves the clock back.
@@ -408,20 +405,20 @@ class TallyStore:
         """What each source last said of a seat, as the apply step keeps it beside the seat
         (`view:<source>`), and whose figures count (`source`); none before any reported it."""
         raw: Any = await self.redis.hgetall(self.key(SEAT + ons_id))
-        fields = {_text(name): value for name, value in raw.items()}
+        fields = {text(name): value for name, value in raw.items()}
         views = {
             name[len(VIEW) :]: SourceView.decode(name[len(VIEW) :], orjson.loads(value))
             for name, value in fields.items()
             if name.startswith(VIEW)
         }
         counted = fields.get("source")
-        return SeatSources(_text(counted) if counted is not None else None, views)
+        return SeatSources(text(counted) if counted is not None else None, views)
 
     async def seats_reported_by_several(self) -> list[str]:
         """ONS ids of the seats more than one source has reported (a set, then one pipelined
         read of each seat's `sources`): where sources can disagree."""
         members = await self.redis.smembers(self.key(SEATS))
-        ons_ids = sorted(_text(m) for m in members)
+        ons_ids = sorted(text(m) for m in members)
         if not ons_ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -437,7 +434,7 @@ class TallyStore:
     async def seats(self) -> dict[str, SeatResult]:
         """Every seat with an applied revision (a set of ids, then one pipelined read)."""
         members = await self.redis.smembers(self.key(SEATS))
-        ons_ids = sorted(_text(m) for m in members)
+        ons_ids = sorted(text(m) for m in members)
         if not ons_ids:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -462,11 +459,11 @@ class TallyStore:
         prefix = topic + ":"
         read: dict[int, PartitionProgress] = {}
         for field, offset in offsets.items():
-            name = _text(field)
+            name = text(field)
             if name.startswith(prefix):
                 clock = clocks.get(field)
                 read[int(name[len(prefix) :])] = PartitionProgress(
-                    int(offset), None, key_from_text(_text(clock)) if clock else None
+                    int(offset), None, key_from_text(text(clock)) if clock else None
                 )
         return read, int(last or 0)
 
@@ -493,7 +490,7 @@ class TallyStore:
     async def counters(self) -> dict[str, int]:
         """Outcome of every consumed message so far, by `stage:outcome`, across all workers."""
         raw: Any = await self.redis.hgetall(self.key(COUNTERS))
-        return {_text(key): int(value) for key, value in raw.items()}
+        return {text(key): int(value) for key, value in raw.items()}
 
     async def seats_tallied(self) -> int:
         """How many seats have an applied revision."""
@@ -515,7 +512,7 @@ class TallyStore:
         removed = 0
         batch: list[Any] = []
         async for key in self.redis.scan_iter(match=namespace_pattern(self.ns), count=1000):
-            if _text(key) not in keep:
+            if text(key) not in keep:
                 batch.append(key)
             if len(batch) >= 500:
                 removed += await self.redis.unlink(*batch)
@@ -526,13 +523,13 @@ class TallyStore:
 
 
 def _change(entry_id: Any, fields: Any) -> Change:
-    decoded = {_text(k): v for k, v in fields.items()}
-    sequence = int(_text(entry_id).split("-", 1)[0])
+    decoded = {text(k): v for k, v in fields.items()}
+    sequence = int(text(entry_id).split("-", 1)[0])
     sent_ms = int(decoded.get("sent") or 0)
     if "exit_poll" in decoded:
         exit_poll = ExitPoll.model_validate_json(decoded["exit_poll"])
         return Change(sequence, None, None, {}, exit_poll, sent_ms=sent_ms)
-    source = _text(decoded["source"]) if "source" in decoded else None
+    source = text(decoded["source"]) if "source" in decoded else None
     view = (
         SourceView.decode(source, orjson.loads(decoded["view"]))
         if source is not None and "view" in decoded
@@ -546,10 +543,10 @@ def _change(entry_id: Any, fields: Any) -> Change:
             None,
             {},
             sent_ms=sent_ms,
-            constituency_id=_text(decoded["seat"]),
+            constituency_id=text(decoded["seat"]),
             view=view,
             views_before=views_before,
-            counted=_text(decoded["counted"]),
+            counted=text(decoded["counted"]),
         )
     previous = decoded.get("previous")
     result_json = decoded["result"]
@@ -560,7 +557,7 @@ def _change(entry_id: Any, fields: Any) -> Change:
         delta=contribution_delta(orjson.loads(decoded["old"]), orjson.loads(decoded["new"])),
         result_json=result_json if isinstance(result_json, bytes) else result_json.encode(),
         sent_ms=sent_ms,
-        constituency_id=_text(decoded["seat"]),
+        constituency_id=text(decoded["seat"]),
         view=view,
         views_before=views_before,
         counted=source,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +17,7 @@ from streams.rules.projection import (
     project,
 )
 from streams.rules.reference import ConstituencyRef, Register, load_register
-
-DATA_DIR = Path(__file__).resolve().parents[2] / "streams" / "data" / "ge2024"
+from tests.unit.projection_fixtures import DATA_DIR, ge2024_seats
 
 
 def seat(ons_id: str, region: str, country: str, **shares: float) -> ConstituencyRef:
@@ -187,23 +185,8 @@ def test_the_error_table_counts_seats_in_the_wrong_column() -> None:
     assert rows[("exit", "poll")] == "19"
 
 
-def _ge2024_seats(count: int) -> tuple[Baseline, list[DeclaredSeat]]:
-    register = load_register(DATA_DIR)
-    baseline = Baseline.of(register)
-    refs = sorted(register.constituencies.values(), key=lambda ref: ref.ons_id)
-    seats = []
-    for i, ref in enumerate(refs[:count]):
-        # Every third seat swings eight points from its notional winner to Labour.
-        shares = dict(ref.notional_2019_shares)
-        if i % 3 == 0 and ref.notional_2019_winner != "Lab":
-            shares[ref.notional_2019_winner] -= 0.08
-            shares["Lab"] = shares.get("Lab", 0.0) + 0.08
-        seats.append(DeclaredSeat(ref.ons_id, max(shares, key=lambda p: shares[p]), shares))
-    return baseline, seats
-
-
 def test_a_kept_range_moves_with_fresh_central_figures_and_closes_when_every_seat_is_in() -> None:
-    baseline, seats = _ge2024_seats(650)
+    baseline, seats = ge2024_seats(650)
     projecting = Projecting(baseline, resamples=40)
     running = RunningProjection(projecting)
     for seat in seats[:150]:
@@ -231,7 +214,7 @@ def test_a_kept_range_moves_with_fresh_central_figures_and_closes_when_every_sea
 
 
 def test_the_range_is_made_afresh_once_enough_of_the_night_has_passed() -> None:
-    baseline, _ = _ge2024_seats(1)
+    baseline, _ = ge2024_seats(1)
     projecting = Projecting(baseline, range_every=dt.timedelta(seconds=60))
     at = dt.datetime(2024, 7, 5, 1, 0, tzinfo=dt.UTC)
     assert projecting.range_due(None, at)
@@ -242,7 +225,7 @@ def test_the_range_is_made_afresh_once_enough_of_the_night_has_passed() -> None:
 
 
 def test_the_projection_does_not_depend_on_the_order_seats_were_put_in() -> None:
-    baseline, seats = _ge2024_seats(300)
+    baseline, seats = ge2024_seats(300)
     running = RunningProjection(Projecting(baseline, resamples=40))
     for seat in reversed(seats):
         running.put(seat)

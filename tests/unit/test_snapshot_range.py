@@ -10,13 +10,13 @@ from streams.pipeline.publisher import Telling, projection_now, range_apart
 from streams.rules.alerts.story import NightStory
 from streams.rules.projection import Projecting, Projection, RunningProjection
 from streams.rules.reference import load_register
-from tests.unit.test_projection import DATA_DIR, _ge2024_seats
+from tests.unit.projection_fixtures import DATA_DIR, ge2024_seats
 
 START = dt.datetime(2024, 7, 5, 0, 0, tzinfo=dt.UTC)
 
 
 def telling_of(every_s: float) -> Telling:
-    baseline, _ = _ge2024_seats(1)
+    baseline, _ = ge2024_seats(1)
     projecting = Projecting(baseline, resamples=40, range_every=dt.timedelta(seconds=every_s))
     return Telling(NightStory(load_register(DATA_DIR), {}), projecting=projecting)
 
@@ -27,7 +27,7 @@ def ranges(projection: Projection | None) -> dict[str, tuple[int, int]]:
 
 
 def test_a_later_range_is_made_apart_and_taken_in_halfway_to_the_next() -> None:
-    _, seats = _ge2024_seats(650)
+    _, seats = ge2024_seats(650)
     telling = telling_of(60)
     running = telling.projected
     assert running is not None
@@ -61,7 +61,7 @@ def test_a_later_range_is_made_apart_and_taken_in_halfway_to_the_next() -> None:
 
 
 def test_with_no_interval_every_snapshot_has_a_range_of_its_own() -> None:
-    _, seats = _ge2024_seats(400)
+    _, seats = ge2024_seats(400)
     telling = telling_of(0)
     running = telling.projected
     assert running is not None
@@ -79,7 +79,7 @@ class Failing(RunningProjection):
 
 
 def test_a_range_that_failed_on_its_thread_fails_whoever_takes_it_in() -> None:
-    baseline, _ = _ge2024_seats(1)
+    baseline, _ = ge2024_seats(1)
     made = range_apart(Failing(Projecting(baseline)))
     with pytest.raises(ValueError, match="no range tonight"):
         made.result(timeout=10)
