@@ -18,7 +18,9 @@ from schemas import (
     Rejection,
     SeatResult,
     StateOfParties,
+    common,
 )
+from schemas.common import ballot_id_for
 from schemas.declaration import FIGURES_ERROR
 
 BST = dt.timezone(dt.timedelta(hours=1))
@@ -235,3 +237,21 @@ def test_any_perturbed_total_fails(votes: list[int], error: int) -> None:
         return  # clamped back onto the true total: nothing perturbed
     payload = declaration(votes, valid_votes=total, electorate=sum(votes) + 1_000, tie_declared=tie)
     assert error_types(payload) == {FIGURES_ERROR}
+
+
+def test_a_ballot_id_built_for_the_register_is_not_checked_again_on_the_nights_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built = ballot_id_for("parl.2024-07-04", "a-seat-only-this-test-builds")
+    assert built == "parl.a-seat-only-this-test-builds.2024-07-04"
+
+    Declaration.model_validate(declaration([300, 200]))  # the election's id checked once
+
+    def no_second_check(value: str) -> None:
+        raise AssertionError(f"{value} parsed again")
+
+    monkeypatch.setattr(common.IdBuilder, "from_id", no_second_check)
+    payload = declaration([300, 200], ballot_id=built)
+    assert Declaration.model_validate(payload).ballot_id == built
+    with pytest.raises(ValidationError, match=r"never-built\.2024-07-04 parsed again"):
+        Declaration.model_validate({**payload, "ballot_id": "parl.never-built.2024-07-04"})
