@@ -89,8 +89,14 @@ def open_csv(path: Path, kind: str = "reference") -> Iterator[TextIO]:
 
 def read_csv(path: Path, kind: str = "reference") -> list[dict[str, str]]:
     """Every row of a CSV file with a header line, by column name (see open_csv for errors)."""
+    return list(csv_rows(path, kind))
+
+
+def csv_rows(path: Path, kind: str = "reference") -> Iterator[dict[str, str]]:
+    """read_csv's rows one at a time: a register of tens of thousands of candidates is never
+    held as rows and as the register at once (the rows were most of a worker's peak memory)."""
     with open_csv(path, kind) as handle:
-        return list(csv.DictReader(handle))
+        yield from csv.DictReader(handle)
 
 
 def _previous_party(result_label: str, winner: str, ons_id: str) -> str:
@@ -114,17 +120,22 @@ def load_register(data_dir: Path) -> Register:
     election_id = meta["election_id"]
 
     parties: dict[str, Party] = {}
+    # One Party object for each party as the file gives it, shared by its candidates (a
+    # model each was most of a large register's memory).
+    party_objects: dict[tuple[str, str, str], Party] = {}
     candidates_by_seat: dict[str, dict[int, CandidateRef]] = {}
     shares_by_seat: dict[str, dict[str, float]] = {}
-    for row in read_csv(data_dir / CANDIDATES_FILE):
+    for row in csv_rows(data_dir / CANDIDATES_FILE):
         try:
             ons_id = row["ONS ID"]
             abbreviation = row["Party abbreviation"]
-            party = Party(
-                ec_id=row["Electoral Commission party ID"] or None,
-                abbreviation=abbreviation,
-                name=row["Party name"],
-            )
+            as_given = (row["Electoral Commission party ID"], abbreviation, row["Party name"])
+            party = party_objects.get(as_given)
+            if party is None:
+                ec_id, _, party_name = as_given
+                party = party_objects[as_given] = Party(
+                    ec_id=ec_id or None, abbreviation=abbreviation, name=party_name
+                )
             person_id = int(row["DC Person ID"])
             name = f"{row['Candidate first name']} {row['Candidate surname']}".strip()
             share = float(row["Share"])
@@ -141,7 +152,7 @@ def load_register(data_dir: Path) -> Register:
             )
 
     constituencies: dict[str, ConstituencyRef] = {}
-    for row in read_csv(data_dir / CONSTITUENCIES_FILE):
+    for row in csv_rows(data_dir / CONSTITUENCIES_FILE):
         ons_id = row["ONS ID"]
         name = row["Constituency name"]
         if ons_id not in candidates_by_seat:

@@ -438,3 +438,16 @@ def test_a_declaration_read_straight_from_its_bytes_is_judged_as_the_general_pat
         return message, message.model_fields_set
 
     assert outcome(_parse) == outcome(_parse_general)
+
+
+def test_the_registers_candidates_of_one_party_share_one_party_object(register: Register) -> None:
+    labour = [
+        candidate.party
+        for seat in register
+        for candidate in seat.candidates.values()
+        if candidate.party.abbreviation == "Lab"
+    ]
+    assert len(labour) > 600
+    # Labour and Labour and Co-operative are told apart by name: one object for each.
+    assert len({id(party) for party in labour}) == len({party.name for party in labour}) >= 1
+    assert register.parties["Lab"] in labour
