@@ -3,12 +3,12 @@
 A poll's states of the parties come after its declarations, so only its latest is checked,
 once the poll's messages are on Kafka and recorded: an earlier one tells of a moment our
 tallies are already past (and the ingest checks none whose place among the files it cannot
-be sure of: `out_of_place` in pa_folder.py). The check waits for the workers to apply
-every declaration the ingest sent and reach PA's number of declared seats, at most
-`wait_s`, so a lagging worker delays the next poll by that at most and never holds up a
-file; one not there in time is
-"not compared: we had X of Y seats". A disagreement is logged and told to the newsroom topic
-as a `feed_check` (schemas/feed_check.py); an agreement is only counted and logged at debug.
+be sure of: `out_of_place` in pa_folder.py). The check waits for the workers to apply every
+declaration the ingest sent and reach PA's number of declared seats, at most `wait_s`, so a
+lagging worker delays the next poll by that at most and never holds up a file; one not there
+in time is "not compared: we had X of Y seats". A disagreement is logged and told to the
+newsroom topic as a `feed_check` (schemas/feed_check.py); an agreement is only counted and
+logged at debug.
 """
 
 from __future__ import annotations

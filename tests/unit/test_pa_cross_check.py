@@ -352,9 +352,7 @@ def test_a_poll_that_took_a_seat_written_after_its_state_and_missed_one_before_c
     assert report.checked == {"agreed": 1} and output.notes == []
 
 
-def test_a_state_is_compared_only_if_written_after_each_seat_taken_and_before_each_waiting() -> (
-    None
-):
+def test_a_state_is_compared_only_after_each_seat_taken_and_before_each_waiting() -> None:
     at = {"sop": 10, "early": 5, "late": 15, "tied": 10, "unknown": None}
     assert out_of_place("sop", at, ["early"], -1, ["late"]) is None
     assert out_of_place("sop", at, [], 9, []) is None
