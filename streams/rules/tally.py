@@ -7,6 +7,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from schemas.declaration import Declaration, DeclarationKind
 from schemas.results import SeatResult, StateOfParties
 from streams.rules.alerts.base import PartySeatCount, SeatCount
@@ -92,38 +94,61 @@ def seat_result(
     with rejected ballots added to the denominator). The files hold no turnout figure to reproduce,
     so turnout is the Library's: valid votes / electorate.
     """
-    common = {
-        "election_id": declaration.election_id,
-        "ballot_id": declaration.ballot_id,
-        "constituency_id": declaration.constituency_id,
-        "constituency_name": ref.name,
-        "kind": declaration.kind,
-        "revision": declaration.revision,
-        "source": source_name(declaration.source),
-        "declared_at": declaration.declared_at,
-        "sequence": sequence,
-        "previous_party": ref.notional_2019_winner,
-        "rehearsal": declaration.rehearsal,
-    }
-    if declaration.kind is DeclarationKind.RECOUNT:
-        if previous is not None:
-            # The figures announced before stand until the recount's result replaces them.
-            return previous.model_copy(update={**common, "recount": True})
-        return SeatResult(**common, figures_pending=True, recount=True)
+    if declaration.kind is DeclarationKind.RECOUNT and previous is not None:
+        # The figures announced before stand until the recount's result replaces them.
+        common = _seat_fields(declaration, ref, sequence, True)
+        return previous.model_copy(
+            update={name: common[name] for name in _COMMON_FIELDS} | {"recount": True}
+        )
+    return SeatResult.model_validate(_seat_fields(declaration, ref, sequence, recount))
 
-    winner = declaration.winner
-    assert winner is not None  # the schema guarantees one elected candidate
-    party = winner.party.abbreviation
-    full = declaration.has_full_figures
+
+def seat_result_json(declaration: Declaration, ref: ConstituencyRef) -> bytes:
+    """`seat_result(declaration, ref, 0)` as JSON, made straight from its fields.
+
+    The apply step stores and logs this for every declaration; validating a model only to
+    encode it cost more than the rest of the step. The fields are the model's, in its order,
+    from a validated declaration, and the unit tests hold the two equal byte for byte.
+    """
+    return orjson.dumps(_seat_fields(declaration, ref, 0, False), option=orjson.OPT_UTC_Z)
+
+
+# What a recount notice carries over a previous result: the header of the revision.
+_COMMON_FIELDS = (
+    "election_id",
+    "ballot_id",
+    "constituency_id",
+    "constituency_name",
+    "kind",
+    "revision",
+    "source",
+    "declared_at",
+    "sequence",
+    "previous_party",
+    "rehearsal",
+)
+
+
+def _seat_fields(
+    declaration: Declaration, ref: ConstituencyRef, sequence: int, recount: bool
+) -> dict[str, Any]:
+    """Every field of the seat's SeatResult, in the model's order (see seat_result).
+
+    Plain dicts and, in seat_result, one validation of the whole result: a CandidateResult
+    built on its own per candidate, then checked again inside the SeatResult, cost more than
+    the rest of the step's arithmetic.
+    """
+    pending = declaration.kind is DeclarationKind.RECOUNT
+    winner = None if pending else declaration.winner
+    assert pending or winner is not None  # the schema guarantees one elected candidate
+    party = winner.party.abbreviation if winner else None
+    full = declaration.has_full_figures and not pending
     valid = declaration.valid_votes or 0
     shares_19 = ref.notional_2019_shares
-    # Plain dicts and one validation of the whole result, as in state_of_parties: this runs
-    # for every declaration, and a CandidateResult built on its own per candidate, then
-    # checked again inside the SeatResult, cost more than the rest of the step's arithmetic.
     candidates: list[dict[str, Any]] = []
     # Most votes first; among equals (a tie, or a rush with no votes) the elected one first.
     for candidate in sorted(
-        declaration.candidates,
+        () if pending else declaration.candidates,
         key=lambda c: (-(c.votes or 0), not c.elected, c.name, c.person_id),
     ):
         share = (candidate.votes or 0) / valid if full and valid else None
@@ -145,39 +170,50 @@ def seat_result(
                 "elected": candidate.elected,
             }
         )
-    elected = candidates[0]  # the sort puts the elected candidate first among equals
     majority = majority_share = turnout = swing = None
     swing_from = None
     if full:
+        elected = candidates[0]  # the sort puts the elected candidate first among equals
         runner_up = candidates[1] if len(candidates) >= 2 else None
         # An unopposed winner's majority is every valid vote.
         majority = (elected["votes"] or 0) - (runner_up["votes"] or 0 if runner_up else 0)
         majority_share = majority / valid if valid else None
-        if runner_up is not None:
+        if runner_up is not None and party is not None:
             swing, swing_from = _swing(party, runner_up["party"], candidates, shares_19)
         if declaration.electorate:
             turnout = valid / declaration.electorate
-    return SeatResult.model_validate(
-        {
-            **common,
-            "figures_pending": not full,
-            "recount": recount,
-            "winning_party": party,
-            "winner": elected,
-            "tie": declaration.tie_declared,
-            "gain": party != ref.notional_2019_winner,
-            "result_label": result_label(party, ref.notional_2019_winner),
-            "electorate": declaration.electorate if full else None,
-            "valid_votes": declaration.valid_votes if full else None,
-            "rejected_ballots": declaration.rejected_ballots if full else None,
-            "turnout": turnout,
-            "majority": majority,
-            "majority_share": majority_share,
-            "swing": swing,
-            "swing_from": swing_from,
-            "candidates": candidates,
-        }
-    )
+    previous_party = ref.notional_2019_winner
+    return {
+        "schema_version": "1",
+        "message_type": "seat_result",
+        "election_id": declaration.election_id,
+        "ballot_id": declaration.ballot_id,
+        "constituency_id": declaration.constituency_id,
+        "constituency_name": ref.name,
+        "kind": declaration.kind,
+        "revision": declaration.revision,
+        "source": source_name(declaration.source),
+        "declared_at": declaration.declared_at,
+        "sequence": sequence,
+        "figures_pending": pending or not full,
+        "recount": pending or recount,
+        "winning_party": party,
+        "winner": candidates[0] if candidates else None,
+        "tie": declaration.tie_declared and not pending,
+        "previous_party": previous_party,
+        "gain": party is not None and party != previous_party,
+        "result_label": result_label(party, previous_party) if party else None,
+        "electorate": declaration.electorate if full else None,
+        "valid_votes": declaration.valid_votes if full else None,
+        "rejected_ballots": declaration.rejected_ballots if full else None,
+        "turnout": turnout,
+        "majority": majority,
+        "majority_share": majority_share,
+        "swing": swing,
+        "swing_from": swing_from,
+        "candidates": candidates,
+        "rehearsal": declaration.rehearsal,
+    }
 
 
 def _swing(

@@ -35,7 +35,7 @@ from streams.rules.tally import (
     SEQUENCE,
     contribution_delta,
     seat_contribution,
-    seat_result,
+    seat_result_json,
     state_of_parties,
 )
 from streams.rules.validation import DEFAULT_MAX_REVISION_JUMP, FeedPosition, Rejected, Verdict
@@ -60,7 +60,7 @@ from streams.store.replies import text
 _SPLICE_FIELDS = ["sequence", "figures_pending", "recount", "winning_party"]
 _FIELDS = list(SeatResult.model_fields)
 assert _FIELDS[_FIELDS.index("sequence") :][:4] == _SPLICE_FIELDS, "SeatResult field order"
-_SEQUENCE_PLACEHOLDER = '"sequence":0,'
+_SEQUENCE_PLACEHOLDER = b'"sequence":0,'
 # The seat hash's field of each source's view (lua/tally_apply.lua writes it): + source name.
 VIEW = "view:"
 
@@ -195,10 +195,8 @@ def content_hash(declaration: Declaration) -> str:
     return hashlib.sha256(announced.encode()).hexdigest()
 
 
-def _split_result(result: SeatResult) -> tuple[str, str]:
-    """The result JSON around its sequence value, for Lua to put the real sequence in."""
-    assert result.sequence == 0
-    encoded = result.model_dump_json()
+def _split_result(encoded: bytes) -> tuple[bytes, bytes]:
+    """A result JSON of sequence 0 around its sequence value, for Lua to put the real one in."""
     at = encoded.index(_SEQUENCE_PLACEHOLDER) + len(_SEQUENCE_PLACEHOLDER) - 2
     return encoded[:at], encoded[at + 1 :]
 
@@ -262,7 +260,7 @@ class TallyStore:
                 if declaration.kind is DeclarationKind.RECOUNT
                 else seat_contribution(declaration, ref, None)
             )
-            head, tail = _split_result(seat_result(declaration, ref, 0))
+            head, tail = _split_result(seat_result_json(declaration, ref))
             seat_key = self.key(SEAT + declaration.constituency_id)
             seat_index = keys.setdefault(seat_key, len(keys) + 1)
             values = [

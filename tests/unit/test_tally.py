@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 import pytest
@@ -10,7 +11,13 @@ from hypothesis import strategies as st
 
 from schemas.declaration import Declaration, DeclarationKind
 from streams.rules.reference import ConstituencyRef
-from streams.rules.tally import Contribution, seat_contribution, seat_result, state_of_parties
+from streams.rules.tally import (
+    Contribution,
+    seat_contribution,
+    seat_result,
+    seat_result_json,
+    state_of_parties,
+)
 from tests.unit.ge2024 import OFFICIAL_SEATS, OFFICIAL_VALID_VOTES
 from tests.unit.tally_fixtures import (
     CHORLEY,
@@ -245,3 +252,36 @@ def test_any_order_of_revisions_ends_at_the_highest(seat_index: int, deliveries:
         totals = _apply(totals, contribution, new)
         applied_revision, contribution = declaration.revision, new
     assert totals == Counter(seat_contribution(revisions[3], ref, None))
+
+
+def _variants(result: Declaration) -> list[Declaration]:
+    """Every shape a seat's result takes: declared, a rush, a recount notice, a tie,
+    corrections that swap the winner, a rehearsal's, a time in UTC or with microseconds;
+    each read from its JSON as a worker reads it."""
+    shapes = [
+        result,
+        rush(result),
+        recount_notice(result, 2),
+        tied(result),
+        swapped_top_two(result),
+        *eventful_revisions(result),
+        result.model_copy(update={"rehearsal": True}),
+        result.model_copy(update={"declared_at": result.declared_at.astimezone(dt.UTC)}),
+        result.model_copy(update={"declared_at": result.declared_at.replace(microsecond=120)}),
+    ]
+    return [Declaration.model_validate_json(shape.model_dump_json()) for shape in shapes]
+
+
+def test_the_stored_result_json_is_the_models_byte_for_byte() -> None:
+    checked = 0
+    for declaration in night().declarations:
+        shapes = _variants(declaration) if checked % 50 == 0 else [declaration]
+        for shape in shapes:
+            ref = _ref(shape)
+            model = seat_result(shape, ref, 0)
+            assert seat_result_json(shape, ref) == model.model_dump_json().encode(), (
+                shape.constituency_id,
+                shape.kind,
+            )
+        checked += 1
+    assert checked == 650

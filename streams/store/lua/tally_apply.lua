@@ -11,6 +11,10 @@
 -- offset, and the later steps of its partition are held back (else their offsets would mark
 -- the failed one as applied and its redelivery would be skipped); other partitions go on.
 --
+-- The batch's counters, offsets, clocks, "as of" time, sequence, totals and seat set are
+-- kept in tables and written once, at the end. Readers, the append-only file and replicas
+-- see a script's writes all at once, so this changes nothing anyone can see, and it spares
+-- most of a step's Redis calls (16 of them a declaration were counter increments).
 --
 -- Several sources may report a seat (streams.rules.sources): revisions, duplicates and
 -- jumps are judged per source, every source's latest view of the seat is kept beside it, and
@@ -38,6 +42,9 @@ local clocks_key, as_of_key = KEYS[7], KEYS[8]
 local FIELDS, MAX_JUMP = tonumber(ARGV[1]), tonumber(ARGV[2])
 local replies = {}
 local last_of, held = {}, {}
+-- The deferred writes (see above); sequence and as_of are read on first use.
+local counts, offsets, clocks, deltas, new_seats = {}, {}, {}, {}, {}
+local sequence, first_sequence, as_of, first_as_of
 -- Ranks as streams.rules.sources.source_rank: listed names by place, then the rest by name.
 local UNLISTED = 1000
 local rank_of, listed = {}, 0
@@ -52,13 +59,22 @@ local function precedes(a, b)
 end
 
 local function count(name)
-  redis.call('HINCRBY', counters_key, name, 1)
+  counts[name] = (counts[name] or 0) + 1
 end
 
 local function record(field, offset, clock)
-  redis.call('HSET', offsets_key, field, offset)
-  if clock ~= '' then redis.call('HSET', clocks_key, field, clock) end
+  offsets[field] = offset
+  if clock ~= '' then clocks[field] = clock end
   last_of[field] = offset
+end
+
+local function next_sequence()
+  if sequence == nil then
+    sequence = tonumber(redis.call('HGET', totals_key, 'meta:sequence') or '0')
+    first_sequence = sequence
+  end
+  sequence = sequence + 1
+  return sequence
 end
 
 local function declaration(i, field, offset)
@@ -66,8 +82,9 @@ local function declaration(i, field, offset)
   local head, tail, ons_id, clock = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
   local seat_key = KEYS[tonumber(ARGV[i + 12])]
   local source, view = ARGV[i + 13], ARGV[i + 14]
-  local current = redis.call('HMGET', seat_key,
-    'rev:' .. source, 'hash:' .. source, 'contribution', 'result', 'source', 'sources')
+  -- The source's own view comes along: most revisions are of a seat only it has reported.
+  local current = redis.call('HMGET', seat_key, 'rev:' .. source, 'hash:' .. source,
+    'contribution', 'result', 'source', 'sources', 'view:' .. source)
   local current_revision = tonumber(current[1] or '0')
   local name
   if current_revision > revision then name = 'superseded'
@@ -89,15 +106,22 @@ local function declaration(i, field, offset)
   local known = current[6] or ''
   local others, fields, is_known = {}, {}, false
   for other in string.gmatch(known, '[^,]+') do
-    if other == source then is_known = true end
+    if other == source then is_known = true else fields[#fields + 1] = 'view:' .. other end
     others[#others + 1] = other
-    fields[#fields + 1] = 'view:' .. other
   end
   local views_before = '{}'
   if #others > 0 then
-    local texts = redis.call('HMGET', seat_key, unpack(fields))
-    local parts = {}
-    for n, other in ipairs(others) do parts[n] = '"' .. other .. '":' .. texts[n] end
+    local texts = {}
+    if #fields > 0 then texts = redis.call('HMGET', seat_key, unpack(fields)) end
+    local parts, n_other = {}, 0
+    for n, other in ipairs(others) do
+      local text = current[7]
+      if other ~= source then
+        n_other = n_other + 1
+        text = texts[n_other]
+      end
+      parts[n] = '"' .. other .. '":' .. text
+    end
     views_before = '{' .. table.concat(parts, ',') .. '}'
   end
   if not is_known then
@@ -108,7 +132,7 @@ local function declaration(i, field, offset)
     record(field, offset, clock)
     redis.call('HSET', seat_key, 'rev:' .. source, revision, 'hash:' .. source, content_hash,
       'view:' .. source, view, 'sources', known)
-    local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
+    local seq = next_sequence()
     redis.call('XADD', changes_key, seq .. '-0', 'seat', ons_id, 'source', source,
       'view', view, 'views', views_before, 'counted', counted, 'sent', ARGV[i + 11])
     count('validation:accepted')
@@ -143,20 +167,14 @@ local function declaration(i, field, offset)
   record(field, offset, clock)
   -- The "as of" time only moves forward: a correction dated earlier leaves it where it is.
   local at = tonumber(string.match(clock, '^%d+'))
-  if at > tonumber(redis.call('GET', as_of_key) or '-1') then
-    redis.call('SET', as_of_key, at)
+  if as_of == nil then
+    as_of = tonumber(redis.call('GET', as_of_key) or '-1')
+    first_as_of = as_of
   end
-  -- The net change per counter, so a counter no seat contributes to is removed, not left at
-  -- 0: the totals are then exactly the sum of the seats' contributions, however reached.
-  local delta = {}
-  for name, value in pairs(old) do delta[name] = -value end
-  for name, value in pairs(new) do delta[name] = (delta[name] or 0) + value end
-  for name, change in pairs(delta) do
-    if change ~= 0 and redis.call('HINCRBY', totals_key, name, change) == 0 then
-      redis.call('HDEL', totals_key, name)
-    end
-  end
-  local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
+  if at > as_of then as_of = at end
+  for name, value in pairs(old) do deltas[name] = (deltas[name] or 0) - value end
+  for name, value in pairs(new) do deltas[name] = (deltas[name] or 0) + value end
+  local seq = next_sequence()
   local result = head .. seq .. tail
   local recount = '0'
   if kind == 'recount' then recount = '1' end
@@ -164,7 +182,7 @@ local function declaration(i, field, offset)
     'contribution', new_text, 'result', result, 'recount', recount,
     'applied_offset', field .. ':' .. ARGV[i + 2], 'source', source, 'sources', known,
     'rev:' .. source, revision, 'hash:' .. source, content_hash, 'view:' .. source, view)
-  redis.call('SADD', seats_key, ons_id)
+  new_seats[#new_seats + 1] = ons_id
   redis.call('XADD', changes_key, seq .. '-0', 'seat', ons_id, 'result', result,
     'previous', previous or '', 'old', old_text, 'new', new_text, 'sent', ARGV[i + 11],
     'source', source, 'view', view, 'views', views_before)
@@ -181,7 +199,7 @@ local function exit_poll(i, field, offset)
     return 'exit_poll_duplicate', 0
   end
   redis.call('SET', exit_poll_key, ARGV[i + 3])
-  local seq = redis.call('HINCRBY', totals_key, 'meta:sequence', 1)
+  local seq = next_sequence()
   redis.call('XADD', changes_key, seq .. '-0', 'exit_poll', ARGV[i + 3], 'sent', ARGV[i + 11])
   count('tally:exit_poll_applied')
   return 'exit_poll_applied', seq
@@ -224,4 +242,34 @@ for i = 4, #ARGV, FIELDS do
   replies[#replies + 1] = name
   replies[#replies + 1] = seq
 end
+
+-- The deferred writes. unpack takes a few thousand values at most: long lists go in slices.
+local SLICE = 2000
+local function slice(values, from)
+  return unpack(values, from, math.min(from + SLICE - 1, #values))
+end
+local function pairs_of(map)
+  local flat = {}
+  for name, value in pairs(map) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
+  end
+  return flat
+end
+local flat_offsets, flat_clocks = pairs_of(offsets), pairs_of(clocks)
+for from = 1, #flat_offsets, SLICE do
+  redis.call('HSET', offsets_key, slice(flat_offsets, from))
+end
+for from = 1, #flat_clocks, SLICE do redis.call('HSET', clocks_key, slice(flat_clocks, from)) end
+for from = 1, #new_seats, SLICE do redis.call('SADD', seats_key, slice(new_seats, from)) end
+for name, n in pairs(counts) do redis.call('HINCRBY', counters_key, name, n) end
+-- The net change per counter, so a counter no seat contributes to is removed, not left at
+-- 0: the totals are then exactly the sum of the seats' contributions, however reached.
+for name, change in pairs(deltas) do
+  if change ~= 0 and redis.call('HINCRBY', totals_key, name, change) == 0 then
+    redis.call('HDEL', totals_key, name)
+  end
+end
+if sequence ~= first_sequence then redis.call('HSET', totals_key, 'meta:sequence', sequence) end
+if as_of ~= first_as_of then redis.call('SET', as_of_key, as_of) end
 return replies
