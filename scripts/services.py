@@ -419,14 +419,18 @@ def start_redis(settings: Settings, paths: Paths, replica_of: int | None = None)
             str(paths.redis_log),
             # The night's persistence (docs/operations.md): an append-only file synced every
             # second, so a restart loses at most ~1 s of writes, which the Kafka offsets kept
-            # in the same Lua steps make the workers re-apply; plus RDB snapshots for a fast
-            # load. Losing the files too is what election-rebuild is for.
+            # in the same Lua steps make the workers re-apply. A restart loads that file, not
+            # the RDB snapshot: the snapshot is a second copy, taken hourly, because each one
+            # forks Redis to write all it holds, and Redis's own once a minute under load
+            # coincided with every alert p99 over 200 ms at 1,000 a second in the benchmark
+            # (docs/benchmarks.md, 28 November). Losing the files too is what
+            # election-rebuild is for.
             "--appendonly",
             "yes",
             "--appendfsync",
             "everysec",
             "--save",
-            "900 1 300 100 60 10000",
+            "3600 1",
             # Compacting the append-only file forks Redis and writes everything it holds. At
             # Redis's 64 MB a benchmark's load (a change log and outbox of hundreds of MB) had it
             # compact every four seconds on the cores the workers use: the alert p99 at 1,000 a

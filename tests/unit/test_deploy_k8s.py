@@ -271,6 +271,7 @@ def test_workers_reach_redis_through_its_sentinels_with_its_password(
     assert service_ports == {"redis": 6379, "sentinel": 26379}
     args = " ".join(containers["redis"]["args"])
     assert "--appendonly yes" in args and "--appendfsync everysec" in args
+    assert "--auto-aof-rewrite-min-size 1gb" in args and "--save 3600 1" in args
     assert "--requirepass $(ELECTION_REDIS_PASSWORD)" in args
     assert "--masterauth $(ELECTION_REDIS_PASSWORD)" in args  # a replica asks its primary
     worker_secret = {e["name"]: e for e in worker_container()["env"]}["ELECTION_REDIS_PASSWORD"]
