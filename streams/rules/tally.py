@@ -142,7 +142,7 @@ def _seat_fields(
     winner = None if pending else declaration.winner
     assert pending or winner is not None  # the schema guarantees one elected candidate
     party = winner.party.abbreviation if winner else None
-    full = declaration.has_full_figures and not pending
+    full = declaration.has_full_figures  # never a recount notice's
     valid = declaration.valid_votes or 0
     shares_19 = ref.notional_2019_shares
     candidates: list[dict[str, Any]] = []
@@ -195,7 +195,7 @@ def _seat_fields(
         "source": source_name(declaration.source),
         "declared_at": declaration.declared_at,
         "sequence": sequence,
-        "figures_pending": pending or not full,
+        "figures_pending": not full,
         "recount": pending or recount,
         "winning_party": party,
         "winner": candidates[0] if candidates else None,
